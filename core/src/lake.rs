@@ -1,0 +1,403 @@
+//! Reading the lake: an S3 bucket prefix, or a local folder with the same layout.
+//!
+//! Listings are pruned by date: only the `year=`/`month=`/`day=` folders that can hold
+//! days of the requested range are opened.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use aws_config::BehaviorVersion;
+use aws_config::meta::region::RegionProviderChain;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::DisplayErrorContext;
+use chrono::{Datelike, NaiveDate};
+use thiserror::Error;
+
+use crate::names::DEFAULT_REGION;
+use crate::partition::PartitionKeys;
+
+/// Where the lake is: `s3://bucket/prefix/` or a local folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LakeLocation {
+    /// A bucket and a key prefix (empty or ending in `/`).
+    S3 {
+        /// Bucket name.
+        bucket: String,
+        /// Key prefix of the partitions, e.g. `data/`.
+        prefix: String,
+    },
+    /// A folder holding `year=YYYY/month=MM/day=DD/` sub-folders.
+    Local(PathBuf),
+}
+
+impl FromStr for LakeLocation {
+    type Err = LakeError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.strip_prefix("s3://") {
+            Some(rest) => {
+                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                if bucket.is_empty() {
+                    return Err(LakeError::InvalidLocation(s.to_owned()));
+                }
+                let mut prefix = prefix.to_owned();
+                if !prefix.is_empty() && !prefix.ends_with('/') {
+                    prefix.push('/');
+                }
+                Ok(LakeLocation::S3 {
+                    bucket: bucket.to_owned(),
+                    prefix,
+                })
+            }
+            None if s.is_empty() => Err(LakeError::InvalidLocation(s.to_owned())),
+            None => Ok(LakeLocation::Local(PathBuf::from(s))),
+        }
+    }
+}
+
+impl fmt::Display for LakeLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LakeLocation::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+            LakeLocation::Local(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// An inclusive range of days; an open end is unbounded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DateRange {
+    /// First day, inclusive.
+    pub from: Option<NaiveDate>,
+    /// Last day, inclusive.
+    pub to: Option<NaiveDate>,
+}
+
+impl DateRange {
+    /// Whether `date` is in the range.
+    pub fn contains(&self, date: NaiveDate) -> bool {
+        self.from.is_none_or(|f| date >= f) && self.to.is_none_or(|t| date <= t)
+    }
+
+    fn may_hold_year(&self, year: i32) -> bool {
+        self.from.is_none_or(|f| year >= f.year()) && self.to.is_none_or(|t| year <= t.year())
+    }
+
+    fn may_hold_month(&self, year: i32, month: u32) -> bool {
+        self.from
+            .is_none_or(|f| (year, month) >= (f.year(), f.month()))
+            && self
+                .to
+                .is_none_or(|t| (year, month) <= (t.year(), t.month()))
+    }
+}
+
+/// One object of the lake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// S3 key or file path.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// Failure to read the lake.
+#[derive(Debug, Error)]
+pub enum LakeError {
+    /// The location string is neither `s3://bucket/prefix/` nor a path.
+    #[error("invalid lake location {0:?}: expected s3://bucket/prefix/ or a folder")]
+    InvalidLocation(String),
+    /// An S3 request failed.
+    #[error("S3 {operation} on {target} failed: {message}")]
+    S3 {
+        /// The request (ListObjectsV2, GetObject).
+        operation: &'static str,
+        /// Bucket and key or prefix.
+        target: String,
+        /// The SDK's error, with its causes.
+        message: String,
+    },
+    /// A local file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// File or folder.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// A lake opened for reading.
+#[derive(Debug, Clone)]
+pub struct Lake {
+    location: LakeLocation,
+    s3: Option<Client>,
+}
+
+/// An S3 client from the standard AWS configuration (environment, profile, instance role).
+///
+/// When an endpoint URL is configured (`AWS_ENDPOINT_URL`, as for the local stack), keys
+/// are addressed path-style, which emulators need.
+pub async fn s3_client() -> Client {
+    let region = RegionProviderChain::default_provider().or_else(DEFAULT_REGION);
+    let shared = aws_config::defaults(BehaviorVersion::latest())
+        .region(region)
+        .load()
+        .await;
+    let config = aws_sdk_s3::config::Builder::from(&shared)
+        .force_path_style(shared.endpoint_url().is_some())
+        .build();
+    Client::from_conf(config)
+}
+
+impl Lake {
+    /// Opens the lake; an S3 location gets a client from the standard configuration.
+    pub async fn open(location: LakeLocation) -> Self {
+        let s3 = match location {
+            LakeLocation::S3 { .. } => Some(s3_client().await),
+            LakeLocation::Local(_) => None,
+        };
+        Self { location, s3 }
+    }
+
+    /// Opens an S3 lake with a given client.
+    pub fn with_client(location: LakeLocation, client: Client) -> Self {
+        Self {
+            location,
+            s3: Some(client),
+        }
+    }
+
+    /// Where the lake is.
+    pub fn location(&self) -> &LakeLocation {
+        &self.location
+    }
+
+    /// The partitions that exist within `range`, in date order.
+    pub async fn partitions(&self, range: DateRange) -> Result<Vec<PartitionKeys>, LakeError> {
+        let mut out = Vec::new();
+        for year_dir in self.subfolders("").await? {
+            let Some(year) = value_of(&year_dir, "year").and_then(|v| v.parse::<i32>().ok()) else {
+                continue;
+            };
+            if !range.may_hold_year(year) {
+                continue;
+            }
+            for month_dir in self.subfolders(&year_dir).await? {
+                let Some(month) = value_of(&month_dir, "month").and_then(|v| v.parse::<u32>().ok())
+                else {
+                    continue;
+                };
+                if !range.may_hold_month(year, month) {
+                    continue;
+                }
+                for day_dir in self.subfolders(&month_dir).await? {
+                    if let Some(p) = PartitionKeys::from_path(&day_dir)
+                        && range.contains(p.date())
+                    {
+                        out.push(p);
+                    }
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// The objects of one partition, by key.
+    pub async fn objects(&self, partition: &PartitionKeys) -> Result<Vec<ObjectInfo>, LakeError> {
+        let folder = format!("{partition}/");
+        let mut out = match &self.location {
+            LakeLocation::S3 { bucket, prefix } => {
+                self.list_s3(bucket, &format!("{prefix}{folder}"), None)
+                    .await?
+                    .1
+            }
+            LakeLocation::Local(root) => list_local_files(&root.join(&folder))?,
+        };
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    /// The content of one object (a key from [`Lake::objects`]).
+    pub async fn read(&self, key: &str) -> Result<Vec<u8>, LakeError> {
+        match (&self.location, &self.s3) {
+            (LakeLocation::S3 { bucket, .. }, Some(s3)) => {
+                let err = |e: String| LakeError::S3 {
+                    operation: "GetObject",
+                    target: format!("s3://{bucket}/{key}"),
+                    message: e,
+                };
+                let out = s3
+                    .get_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .send()
+                    .await
+                    .map_err(|e| err(DisplayErrorContext(e).to_string()))?;
+                let body = out.body.collect().await.map_err(|e| err(e.to_string()))?;
+                Ok(body.into_bytes().to_vec())
+            }
+            _ => std::fs::read(key).map_err(|source| LakeError::Io {
+                path: key.to_owned(),
+                source,
+            }),
+        }
+    }
+
+    /// Sub-folders (relative to the lake root, ending in `/`) of a folder of the lake.
+    async fn subfolders(&self, folder: &str) -> Result<Vec<String>, LakeError> {
+        match &self.location {
+            LakeLocation::S3 { bucket, prefix } => {
+                let (dirs, _) = self
+                    .list_s3(bucket, &format!("{prefix}{folder}"), Some("/"))
+                    .await?;
+                Ok(dirs
+                    .into_iter()
+                    .filter_map(|d| d.strip_prefix(prefix.as_str()).map(str::to_owned))
+                    .collect())
+            }
+            LakeLocation::Local(root) => {
+                let dir = root.join(folder);
+                let entries = match std::fs::read_dir(&dir) {
+                    Ok(e) => e,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+                    Err(source) => return Err(io_error(&dir, source)),
+                };
+                let mut out = Vec::new();
+                for entry in entries {
+                    let entry = entry.map_err(|e| io_error(&dir, e))?;
+                    if entry.file_type().map_err(|e| io_error(&dir, e))?.is_dir() {
+                        out.push(format!("{folder}{}/", entry.file_name().to_string_lossy()));
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// Lists a prefix: common prefixes (with a delimiter) and objects.
+    async fn list_s3(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        delimiter: Option<&str>,
+    ) -> Result<(Vec<String>, Vec<ObjectInfo>), LakeError> {
+        let s3 = self.s3.as_ref().expect("an S3 lake has a client");
+        let mut pages = s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_delimiter(delimiter.map(str::to_owned))
+            .into_paginator()
+            .send();
+        let mut dirs = Vec::new();
+        let mut objects = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| LakeError::S3 {
+                operation: "ListObjectsV2",
+                target: format!("s3://{bucket}/{prefix}"),
+                message: DisplayErrorContext(e).to_string(),
+            })?;
+            dirs.extend(
+                page.common_prefixes()
+                    .iter()
+                    .filter_map(|p| p.prefix().map(str::to_owned)),
+            );
+            objects.extend(page.contents().iter().filter_map(|o| {
+                Some(ObjectInfo {
+                    key: o.key()?.to_owned(),
+                    size: o.size().unwrap_or(0).try_into().unwrap_or(0),
+                })
+            }));
+        }
+        Ok((dirs, objects))
+    }
+}
+
+fn value_of<'a>(folder: &'a str, name: &str) -> Option<&'a str> {
+    let last = folder.trim_end_matches('/').rsplit('/').next()?;
+    last.strip_prefix(name)?.strip_prefix('=')
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> LakeError {
+    LakeError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+fn list_local_files(dir: &Path) -> Result<Vec<ObjectInfo>, LakeError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(io_error(dir, source)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| io_error(dir, e))?;
+        let meta = entry.metadata().map_err(|e| io_error(dir, e))?;
+        let name = entry.file_name();
+        if meta.is_file() && !name.to_string_lossy().starts_with('.') {
+            out.push(ObjectInfo {
+                key: entry.path().display().to_string(),
+                size: meta.len(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_locations() {
+        assert_eq!(
+            "s3://streamlake-lake/data".parse::<LakeLocation>().unwrap(),
+            LakeLocation::S3 {
+                bucket: "streamlake-lake".into(),
+                prefix: "data/".into()
+            }
+        );
+        assert_eq!(
+            "s3://b".parse::<LakeLocation>().unwrap().to_string(),
+            "s3://b/"
+        );
+        assert!("s3:///x".parse::<LakeLocation>().is_err());
+        assert_eq!(
+            "./lake".parse::<LakeLocation>().unwrap(),
+            LakeLocation::Local(PathBuf::from("./lake"))
+        );
+    }
+
+    #[tokio::test]
+    async fn prunes_a_local_lake_by_date() {
+        let root =
+            std::env::temp_dir().join(format!("streamlake-lake-test-{}", std::process::id()));
+        let days = ["2021-09-30", "2021-10-01", "2021-10-02", "2022-01-01"];
+        for d in days {
+            let p = PartitionKeys::for_date(d.parse().unwrap());
+            let dir = root.join(p.to_string());
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("obj"), b"{}\n").unwrap();
+        }
+        let lake = Lake::open(LakeLocation::Local(root.clone())).await;
+        let all = lake.partitions(DateRange::default()).await.unwrap();
+        assert_eq!(all.len(), 4);
+        let range = DateRange {
+            from: Some("2021-10-01".parse().unwrap()),
+            to: Some("2021-10-31".parse().unwrap()),
+        };
+        let some = lake.partitions(range).await.unwrap();
+        let dates: Vec<String> = some.iter().map(|p| p.date().to_string()).collect();
+        assert_eq!(dates, ["2021-10-01", "2021-10-02"]);
+        let objects = lake.objects(&some[0]).await.unwrap();
+        assert_eq!(objects.len(), 1);
+        assert_eq!(lake.read(&objects[0].key).await.unwrap(), b"{}\n");
+        std::fs::remove_dir_all(root).unwrap();
+    }
+}

@@ -1,0 +1,25 @@
+//! Shared building blocks of streamlake.
+//!
+//! Everything that more than one component must agree on lives here, defined once:
+//! the weather observation [`schema`] and its [`normalize`](observation::normalize)
+//! step, the [`partition`] keys taken from a record's own event time, the lake's key
+//! [`layout`] (prefix templates and object names), the DynamoDB [`routing`], the default
+//! resource [`names`], and a deterministic sample-data [`generate`]or.
+//!
+//! The crate is dependency-light on purpose: the transform Lambda links it. Reading the
+//! lake from S3 is behind the `s3` feature.
+
+pub mod generate;
+#[cfg(feature = "s3")]
+pub mod lake;
+pub mod layout;
+pub mod names;
+pub mod observation;
+pub mod partition;
+pub mod routing;
+pub mod schema;
+pub mod seqnum;
+pub mod time;
+
+pub use observation::{InvalidRecord, Observation, normalize};
+pub use partition::PartitionKeys;

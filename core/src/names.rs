@@ -1,0 +1,17 @@
+//! Default names of the resources, shared by the local stack, the CLIs and the deploy
+//! template's tests.
+
+/// Kinesis data stream the producer writes to.
+pub const STREAM: &str = "streamlake-records";
+/// S3 bucket of the lake.
+pub const BUCKET: &str = "streamlake-lake";
+/// Firehose delivery stream (also the first part of every delivered object's name).
+pub const DELIVERY_STREAM: &str = "streamlake-delivery";
+/// Transform Lambda function name.
+pub const TRANSFORM_FUNCTION: &str = "streamlake-transform";
+/// Consumer Lambda function name.
+pub const CONSUMER_FUNCTION: &str = "streamlake-consumer";
+/// Region used when none is configured.
+pub const DEFAULT_REGION: &str = "us-east-1";
+/// Account id the local stack uses in ARNs (moto's default account).
+pub const LOCAL_ACCOUNT: &str = "123456789012";

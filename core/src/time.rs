@@ -1,0 +1,165 @@
+//! Reading and writing the timestamps that appear in records, object names and prefixes.
+
+use chrono::{
+    DateTime, Datelike, NaiveDate, NaiveDateTime, SecondsFormat, TimeZone, Timelike, Utc,
+};
+
+/// Reads an observation time.
+///
+/// Accepted forms, all interpreted in UTC unless they carry an offset:
+/// - RFC 3339 with `Z` or an offset (`2021-10-01T06:00:00+02:00`), converted to UTC;
+/// - a local date-time without offset (`2021-10-01T00:00:00`, optional fraction), taken as UTC;
+/// - a date alone (`2021-10-01`), meaning midnight UTC.
+///
+/// Years outside 0..=9999 are refused, so that every accepted time has a four-digit
+/// `year=` partition.
+pub fn parse_event_time(s: &str) -> Option<DateTime<Utc>> {
+    let t = if s.len() == 10 {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .ok()?
+            .and_hms_opt(0, 0, 0)?
+            .and_utc()
+    } else if has_offset(s) {
+        DateTime::parse_from_rfc3339(s).ok()?.with_timezone(&Utc)
+    } else {
+        NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+            .ok()?
+            .and_utc()
+    };
+    (0..=9999).contains(&t.year()).then_some(t)
+}
+
+/// Whether a date-time string ends in `Z` or a `±HH:MM` offset.
+fn has_offset(s: &str) -> bool {
+    let b = s.as_bytes();
+    match b.last() {
+        Some(b'Z' | b'z') => true,
+        _ => b.len() > 19 && matches!(b[b.len() - 6], b'+' | b'-') && b[b.len() - 3] == b':',
+    }
+}
+
+/// Formats an instant as RFC 3339 in UTC with a `Z` suffix, with a fraction only when
+/// there is one (`2021-10-01T00:00:00Z`, `2021-10-01T00:00:00.250Z`).
+pub fn format_rfc3339(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// The instant `ms` milliseconds after the Unix epoch (clamped to the epoch when out of range).
+pub fn from_epoch_millis(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+/// Formats `t` with a Java `DateTimeFormatter`-style pattern, as Firehose does for
+/// `!{timestamp:...}` and object names.
+///
+/// Supported letters: `yyyy`/`yy` (year), `MM` (month), `dd` (day), `HH` (hour),
+/// `mm` (minute), `ss` (second); text in single quotes and any other character are copied.
+pub fn format_java_pattern(pattern: &str, t: &DateTime<Utc>) -> String {
+    let mut out = String::with_capacity(pattern.len() + 8);
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\'' {
+            let end = chars[i + 1..]
+                .iter()
+                .position(|&q| q == '\'')
+                .map_or(chars.len(), |p| i + 1 + p);
+            out.extend(&chars[i + 1..end]);
+            i = end + 1;
+            continue;
+        }
+        let run = chars[i..].iter().take_while(|&&d| d == c).count();
+        let field = match c {
+            'y' if run == 2 => Some(format!("{:02}", t.year().rem_euclid(100))),
+            'y' => Some(format!("{:04}", t.year())),
+            'M' => Some(format!("{:02}", t.month())),
+            'd' => Some(format!("{:02}", t.day())),
+            'H' => Some(format!("{:02}", t.hour())),
+            'm' => Some(format!("{:02}", t.minute())),
+            's' => Some(format!("{:02}", t.second())),
+            _ => None,
+        };
+        match field {
+            Some(f) => out.push_str(&f),
+            None => out.extend(std::iter::repeat_n(c, run)),
+        }
+        i += run;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn reads_the_accepted_forms() {
+        assert_eq!(
+            parse_event_time("2021-10-01T00:00:00"),
+            Some(utc("2021-10-01T00:00:00Z"))
+        );
+        assert_eq!(
+            parse_event_time("2021-10-01"),
+            Some(utc("2021-10-01T00:00:00Z"))
+        );
+        assert_eq!(
+            parse_event_time("2021-10-01T12:30:00Z"),
+            Some(utc("2021-10-01T12:30:00Z"))
+        );
+        assert_eq!(
+            parse_event_time("2021-10-01T01:30:00+02:00"),
+            Some(utc("2021-09-30T23:30:00Z"))
+        );
+        assert_eq!(
+            parse_event_time("2021-12-31T22:00:00-05:00"),
+            Some(utc("2022-01-01T03:00:00Z"))
+        );
+        assert_eq!(
+            parse_event_time("2021-10-01T00:00:00.250"),
+            Some(utc("2021-10-01T00:00:00.250Z"))
+        );
+    }
+
+    #[test]
+    fn refuses_anything_else() {
+        for bad in [
+            "",
+            "yesterday",
+            "2021-13-01",
+            "2021-02-30",
+            "2021-10-01T25:00:00",
+            "1633046400",
+            "2021/10/01",
+        ] {
+            assert_eq!(parse_event_time(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn formats_java_patterns() {
+        let t = utc("2021-03-04T05:06:07Z");
+        assert_eq!(format_java_pattern("yyyy/MM/dd/HH/", &t), "2021/03/04/05/");
+        assert_eq!(
+            format_java_pattern("yyyy-MM-dd-HH-mm-ss", &t),
+            "2021-03-04-05-06-07"
+        );
+        assert_eq!(format_java_pattern("'year='yyyy", &t), "year=2021");
+    }
+
+    #[test]
+    fn rfc3339_is_utc_with_z() {
+        assert_eq!(
+            format_rfc3339(&utc("2021-10-01T02:00:00+02:00")),
+            "2021-10-01T00:00:00Z"
+        );
+        assert_eq!(
+            format_rfc3339(&from_epoch_millis(1_633_046_400_250)),
+            "2021-10-01T00:00:00.250Z"
+        );
+    }
+}
