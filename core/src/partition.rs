@@ -42,11 +42,14 @@ impl PartitionKeys {
     }
 
     /// The keys as (name, value) pairs, in [`crate::schema::PARTITION_COLUMNS`] order.
-    pub fn pairs(&self) -> [(&'static str, String); 3] {
+    pub fn pairs(&self) -> [(&'static str, KeyValue); 3] {
+        let [year, month, day] = crate::schema::PARTITION_COLUMNS else {
+            unreachable!("three partition columns")
+        };
         [
-            ("year", self.year()),
-            ("month", self.month()),
-            ("day", self.day()),
+            (year, KeyValue::new(self.date.year().unsigned_abs(), 4)),
+            (month, KeyValue::new(self.date.month(), 2)),
+            (day, KeyValue::new(self.date.day(), 2)),
         ]
     }
 
@@ -68,6 +71,37 @@ impl PartitionKeys {
         }
         let date = NaiveDate::from_ymd_opt(i32::try_from(year?).ok()?, month?, day?)?;
         Some(Self::for_date(date))
+    }
+}
+
+/// A partition key value, zero-padded (`2021`, `03`), held without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyValue {
+    digits: [u8; 4],
+    width: usize,
+}
+
+impl KeyValue {
+    /// `value` (at most 9999) in `width` (at most 4) digits.
+    fn new(value: u32, width: usize) -> Self {
+        let mut digits = [b'0'; 4];
+        let mut v = value;
+        for d in digits[..width].iter_mut().rev() {
+            *d = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        Self { digits, width }
+    }
+
+    /// The digits.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.digits[..self.width]).expect("ASCII digits")
+    }
+}
+
+impl fmt::Display for KeyValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -96,6 +130,8 @@ mod tests {
             ("2021".into(), "03".into(), "04".into())
         );
         assert_eq!(p.to_string(), "year=2021/month=03/day=04");
+        let pairs: Vec<String> = p.pairs().iter().map(|(k, v)| format!("{k}={v}")).collect();
+        assert_eq!(pairs, ["year=2021", "month=03", "day=04"]);
     }
 
     #[test]

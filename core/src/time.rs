@@ -1,8 +1,8 @@
 //! Reading and writing the timestamps that appear in records, object names and prefixes.
 
-use chrono::{
-    DateTime, Datelike, NaiveDate, NaiveDateTime, SecondsFormat, TimeZone, Timelike, Utc,
-};
+use std::fmt;
+
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
 
 /// Reads an observation time.
 ///
@@ -14,19 +14,53 @@ use chrono::{
 /// Years outside 0..=9999 are refused, so that every accepted time has a four-digit
 /// `year=` partition.
 pub fn parse_event_time(s: &str) -> Option<DateTime<Utc>> {
+    if s.bytes().any(|b| b.is_ascii_whitespace()) {
+        return None;
+    }
     let t = if s.len() == 10 {
-        NaiveDate::parse_from_str(s, "%Y-%m-%d")
-            .ok()?
-            .and_hms_opt(0, 0, 0)?
-            .and_utc()
+        fixed_date(s.as_bytes())?.and_hms_opt(0, 0, 0)?.and_utc()
+    } else if s.len() == 19 {
+        // The GHCND form, read without a general-purpose parser: it is most of the input.
+        fixed_date_time(s.as_bytes())?.and_utc()
     } else if has_offset(s) {
         DateTime::parse_from_rfc3339(s).ok()?.with_timezone(&Utc)
     } else {
-        NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
-            .ok()?
-            .and_utc()
+        s.parse::<NaiveDateTime>().ok()?.and_utc()
     };
     (0..=9999).contains(&t.year()).then_some(t)
+}
+
+/// Reads `YYYY-MM-DD`.
+fn fixed_date(b: &[u8]) -> Option<NaiveDate> {
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let year = digits(&b[0..4])?;
+    NaiveDate::from_ymd_opt(
+        i32::try_from(year).ok()?,
+        digits(&b[5..7])?,
+        digits(&b[8..10])?,
+    )
+}
+
+/// Reads `YYYY-MM-DDTHH:MM:SS`.
+fn fixed_date_time(b: &[u8]) -> Option<NaiveDateTime> {
+    if b.len() != 19 || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    fixed_date(&b[..10])?.and_hms_opt(
+        digits(&b[11..13])?,
+        digits(&b[14..16])?,
+        digits(&b[17..19])?,
+    )
+}
+
+/// The value of a run of ASCII digits.
+fn digits(b: &[u8]) -> Option<u32> {
+    b.iter().try_fold(0u32, |acc, &c| {
+        let d = c.wrapping_sub(b'0');
+        (d < 10).then(|| acc * 10 + u32::from(d))
+    })
 }
 
 /// Whether a date-time string ends in `Z` or a `±HH:MM` offset.
@@ -38,10 +72,64 @@ fn has_offset(s: &str) -> bool {
     }
 }
 
-/// Formats an instant as RFC 3339 in UTC with a `Z` suffix, with a fraction only when
-/// there is one (`2021-10-01T00:00:00Z`, `2021-10-01T00:00:00.250Z`).
+/// Displays an instant as RFC 3339 in UTC with a `Z` suffix, with a fraction only when
+/// there is one (`2021-10-01T00:00:00Z`, `2021-10-01T00:00:00.250Z`), without allocating.
+#[derive(Debug, Clone, Copy)]
+pub struct Rfc3339<'a>(pub &'a DateTime<Utc>);
+
+impl Rfc3339<'_> {
+    /// Writes the text into `buf` and returns it (at most 30 bytes).
+    pub fn write<'b>(&self, buf: &'b mut [u8; 30]) -> &'b str {
+        let t = self.0;
+        let year = u32::try_from(t.year()).unwrap_or(0).min(9999);
+        let mut n = 0;
+        let mut put = |value: u32, width: usize, sep: Option<u8>| {
+            let mut v = value;
+            for i in (0..width).rev() {
+                buf[n + i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+            n += width;
+            if let Some(s) = sep {
+                buf[n] = s;
+                n += 1;
+            }
+        };
+        put(year, 4, Some(b'-'));
+        put(t.month(), 2, Some(b'-'));
+        put(t.day(), 2, Some(b'T'));
+        put(t.hour(), 2, Some(b':'));
+        put(t.minute(), 2, Some(b':'));
+        put(t.second(), 2, None);
+        match t.nanosecond() % 1_000_000_000 {
+            0 => {}
+            ns if ns % 1_000_000 == 0 => {
+                put(0, 0, Some(b'.'));
+                put(ns / 1_000_000, 3, None);
+            }
+            ns if ns % 1_000 == 0 => {
+                put(0, 0, Some(b'.'));
+                put(ns / 1_000, 6, None);
+            }
+            ns => {
+                put(0, 0, Some(b'.'));
+                put(ns, 9, None);
+            }
+        }
+        put(0, 0, Some(b'Z'));
+        std::str::from_utf8(&buf[..n]).expect("ASCII digits and separators")
+    }
+}
+
+impl fmt::Display for Rfc3339<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.write(&mut [0; 30]))
+    }
+}
+
+/// Formats an instant as [`Rfc3339`] text.
 pub fn format_rfc3339(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    Rfc3339(t).to_string()
 }
 
 /// The instant `ms` milliseconds after the Unix epoch (clamped to the epoch when out of range).
@@ -127,6 +215,8 @@ mod tests {
 
     #[test]
     fn refuses_anything_else() {
+        assert_eq!(digits(b"0931"), Some(931));
+        assert_eq!(digits(b"09a1"), None);
         for bad in [
             "",
             "yesterday",

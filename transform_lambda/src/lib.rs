@@ -1,1 +1,44 @@
+//! Firehose data-transformation Lambda for streamlake.
+//!
+//! Every record of a Firehose invocation is decoded, validated and normalized against
+//! the one observation schema of [`streamlake_core`]; the response holds exactly one
+//! record per input record, with the same `recordId`:
+//!
+//! - `Ok`: the data is one NDJSON line ending in `\n`, and `metadata.partitionKeys`
+//!   holds `year`, `month`, `day` of the observation's UTC event time (for Firehose
+//!   dynamic partitioning);
+//! - `ProcessingFailed`: the data is not base64, UTF-8, JSON, or an observation. The
+//!   reason is logged with the `recordId`, and the response data carries
+//!   `{"errorMessage": reason, "rawData": original base64}` so the reason travels with
+//!   the record. One bad record never fails the invocation.
+//!
+//! The event is decoded the way this work needs (`data` stays a base64 string until the
+//! record is processed, so one undecodable record fails alone) and the response is
+//! written straight into one JSON buffer: see `BENCHMARKS.md`.
 
+mod event;
+mod response;
+mod transform;
+
+pub use event::{FirehoseEvent, FirehoseRecord};
+pub use response::TransformResult;
+pub use transform::{TransformStats, transform, transform_json};
+
+use lambda_runtime::{Error, LambdaEvent};
+use serde_json::value::RawValue;
+
+/// The Lambda handler: transforms the event and logs the outcome.
+///
+/// The event is taken as raw JSON and read with borrowed strings; the response is
+/// returned as ready-made JSON (`{"records":[...]}`).
+pub async fn handler(event: LambdaEvent<Box<RawValue>>) -> Result<Box<RawValue>, Error> {
+    let (response, stats) = transform_json(event.payload.get())?;
+    tracing::info!(
+        ok = stats.ok,
+        failed = stats.failed,
+        bytes_in = stats.bytes_in,
+        bytes_out = stats.bytes_out,
+        "transformed batch"
+    );
+    Ok(response)
+}
