@@ -7,14 +7,11 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use aws_config::BehaviorVersion;
-use aws_config::meta::region::RegionProviderChain;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::DisplayErrorContext;
 use chrono::{Datelike, NaiveDate};
 use thiserror::Error;
 
-use crate::names::DEFAULT_REGION;
 use crate::partition::PartitionKeys;
 
 /// Where the lake is: `s3://bucket/prefix/` or a local folder.
@@ -140,12 +137,12 @@ pub struct Lake {
 /// When an endpoint URL is configured (`AWS_ENDPOINT_URL`, as for the local stack), keys
 /// are addressed path-style, which emulators need.
 pub async fn s3_client() -> Client {
-    let region = RegionProviderChain::default_provider().or_else(DEFAULT_REGION);
-    let shared = aws_config::defaults(BehaviorVersion::latest())
-        .region(region)
-        .load()
-        .await;
-    let config = aws_sdk_s3::config::Builder::from(&shared)
+    s3_client_from(&crate::aws::load_config().await)
+}
+
+/// An S3 client from a loaded configuration, path-style when an endpoint URL is set.
+pub fn s3_client_from(shared: &aws_config::SdkConfig) -> Client {
+    let config = aws_sdk_s3::config::Builder::from(shared)
         .force_path_style(shared.endpoint_url().is_some())
         .build();
     Client::from_conf(config)

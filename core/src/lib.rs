@@ -9,6 +9,8 @@
 //! The crate is dependency-light on purpose: the transform Lambda links it. Reading the
 //! lake from S3 is behind the `s3` feature.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod generate;
 #[cfg(feature = "s3")]
 pub mod lake;

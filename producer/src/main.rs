@@ -1,1 +1,131 @@
-fn main() {}
+use std::fs::File;
+use std::io::{BufReader, IsTerminal};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use chrono::NaiveDate;
+use clap::{Parser, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use producer::input::ndjson_entries;
+use producer::{Entry, Producer, ProducerConfig};
+use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
+use streamlake_core::names;
+
+/// Writes records to a Kinesis data stream with PutRecords.
+///
+/// Records come from an NDJSON file (one record per line, `-` for stdin) or from the
+/// built-in weather generator. Credentials and region come from the standard AWS
+/// configuration; AWS_ENDPOINT_URL points at an emulator.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Stream to write to.
+    #[arg(long, env = "STREAMLAKE_STREAM", default_value = names::STREAM)]
+    stream: String,
+    /// NDJSON file to send, one record per line; `-` reads stdin.
+    #[arg(long, conflicts_with = "generate", required_unless_present = "generate")]
+    file: Option<PathBuf>,
+    /// Generate sample records instead of reading a file.
+    #[arg(long, value_enum)]
+    generate: Option<Generator>,
+    /// Records to generate.
+    #[arg(long, default_value_t = 1000, requires = "generate")]
+    count: usize,
+    /// Seed of the generator: the same seed gives the same records.
+    #[arg(long, default_value_t = 1, requires = "generate")]
+    seed: u64,
+    /// First day of generated observations.
+    #[arg(long, default_value = "2021-10-01", requires = "generate")]
+    start: NaiveDate,
+    /// Fraction (0 to 1) of generated records that are deliberately malformed.
+    #[arg(long, default_value_t = 0.0, requires = "generate")]
+    error_rate: f64,
+    /// Attempts per record before giving up on it.
+    #[arg(long, default_value_t = 8)]
+    max_attempts: usize,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Generator {
+    /// GHCND-like daily observations of Maryland stations (PRCP, SNOW, TMAX, TMIN).
+    Weather,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.error_rate),
+        "--error-rate must be between 0 and 1"
+    );
+
+    let (entries, total): (Box<dyn Iterator<Item = Entry>>, Option<u64>) = match (&args.file, args.generate) {
+        (Some(path), _) => {
+            let reader: Box<dyn std::io::BufRead> = if path.as_os_str() == "-" {
+                Box::new(std::io::stdin().lock())
+            } else {
+                let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+                Box::new(BufReader::new(file))
+            };
+            let lines = ndjson_entries(reader).map_while(move |line| match line {
+                Ok(entry) => Some(entry),
+                Err(e) => {
+                    tracing::error!("stopped reading the input: {e}");
+                    None
+                }
+            });
+            (Box::new(lines), None)
+        }
+        (None, Some(Generator::Weather)) => {
+            let generator = WeatherGenerator::new(GeneratorConfig {
+                seed: args.seed,
+                start: args.start,
+                error_rate: args.error_rate,
+            });
+            (Box::new(generator.take(args.count).map(Entry::from)), Some(args.count as u64))
+        }
+        (None, None) => unreachable!("clap requires --file or --generate"),
+    };
+
+    let progress = match total {
+        Some(n) => ProgressBar::new(n),
+        None => ProgressBar::new_spinner(),
+    };
+    if !std::io::stderr().is_terminal() {
+        progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    progress.set_style(
+        ProgressStyle::with_template("{spinner} {bar:40} {pos}/{len} records {per_sec} {elapsed}")
+            .expect("valid template"),
+    );
+
+    let shared = streamlake_core::aws::load_config().await;
+    let mut config = ProducerConfig::new(&args.stream);
+    config.max_attempts = args.max_attempts.max(1);
+    let producer = Producer::new(aws_sdk_kinesis::Client::new(&shared), config);
+    let summary = producer.send(entries, |done| progress.set_position(done)).await?;
+    progress.finish_and_clear();
+
+    println!(
+        "sent {} records ({} bytes) to {} in {:.2} s: {:.0} records/s, {} requests, {} retried, {} failed",
+        summary.sent,
+        summary.bytes,
+        args.stream,
+        summary.elapsed.as_secs_f64(),
+        summary.records_per_second(),
+        summary.requests,
+        summary.retried,
+        summary.failed.len()
+    );
+    for failed in summary.failed.iter().take(10) {
+        eprintln!("failed: key {}: {}", failed.entry.partition_key, failed.reason);
+    }
+    if !summary.failed.is_empty() {
+        anyhow::bail!("{} records could not be sent", summary.failed.len());
+    }
+    Ok(())
+}

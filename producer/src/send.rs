@@ -1,0 +1,235 @@
+//! Sending entries with `PutRecords`, retrying only what failed.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_kinesis::Client;
+use aws_sdk_kinesis::error::{DisplayErrorContext, SdkError};
+use aws_sdk_kinesis::operation::put_records::PutRecordsError;
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+use backon::{BackoffBuilder, ExponentialBuilder};
+use thiserror::Error;
+
+use crate::batch::{Batcher, Entry, Limits};
+
+/// How the producer sends.
+#[derive(Debug, Clone)]
+pub struct ProducerConfig {
+    /// Stream name (or ARN).
+    pub stream: String,
+    /// Request limits.
+    pub limits: Limits,
+    /// Attempts per entry, the first included.
+    pub max_attempts: usize,
+    /// First retry delay (doubles each retry, with jitter).
+    pub min_delay: Duration,
+    /// Longest retry delay.
+    pub max_delay: Duration,
+}
+
+impl ProducerConfig {
+    /// Defaults for `stream`: Kinesis limits, 8 attempts, 100 ms to 5 s between them.
+    pub fn new(stream: impl Into<String>) -> Self {
+        Self {
+            stream: stream.into(),
+            limits: Limits::default(),
+            max_attempts: 8,
+            min_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A record that could not be put.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedEntry {
+    /// The record.
+    pub entry: Entry,
+    /// The last error.
+    pub reason: String,
+}
+
+/// The outcome of a run.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    /// Records accepted by the stream.
+    pub sent: u64,
+    /// Bytes of the records sent (data only).
+    pub bytes: u64,
+    /// Entry retries (an entry retried twice counts twice).
+    pub retried: u64,
+    /// `PutRecords` requests made.
+    pub requests: u64,
+    /// Records given up on, with the reason.
+    pub failed: Vec<FailedEntry>,
+    /// Time spent.
+    pub elapsed: Duration,
+}
+
+impl Summary {
+    /// Records per second sent.
+    pub fn records_per_second(&self) -> f64 {
+        self.sent as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// A failure that stops the run: retrying cannot help.
+#[derive(Debug, Error)]
+pub enum ProduceError {
+    /// The stream does not exist, access is denied, or the request is invalid.
+    #[error("PutRecords to {stream} failed: {message}")]
+    Fatal {
+        /// Stream name.
+        stream: String,
+        /// The SDK's error, with its causes.
+        message: String,
+    },
+}
+
+/// Puts records into one stream.
+#[derive(Debug, Clone)]
+pub struct Producer {
+    client: Client,
+    config: ProducerConfig,
+}
+
+impl Producer {
+    /// A producer writing with `client`.
+    pub fn new(client: Client, config: ProducerConfig) -> Self {
+        Self { client, config }
+    }
+
+    /// Sends every entry, in order, one request at a time; `progress` is called with the
+    /// number of records settled (sent or failed) so far.
+    pub async fn send(
+        &self,
+        entries: impl IntoIterator<Item = Entry>,
+        mut progress: impl FnMut(u64),
+    ) -> Result<Summary, ProduceError> {
+        let start = Instant::now();
+        let mut summary = Summary::default();
+        let mut batcher = Batcher::new(self.config.limits);
+        for entry in entries {
+            if let Some(reason) = self.config.limits.reject(&entry) {
+                summary.failed.push(FailedEntry { entry, reason });
+                continue;
+            }
+            if let Some(batch) = batcher.push(entry) {
+                self.put_batch(batch, &mut summary).await?;
+                progress(summary.sent + summary.failed.len() as u64);
+            }
+        }
+        if let Some(batch) = batcher.finish() {
+            self.put_batch(batch, &mut summary).await?;
+            progress(summary.sent + summary.failed.len() as u64);
+        }
+        summary.elapsed = start.elapsed();
+        Ok(summary)
+    }
+
+    /// Puts one batch, retrying the entries that fail until they succeed or the attempts
+    /// run out.
+    async fn put_batch(&self, batch: Vec<Entry>, summary: &mut Summary) -> Result<(), ProduceError> {
+        let mut delays = ExponentialBuilder::default()
+            .with_min_delay(self.config.min_delay)
+            .with_max_delay(self.config.max_delay)
+            .with_max_times(self.config.max_attempts.saturating_sub(1))
+            .with_jitter()
+            .build();
+        let mut pending = batch;
+        loop {
+            summary.requests += 1;
+            let (retry, reason) = match self.put(&pending).await {
+                Ok(errors) => {
+                    let mut retry = Vec::new();
+                    let mut reason = String::new();
+                    for (entry, error) in pending.into_iter().zip(errors) {
+                        match error {
+                            None => {
+                                summary.sent += 1;
+                                summary.bytes += entry.data.len() as u64;
+                            }
+                            Some(e) => {
+                                reason = e;
+                                retry.push(entry);
+                            }
+                        }
+                    }
+                    (retry, reason)
+                }
+                Err(e) if is_fatal(&e) => {
+                    return Err(ProduceError::Fatal {
+                        stream: self.config.stream.clone(),
+                        message: DisplayErrorContext(e).to_string(),
+                    });
+                }
+                Err(e) => (pending, DisplayErrorContext(e).to_string()),
+            };
+            if retry.is_empty() {
+                return Ok(());
+            }
+            match delays.next() {
+                Some(delay) => {
+                    tracing::debug!(records = retry.len(), %reason, ?delay, "retrying failed records");
+                    summary.retried += retry.len() as u64;
+                    tokio::time::sleep(delay).await;
+                    pending = retry;
+                }
+                None => {
+                    tracing::warn!(records = retry.len(), %reason, "giving up on records");
+                    summary.failed.extend(retry.into_iter().map(|entry| FailedEntry {
+                        entry,
+                        reason: reason.clone(),
+                    }));
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// One `PutRecords` request; per entry, `None` when it was put, or the error.
+    async fn put(&self, entries: &[Entry]) -> Result<Vec<Option<String>>, SdkError<PutRecordsError>> {
+        let records = entries
+            .iter()
+            .map(|e| {
+                PutRecordsRequestEntry::builder()
+                    .partition_key(&e.partition_key)
+                    .data(Blob::new(e.data.clone()))
+                    .build()
+                    .expect("partition key and data are set")
+            })
+            .collect();
+        let output = self
+            .client
+            .put_records()
+            .stream_name(&self.config.stream)
+            .set_records(Some(records))
+            .send()
+            .await?;
+        Ok(output
+            .records()
+            .iter()
+            .map(|r| {
+                r.error_code().map(|code| match r.error_message() {
+                    Some(message) => format!("{code}: {message}"),
+                    None => code.to_owned(),
+                })
+            })
+            .collect())
+    }
+}
+
+/// Errors no retry can fix.
+fn is_fatal(e: &SdkError<PutRecordsError>) -> bool {
+    match e.as_service_error() {
+        Some(
+            PutRecordsError::ResourceNotFoundException(_)
+            | PutRecordsError::InvalidArgumentException(_)
+            | PutRecordsError::AccessDeniedException(_)
+            | PutRecordsError::KmsAccessDeniedException(_)
+            | PutRecordsError::KmsNotFoundException(_)
+            | PutRecordsError::KmsDisabledException(_),
+        ) => true,
+        _ => false,
+    }
+}
