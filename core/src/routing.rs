@@ -64,6 +64,19 @@ impl Routing {
     }
 }
 
+/// Writes the routing as [`FromStr`] reads it: `PRCP=Precipitation,SNOW=Precipitation`.
+impl std::fmt::Display for Routing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (datatype, table)) in self.routes.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{datatype}={table}")?;
+        }
+        Ok(())
+    }
+}
+
 /// A routing specification that cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("invalid route {0:?}: expected DATATYPE=Table")]
@@ -109,5 +122,9 @@ mod tests {
         assert_eq!(r.table_for("PRCP"), Some("Rain"));
         assert_eq!(r.table_for("TAVG"), Some("Temperature"));
         assert!("PRCP".parse::<Routing>().is_err());
+        assert_eq!(
+            Routing::default().to_string().parse::<Routing>().unwrap(),
+            Routing::default()
+        );
     }
 }

@@ -1,1 +1,234 @@
-fn main() {}
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand};
+use streamlake::binaries::default_state_dir;
+use streamlake::demo::{self, DemoOptions};
+use streamlake::{LocalStack, StackConfig};
+use streamlake_core::names;
+
+/// The streamlake pipeline on this machine: Kinesis, Firehose, both Lambdas, S3 and
+/// DynamoDB, against an AWS emulator.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the local stack and keep it running until Ctrl-C.
+    Up(StackArgs),
+    /// Start the stack, send sample data through it, and show what arrived where.
+    Demo {
+        #[command(flatten)]
+        stack: StackArgs,
+        /// Records to produce.
+        #[arg(long, default_value_t = 2000)]
+        records: usize,
+        /// Seed of the sample data.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Fraction of records malformed on purpose, to show the error path.
+        #[arg(long, default_value_t = 0.01)]
+        error_rate: f64,
+        /// First day of the sample observations.
+        #[arg(long, default_value = "2021-10-01")]
+        start: NaiveDate,
+    },
+}
+
+#[derive(Debug, Args)]
+struct StackArgs {
+    /// Folder for the emulator, logs and state [default: target/streamlake].
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Kinesis stream.
+    #[arg(long, default_value = names::STREAM)]
+    stream: String,
+    /// Shards of the stream when it is created.
+    #[arg(long, default_value_t = 2)]
+    shards: i32,
+    /// Bucket of the lake.
+    #[arg(long, default_value = names::BUCKET)]
+    bucket: String,
+    /// Datatype routing to DynamoDB tables.
+    #[arg(
+        long,
+        default_value = "PRCP=Precipitation,SNOW=Precipitation,TMAX=Temperature,TMIN=Temperature"
+    )]
+    routing: String,
+    /// Firehose buffer size, in bytes.
+    #[arg(long, default_value_t = 1024 * 1024)]
+    buffer_bytes: usize,
+    /// Firehose buffer interval, in seconds.
+    #[arg(long, default_value_t = 2.0)]
+    buffer_interval: f64,
+    /// Event source mapping batch size (1 to 10,000).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    batch_size: u32,
+    /// Event source mapping batching window, in seconds (0 to 300).
+    #[arg(long, default_value_t = 0.0)]
+    batching_window: f64,
+    /// Retries of a failing consumer batch before it is discarded (-1: until it succeeds).
+    #[arg(long, default_value_t = 3, allow_negative_numbers = true)]
+    max_retries: i64,
+}
+
+impl StackArgs {
+    fn config(&self) -> Result<StackConfig> {
+        let mut config = StackConfig::new(self.state_dir.clone().unwrap_or_else(default_state_dir));
+        config.stream.clone_from(&self.stream);
+        config.shards = self.shards;
+        config.bucket.clone_from(&self.bucket);
+        config.routing = self.routing.parse().context("--routing")?;
+        config.buffer_bytes = self.buffer_bytes;
+        config.buffer_interval =
+            seconds(self.buffer_interval, 900.0).context("--buffer-interval")?;
+        config.batch_size = self.batch_size as usize;
+        config.batching_window =
+            seconds(self.batching_window, 300.0).context("--batching-window")?;
+        config.max_retries = u32::try_from(self.max_retries).ok();
+        Ok(config)
+    }
+}
+
+fn seconds(value: f64, max: f64) -> Result<Duration> {
+    anyhow::ensure!(
+        (0.0..=max).contains(&value),
+        "must be between 0 and {max} seconds"
+    );
+    Ok(Duration::from_secs_f64(value))
+}
+
+#[tokio::main]
+async fn main() -> Result<ExitCode> {
+    let cli = Cli::parse();
+    let default_filter = match cli.command {
+        Command::Up(_) => "info",
+        Command::Demo { .. } => "warn",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Up(args) => up(args.config()?).await,
+        Command::Demo {
+            stack,
+            records,
+            seed,
+            error_rate,
+            start,
+        } => {
+            anyhow::ensure!(
+                (0.0..=1.0).contains(&error_rate),
+                "--error-rate must be between 0 and 1"
+            );
+            let options = DemoOptions {
+                records,
+                seed,
+                error_rate,
+                start,
+            };
+            run_demo(stack.config()?, options).await
+        }
+    }
+}
+
+async fn up(config: StackConfig) -> Result<ExitCode> {
+    let stack = LocalStack::start(config).await?;
+    let c = stack.config();
+    println!("streamlake local stack is up (Ctrl-C to stop)");
+    println!("  emulator  {}", stack.endpoint());
+    println!("  stream    {} ({} shards)", c.stream, c.shards);
+    println!(
+        "  lake      s3://{}/{}",
+        c.bucket,
+        streamlake_core::layout::DATA_ROOT
+    );
+    println!("  tables    {}", c.routing.tables().join(", "));
+    println!("  logs      {}", stack.log_dir().display());
+    println!();
+    println!("Send data from another terminal:");
+    let env: Vec<String> = stack
+        .clients()
+        .child_env
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    println!("  export {}", env.join(" "));
+    println!("  cargo run -p producer -- --generate weather --count 1000");
+    println!("  cargo run -p query -- partitions");
+    let mut last = (stack.firehose_stats(), stack.mapping_stats());
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = tick.tick() => {
+                let now = (stack.firehose_stats(), stack.mapping_stats());
+                if now != last {
+                    let (f, m) = &now;
+                    tracing::info!(
+                        "firehose: read {} delivered {} failed {} dropped {} | consumer: read {} succeeded {} discarded {}",
+                        f.records_read, f.delivered, f.failed, f.dropped, m.records_read, m.succeeded, m.discarded
+                    );
+                    last = now;
+                }
+            }
+        }
+    }
+    eprintln!("stopping: delivering what is buffered");
+    stack.stop().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_demo(config: StackConfig, options: DemoOptions) -> Result<ExitCode> {
+    let stack = LocalStack::start(config).await?;
+    let result = demo::run(&stack, &options).await;
+    let report = match result {
+        Ok(report) => report,
+        Err(e) => {
+            stack.stop().await;
+            return Err(e.into());
+        }
+    };
+    println!("{report}");
+    let c = stack.config();
+    let day = options.start.to_string();
+    let lake = format!("s3://{}/{}", c.bucket, streamlake_core::layout::DATA_ROOT);
+    let args = [
+        "scan",
+        "--lake",
+        &lake,
+        "--from",
+        &day,
+        "--to",
+        &day,
+        "--where",
+        "datatype=TMAX",
+    ];
+    println!();
+    println!("$ query {}", args.join(" "));
+    let output = tokio::process::Command::new(stack.binaries().path("query"))
+        .args(args)
+        .envs(stack.clients().child_env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .await
+        .context("running query")?;
+    print!("{}", String::from_utf8_lossy(&output.stdout));
+    eprint!("{}", String::from_utf8_lossy(&output.stderr));
+    stack.stop().await;
+    Ok(if report.reconciles() && output.status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -23,7 +23,11 @@ struct Args {
     #[arg(long, env = "STREAMLAKE_STREAM", default_value = names::STREAM)]
     stream: String,
     /// NDJSON file to send, one record per line; `-` reads stdin.
-    #[arg(long, conflicts_with = "generate", required_unless_present = "generate")]
+    #[arg(
+        long,
+        conflicts_with = "generate",
+        required_unless_present = "generate"
+    )]
     file: Option<PathBuf>,
     /// Generate sample records instead of reading a file.
     #[arg(long, value_enum)]
@@ -63,33 +67,38 @@ async fn main() -> Result<()> {
         "--error-rate must be between 0 and 1"
     );
 
-    let (entries, total): (Box<dyn Iterator<Item = Entry>>, Option<u64>) = match (&args.file, args.generate) {
-        (Some(path), _) => {
-            let reader: Box<dyn std::io::BufRead> = if path.as_os_str() == "-" {
-                Box::new(std::io::stdin().lock())
-            } else {
-                let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-                Box::new(BufReader::new(file))
-            };
-            let lines = ndjson_entries(reader).map_while(move |line| match line {
-                Ok(entry) => Some(entry),
-                Err(e) => {
-                    tracing::error!("stopped reading the input: {e}");
-                    None
-                }
-            });
-            (Box::new(lines), None)
-        }
-        (None, Some(Generator::Weather)) => {
-            let generator = WeatherGenerator::new(GeneratorConfig {
-                seed: args.seed,
-                start: args.start,
-                error_rate: args.error_rate,
-            });
-            (Box::new(generator.take(args.count).map(Entry::from)), Some(args.count as u64))
-        }
-        (None, None) => unreachable!("clap requires --file or --generate"),
-    };
+    let (entries, total): (Box<dyn Iterator<Item = Entry>>, Option<u64>) =
+        match (&args.file, args.generate) {
+            (Some(path), _) => {
+                let reader: Box<dyn std::io::BufRead> = if path.as_os_str() == "-" {
+                    Box::new(std::io::stdin().lock())
+                } else {
+                    let file = File::open(path)
+                        .with_context(|| format!("cannot open {}", path.display()))?;
+                    Box::new(BufReader::new(file))
+                };
+                let lines = ndjson_entries(reader).map_while(move |line| match line {
+                    Ok(entry) => Some(entry),
+                    Err(e) => {
+                        tracing::error!("stopped reading the input: {e}");
+                        None
+                    }
+                });
+                (Box::new(lines), None)
+            }
+            (None, Some(Generator::Weather)) => {
+                let generator = WeatherGenerator::new(GeneratorConfig {
+                    seed: args.seed,
+                    start: args.start,
+                    error_rate: args.error_rate,
+                });
+                (
+                    Box::new(generator.take(args.count).map(Entry::from)),
+                    Some(args.count as u64),
+                )
+            }
+            (None, None) => unreachable!("clap requires --file or --generate"),
+        };
 
     let progress = match total {
         Some(n) => ProgressBar::new(n),
@@ -107,7 +116,9 @@ async fn main() -> Result<()> {
     let mut config = ProducerConfig::new(&args.stream);
     config.max_attempts = args.max_attempts.max(1);
     let producer = Producer::new(aws_sdk_kinesis::Client::new(&shared), config);
-    let summary = producer.send(entries, |done| progress.set_position(done)).await?;
+    let summary = producer
+        .send(entries, |done| progress.set_position(done))
+        .await?;
     progress.finish_and_clear();
 
     println!(
@@ -122,7 +133,10 @@ async fn main() -> Result<()> {
         summary.failed.len()
     );
     for failed in summary.failed.iter().take(10) {
-        eprintln!("failed: key {}: {}", failed.entry.partition_key, failed.reason);
+        eprintln!(
+            "failed: key {}: {}",
+            failed.entry.partition_key, failed.reason
+        );
     }
     if !summary.failed.is_empty() {
         anyhow::bail!("{} records could not be sent", summary.failed.len());

@@ -129,7 +129,11 @@ impl Producer {
 
     /// Puts one batch, retrying the entries that fail until they succeed or the attempts
     /// run out.
-    async fn put_batch(&self, batch: Vec<Entry>, summary: &mut Summary) -> Result<(), ProduceError> {
+    async fn put_batch(
+        &self,
+        batch: Vec<Entry>,
+        summary: &mut Summary,
+    ) -> Result<(), ProduceError> {
         let mut delays = ExponentialBuilder::default()
             .with_min_delay(self.config.min_delay)
             .with_max_delay(self.config.max_delay)
@@ -177,10 +181,12 @@ impl Producer {
                 }
                 None => {
                     tracing::warn!(records = retry.len(), %reason, "giving up on records");
-                    summary.failed.extend(retry.into_iter().map(|entry| FailedEntry {
-                        entry,
-                        reason: reason.clone(),
-                    }));
+                    summary
+                        .failed
+                        .extend(retry.into_iter().map(|entry| FailedEntry {
+                            entry,
+                            reason: reason.clone(),
+                        }));
                     return Ok(());
                 }
             }
@@ -188,7 +194,10 @@ impl Producer {
     }
 
     /// One `PutRecords` request; per entry, `None` when it was put, or the error.
-    async fn put(&self, entries: &[Entry]) -> Result<Vec<Option<String>>, SdkError<PutRecordsError>> {
+    async fn put(
+        &self,
+        entries: &[Entry],
+    ) -> Result<Vec<Option<String>>, SdkError<PutRecordsError>> {
         let records = entries
             .iter()
             .map(|e| {
@@ -221,15 +230,15 @@ impl Producer {
 
 /// Errors no retry can fix.
 fn is_fatal(e: &SdkError<PutRecordsError>) -> bool {
-    match e.as_service_error() {
+    matches!(
+        e.as_service_error(),
         Some(
             PutRecordsError::ResourceNotFoundException(_)
-            | PutRecordsError::InvalidArgumentException(_)
-            | PutRecordsError::AccessDeniedException(_)
-            | PutRecordsError::KmsAccessDeniedException(_)
-            | PutRecordsError::KmsNotFoundException(_)
-            | PutRecordsError::KmsDisabledException(_),
-        ) => true,
-        _ => false,
-    }
+                | PutRecordsError::InvalidArgumentException(_)
+                | PutRecordsError::AccessDeniedException(_)
+                | PutRecordsError::KmsAccessDeniedException(_)
+                | PutRecordsError::KmsNotFoundException(_)
+                | PutRecordsError::KmsDisabledException(_),
+        )
+    )
 }

@@ -1,0 +1,123 @@
+//! Finding the binaries the stack runs: the two Lambdas and the `query` CLI.
+//!
+//! They are found next to the running executable (cargo puts every binary of the
+//! workspace in one folder), or in `STREAMLAKE_BIN_DIR`. When the stack runs under
+//! cargo (`cargo run`, `cargo test`), it first builds them with the same cargo and
+//! profile, so they are never missing or stale.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use crate::error::StackError;
+
+/// Packages whose binaries the stack runs.
+const PACKAGES: &[&str] = &["transform_lambda", "consumer_lambda", "query"];
+
+/// Where the binaries are.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    dir: PathBuf,
+}
+
+impl Binaries {
+    /// Locates the binaries, building them first when running under cargo.
+    pub async fn locate() -> Result<Self, StackError> {
+        if let Some(dir) = std::env::var_os("STREAMLAKE_BIN_DIR") {
+            return Self::checked(PathBuf::from(dir));
+        }
+        let exe =
+            std::env::current_exe().map_err(StackError::io("locating the running executable"))?;
+        let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+        // Test executables live in `target/<profile>/deps`.
+        if dir.file_name().is_some_and(|n| n == "deps") {
+            dir.pop();
+        }
+        if let Some(cargo) = std::env::var_os("CARGO") {
+            build(&cargo, &dir).await?;
+        }
+        Self::checked(dir)
+    }
+
+    fn checked(dir: PathBuf) -> Result<Self, StackError> {
+        let this = Self { dir };
+        for name in PACKAGES {
+            let path = this.path(name);
+            if !path.is_file() {
+                return Err(StackError::Lambda(format!(
+                    "{} is missing: build the workspace first (`cargo build --workspace`), \
+                     or set STREAMLAKE_BIN_DIR to the folder of the streamlake binaries",
+                    path.display()
+                )));
+            }
+        }
+        Ok(this)
+    }
+
+    /// The path of a binary.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir
+            .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
+    }
+}
+
+/// Builds the binaries with the cargo that runs us, in the profile of `dir`.
+async fn build(cargo: &std::ffi::OsStr, dir: &Path) -> Result<(), StackError> {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("Cargo.toml");
+    if !manifest.is_file() {
+        return Ok(());
+    }
+    let mut command = tokio::process::Command::new(cargo);
+    command
+        .arg("build")
+        .arg("--quiet")
+        .arg("--manifest-path")
+        .arg(&manifest);
+    // Building `streamlake` along gives the same feature set as `cargo run -p streamlake`,
+    // so the two builds do not keep recompiling shared crates for each other.
+    command.args(["--package", env!("CARGO_PKG_NAME")]);
+    for package in PACKAGES {
+        command.args(["--package", package]);
+    }
+    match dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => {}
+        Some("release") => {
+            command.arg("--release");
+        }
+        Some(profile) => {
+            command.args(["--profile", profile]);
+        }
+    }
+    tracing::info!("building the Lambda and query binaries");
+    let status = command
+        .stdin(Stdio::null())
+        .status()
+        .await
+        .map_err(StackError::io("running cargo build"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(StackError::Lambda(format!(
+            "cargo build of {} failed ({status})",
+            PACKAGES.join(", ")
+        )))
+    }
+}
+
+/// The default state folder: `streamlake/` in the build directory (`target/`) of the
+/// running executable, else in the working directory.
+pub fn default_state_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| {
+            let dir = exe.parent()?;
+            let profile_dir = if dir.file_name().is_some_and(|n| n == "deps") {
+                dir.parent()?
+            } else {
+                dir
+            };
+            Some(profile_dir.parent()?.join("streamlake"))
+        })
+        .unwrap_or_else(|| PathBuf::from("streamlake-state"))
+}

@@ -1,0 +1,64 @@
+//! AWS clients pointed at the emulator, and the environment the stack's processes get.
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use streamlake_core::names::DEFAULT_REGION;
+
+/// Placeholder access key for the stack's own emulator, which accepts any key. It is not
+/// a credential anywhere else; against AWS only the standard provider chain is used.
+const EMULATOR_KEY: &str = "streamlake-local-emulator";
+
+/// The clients the stack uses, all on one endpoint.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    /// Shared configuration (endpoint, region, credentials).
+    pub config: SdkConfig,
+    /// Kinesis.
+    pub kinesis: aws_sdk_kinesis::Client,
+    /// S3, path-style.
+    pub s3: aws_sdk_s3::Client,
+    /// DynamoDB.
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    /// Environment for child processes (Lambdas, CLIs) so they reach the same endpoint.
+    pub child_env: Vec<(String, String)>,
+}
+
+impl Clients {
+    /// Clients for `endpoint`. For the stack's own emulator the region is fixed and the
+    /// placeholder key is used; for an external endpoint (`AWS_ENDPOINT_URL`) the
+    /// standard configuration applies.
+    pub async fn connect(endpoint: &str, own_emulator: bool) -> Self {
+        let mut child_env = vec![("AWS_ENDPOINT_URL".to_owned(), endpoint.to_owned())];
+        let config = if own_emulator {
+            for (k, v) in [
+                ("AWS_REGION", DEFAULT_REGION),
+                ("AWS_ACCESS_KEY_ID", EMULATOR_KEY),
+                ("AWS_SECRET_ACCESS_KEY", EMULATOR_KEY),
+            ] {
+                child_env.push((k.to_owned(), v.to_owned()));
+            }
+            aws_config::defaults(BehaviorVersion::latest())
+                .endpoint_url(endpoint)
+                .region(DEFAULT_REGION)
+                .test_credentials()
+                .load()
+                .await
+        } else {
+            streamlake_core::aws::load_config().await
+        };
+        let s3 = streamlake_core::lake::s3_client_from(&config);
+        Self {
+            kinesis: aws_sdk_kinesis::Client::new(&config),
+            dynamodb: aws_sdk_dynamodb::Client::new(&config),
+            s3,
+            config,
+            child_env,
+        }
+    }
+
+    /// The region in use.
+    pub fn region(&self) -> String {
+        self.config
+            .region()
+            .map_or_else(|| DEFAULT_REGION.to_owned(), ToString::to_string)
+    }
+}

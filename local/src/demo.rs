@@ -1,0 +1,260 @@
+//! `streamlake demo`: the whole pipeline on sample data, then a summary read back from
+//! S3 and DynamoDB.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::Select;
+use chrono::NaiveDate;
+use producer::{Entry, Producer, ProducerConfig};
+use streamlake_core::PartitionKeys;
+use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
+use streamlake_core::layout::{DATA_ROOT, ERROR_ROOT};
+
+use crate::clients::Clients;
+use crate::error::StackError;
+use crate::stack::{LocalStack, StackConfig};
+
+/// What the demo produces.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Records to produce.
+    pub records: usize,
+    /// Generator seed.
+    pub seed: u64,
+    /// Fraction of records malformed on purpose.
+    pub error_rate: f64,
+    /// First day of the generated observations.
+    pub start: NaiveDate,
+}
+
+/// What the lake and the tables hold after the demo, counted by reading them back.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LakeCounts {
+    /// Records per data partition (`year=/month=/day=`): (objects, records).
+    pub partitions: BTreeMap<PartitionKeys, (u64, u64)>,
+    /// Error records per error output type folder.
+    pub errors: BTreeMap<String, u64>,
+    /// Rows per DynamoDB table.
+    pub rows: BTreeMap<String, u64>,
+}
+
+impl LakeCounts {
+    /// Records delivered under the data prefix.
+    pub fn delivered(&self) -> u64 {
+        self.partitions.values().map(|(_, r)| r).sum()
+    }
+
+    /// Records under the error prefix.
+    pub fn failed(&self) -> u64 {
+        self.errors.values().sum()
+    }
+}
+
+/// The demo's result.
+#[derive(Debug, Clone)]
+pub struct DemoReport {
+    /// Stream name.
+    pub stream: String,
+    /// Bucket name.
+    pub bucket: String,
+    /// Records the producer sent.
+    pub produced: u64,
+    /// Of which malformed on purpose.
+    pub malformed: u64,
+    /// Records the producer failed to send.
+    pub not_sent: u64,
+    /// Records the transform dropped on purpose.
+    pub dropped: u64,
+    /// Read back from S3 and DynamoDB.
+    pub counts: LakeCounts,
+    /// Records the event source mapping discarded after retries.
+    pub discarded: u64,
+}
+
+impl DemoReport {
+    /// Whether every produced record is accounted for.
+    pub fn reconciles(&self) -> bool {
+        self.produced == self.counts.delivered() + self.counts.failed() + self.dropped
+    }
+}
+
+impl fmt::Display for DemoReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.counts;
+        writeln!(
+            f,
+            "produced {} records to {} ({} malformed on purpose, {} not sent)",
+            self.produced, self.stream, self.malformed, self.not_sent
+        )?;
+        writeln!(f)?;
+        writeln!(f, "Firehose -> s3://{}/{DATA_ROOT}", self.bucket)?;
+        writeln!(f, "  {:<32} {:>7} {:>8}", "partition", "objects", "records")?;
+        for (partition, (objects, records)) in &c.partitions {
+            writeln!(
+                f,
+                "  {:<32} {objects:>7} {records:>8}",
+                partition.to_string()
+            )?;
+        }
+        writeln!(
+            f,
+            "  delivered {} records in {} partitions",
+            c.delivered(),
+            c.partitions.len()
+        )?;
+        for (folder, records) in &c.errors {
+            writeln!(
+                f,
+                "  failed    {records} records in s3://{}/{ERROR_ROOT}{folder}/",
+                self.bucket
+            )?;
+        }
+        writeln!(f, "  dropped   {}", self.dropped)?;
+        writeln!(f)?;
+        writeln!(f, "Consumer -> DynamoDB")?;
+        for (table, rows) in &c.rows {
+            writeln!(f, "  {table:<16} {rows} rows")?;
+        }
+        if self.discarded > 0 {
+            writeln!(f, "  discarded after retries: {} records", self.discarded)?;
+        }
+        writeln!(f)?;
+        let verdict = if self.reconciles() {
+            "reconciled"
+        } else {
+            "MISMATCH"
+        };
+        write!(
+            f,
+            "produced {} = delivered {} + failed {} + dropped {}: {verdict}",
+            self.produced,
+            c.delivered(),
+            c.failed(),
+            self.dropped
+        )
+    }
+}
+
+/// Runs the demo on a started stack: produces, waits for both branches, counts.
+pub async fn run(stack: &LocalStack, options: &DemoOptions) -> Result<DemoReport, StackError> {
+    let config = stack.config();
+    let generator = WeatherGenerator::new(GeneratorConfig {
+        seed: options.seed,
+        start: options.start,
+        error_rate: options.error_rate,
+    });
+    let records: Vec<_> = generator.take(options.records).collect();
+    let malformed = records.iter().filter(|r| !r.valid).count() as u64;
+    let producer = Producer::new(
+        stack.clients().kinesis.clone(),
+        ProducerConfig::new(&config.stream),
+    );
+    let summary = producer
+        .send(records.into_iter().map(Entry::from), |_| {})
+        .await
+        .map_err(|e| StackError::aws("PutRecords", e))?;
+    eprintln!(
+        "streamlake: produced {} records in {:.1} s; waiting for Firehose and the consumer",
+        summary.sent,
+        summary.elapsed.as_secs_f64()
+    );
+    stack
+        .wait_settled(summary.sent, Duration::from_secs(300))
+        .await?;
+    let counts = count(stack.clients(), config).await?;
+    Ok(DemoReport {
+        stream: config.stream.clone(),
+        bucket: config.bucket.clone(),
+        produced: summary.sent,
+        malformed,
+        not_sent: summary.failed.len() as u64,
+        dropped: stack.firehose_stats().dropped,
+        counts,
+        discarded: stack.mapping_stats().discarded,
+    })
+}
+
+/// Counts what the lake and the tables hold, by reading them.
+pub async fn count(clients: &Clients, config: &StackConfig) -> Result<LakeCounts, StackError> {
+    let mut counts = LakeCounts::default();
+    for (key, body) in read_prefix(clients, &config.bucket, DATA_ROOT).await? {
+        let Some(partition) = PartitionKeys::from_path(&key) else {
+            continue;
+        };
+        let entry = counts.partitions.entry(partition).or_default();
+        entry.0 += 1;
+        entry.1 += lines(&body);
+    }
+    for (key, body) in read_prefix(clients, &config.bucket, ERROR_ROOT).await? {
+        let folder = key[ERROR_ROOT.len()..]
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        *counts.errors.entry(folder).or_default() += lines(&body);
+    }
+    for table in config.routing.tables() {
+        let mut rows = 0;
+        let mut pages = clients
+            .dynamodb
+            .scan()
+            .table_name(table)
+            .select(Select::Count)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            rows += page
+                .map_err(|e| StackError::aws(format!("Scan {table}"), e))?
+                .count() as u64;
+        }
+        counts.rows.insert(table.to_owned(), rows);
+    }
+    Ok(counts)
+}
+
+fn lines(body: &[u8]) -> u64 {
+    body.split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count() as u64
+}
+
+/// Every object under a prefix, with its content.
+pub async fn read_prefix(
+    clients: &Clients,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<(String, Vec<u8>)>, StackError> {
+    let mut out = Vec::new();
+    let mut pages = clients
+        .s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page =
+            page.map_err(|e| StackError::aws(format!("ListObjectsV2 s3://{bucket}/{prefix}"), e))?;
+        for object in page.contents() {
+            let Some(key) = object.key() else { continue };
+            let body = clients
+                .s3
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(|e| StackError::aws(format!("GetObject s3://{bucket}/{key}"), e))?
+                .body
+                .collect()
+                .await
+                .map_err(|e| StackError::aws(format!("GetObject s3://{bucket}/{key}"), e))?
+                .into_bytes()
+                .to_vec();
+            out.push((key.to_owned(), body));
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,224 @@
+//! The AWS emulator: moto in server mode, installed and started on demand.
+//!
+//! When `AWS_ENDPOINT_URL` is set, that emulator is used as is. Otherwise moto (pinned)
+//! is installed into a virtualenv under the state directory on first use, started on a
+//! free loopback port, and stopped when the [`Emulator`] is dropped.
+
+use std::fs::{self, File};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+
+/// The moto release the local stack installs.
+pub const MOTO_VERSION: &str = "5.2.5";
+
+/// A running (or external) emulator.
+#[derive(Debug)]
+pub struct Emulator {
+    endpoint: String,
+    child: Option<Child>,
+}
+
+/// Failure to provide an emulator.
+#[derive(Debug, Error)]
+pub enum EmulatorError {
+    /// Python could not create the virtualenv or install moto.
+    #[error("installing moto {MOTO_VERSION} into {venv} failed: {reason} (see {log})")]
+    Install {
+        /// Virtualenv folder.
+        venv: String,
+        /// What failed.
+        reason: String,
+        /// Log of the installation.
+        log: String,
+    },
+    /// The server did not start or did not answer.
+    #[error("moto did not start on {endpoint}: {reason} (see {log})")]
+    Start {
+        /// Where it should answer.
+        endpoint: String,
+        /// What went wrong.
+        reason: String,
+        /// The server's log.
+        log: String,
+    },
+    /// A local file or process operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> EmulatorError {
+    let context = context.into();
+    move |source| EmulatorError::Io { context, source }
+}
+
+impl Emulator {
+    /// The emulator named by `AWS_ENDPOINT_URL`, or moto started under `state_dir`.
+    pub async fn start(state_dir: &Path) -> Result<Self, EmulatorError> {
+        if let Some(endpoint) = std::env::var("AWS_ENDPOINT_URL")
+            .ok()
+            .filter(|e| !e.is_empty())
+        {
+            tracing::info!(%endpoint, "using the emulator named by AWS_ENDPOINT_URL");
+            return Ok(Self {
+                endpoint,
+                child: None,
+            });
+        }
+        let server = ensure_moto(state_dir).await?;
+        let port = free_port().map_err(io("finding a free port"))?;
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let log_path = state_dir.join("moto.log");
+        let log =
+            File::create(&log_path).map_err(io(format!("creating {}", log_path.display())))?;
+        let child = Command::new(&server)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(io("opening the moto log"))?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(io(format!("starting {}", server.display())))?;
+        let mut emulator = Self {
+            endpoint: endpoint.clone(),
+            child: Some(child),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if ready(port).await {
+                tracing::info!(%endpoint, "moto is ready");
+                return Ok(emulator);
+            }
+            let exited = emulator
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            if exited.is_some() || Instant::now() > deadline {
+                return Err(EmulatorError::Start {
+                    endpoint,
+                    reason: exited.map_or("no answer within 30 s".into(), |s| {
+                        format!("exited with {s}")
+                    }),
+                    log: log_path.display().to_string(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The endpoint URL clients talk to.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Whether this process started the emulator (and so owns its state).
+    pub fn is_own(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Stops the emulator if this process started it.
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+}
+
+/// Whether moto answers `GET /moto-api/` with a success status.
+async fn ready(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)).await else {
+        return false;
+    };
+    let request = b"GET /moto-api/ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    if stream.write_all(request).await.is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).await.is_ok() && head.starts_with(b"HTTP/1.") && head[9] == b'2'
+}
+
+/// The `moto_server` executable, installing moto into a virtualenv under `state_dir` when
+/// it is missing. A file lock keeps concurrent starts from installing twice.
+async fn ensure_moto(state_dir: &Path) -> Result<PathBuf, EmulatorError> {
+    let venv = state_dir.join(format!("moto-{MOTO_VERSION}"));
+    let server = venv.join("bin").join("moto_server");
+    let marker = venv.join(".installed");
+    if marker.exists() {
+        return Ok(server);
+    }
+    fs::create_dir_all(state_dir).map_err(io(format!("creating {}", state_dir.display())))?;
+    let lock_path = state_dir.join("moto-install.lock");
+    let lock = File::create(&lock_path).map_err(io(format!("creating {}", lock_path.display())))?;
+    let lock = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
+        .await
+        .expect("lock task does not panic")
+        .map_err(io("waiting for the moto install lock"))?;
+    if marker.exists() {
+        return Ok(server);
+    }
+    eprintln!(
+        "streamlake: installing moto {MOTO_VERSION} (the AWS emulator) into {} - first run only",
+        venv.display()
+    );
+    let log_path = state_dir.join("moto-install.log");
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let fail = |reason: String| EmulatorError::Install {
+        venv: venv.display().to_string(),
+        reason,
+        log: log_path.display().to_string(),
+    };
+    let steps: [(String, Vec<String>); 2] = [
+        (
+            python,
+            vec!["-m".into(), "venv".into(), venv.display().to_string()],
+        ),
+        (
+            venv.join("bin").join("pip").display().to_string(),
+            vec![
+                "install".into(),
+                "--quiet".into(),
+                format!("moto[server]=={MOTO_VERSION}"),
+            ],
+        ),
+    ];
+    for (program, args) in steps {
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(io(format!("opening {}", log_path.display())))?;
+        let status = Command::new(&program)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(io("opening the install log"))?)
+            .stderr(log)
+            .status()
+            .await
+            .map_err(|e| fail(format!("cannot run {program}: {e}")))?;
+        if !status.success() {
+            return Err(fail(format!(
+                "`{program} {}` exited with {status}",
+                args.join(" ")
+            )));
+        }
+    }
+    File::create(&marker).map_err(io(format!("creating {}", marker.display())))?;
+    drop(lock);
+    Ok(server)
+}

@@ -1,0 +1,619 @@
+//! Firehose delivery from a Kinesis source, played locally.
+//!
+//! Like a Firehose delivery stream with a Kinesis data stream as source, a Lambda
+//! processor and dynamic partitioning:
+//! - every shard is read in order; records are buffered until the buffer size or the
+//!   buffer interval is reached;
+//! - the buffer is cut into invocations of at most the processor buffer size (and never
+//!   more than the 6 MB invocation limit), and the transform Lambda is invoked through
+//!   the Runtime API; failed invocations are retried `retries` times;
+//! - each response record is checked against its input (`recordId`, `result`, base64
+//!   `data`, `metadata.partitionKeys`); `Ok` records are grouped by the evaluated S3
+//!   prefix and written as one object per prefix, named as Firehose names them;
+//!   `Dropped` records are counted; everything else becomes an error record (`errorCode`,
+//!   `errorMessage`, `rawData`, ...) under the error prefix.
+
+mod wire;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Utc};
+use streamlake_core::layout::{self, ErrorOutputType, PrefixContext, PrefixTemplate};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+pub use wire::ErrorRecord;
+use wire::{EventRecord, TransformEvent, TransformResponse};
+
+use crate::clients::Clients;
+use crate::error::StackError;
+use crate::kinesis_source::{ShardReader, StartingPosition, StreamRecord, list_shards};
+use crate::lambda_host::{InvokeError, LambdaFunction, MAX_PAYLOAD_BYTES};
+
+/// Configuration of the local delivery stream.
+#[derive(Debug, Clone)]
+pub struct FirehoseConfig {
+    /// Delivery stream name (first part of every object name).
+    pub delivery_stream: String,
+    /// Source stream name.
+    pub source_stream: String,
+    /// Source stream ARN.
+    pub source_stream_arn: String,
+    /// Destination bucket.
+    pub bucket: String,
+    /// S3 prefix template of delivered records.
+    pub prefix: String,
+    /// S3 prefix template of failed records.
+    pub error_prefix: String,
+    /// Deliver when this many bytes are buffered (Firehose: 1-128 MiB; default 5 MiB).
+    pub buffer_bytes: usize,
+    /// Deliver when the oldest buffered record is this old (Firehose: 0-900 s; default 300 s).
+    pub buffer_interval: Duration,
+    /// Bytes of records per transform invocation (Firehose: 0.2-3 MB; default 1 MB).
+    pub processor_buffer_bytes: usize,
+    /// Retries of a failed invocation (Firehose default: 3).
+    pub retries: u32,
+    /// Most distinct prefixes one delivery may write (Firehose default: 500).
+    pub max_active_partitions: usize,
+    /// Where reading the source starts.
+    pub starting_position: StartingPosition,
+    /// Region for ARNs.
+    pub region: String,
+}
+
+/// Counters of the delivery stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FirehoseStats {
+    /// Records read from the source stream.
+    pub records_read: u64,
+    /// Records waiting in the buffer or in delivery.
+    pub in_flight: u64,
+    /// Records written under the data prefix.
+    pub delivered: u64,
+    /// Records written under the error prefix.
+    pub failed: u64,
+    /// Records the transform dropped on purpose.
+    pub dropped: u64,
+    /// Transform invocations (retries included).
+    pub invocations: u64,
+    /// Objects written (data and errors).
+    pub objects: u64,
+}
+
+impl FirehoseStats {
+    /// Whether every record read has been delivered, failed or dropped.
+    pub fn settled(&self) -> bool {
+        self.in_flight == 0 && self.delivered + self.failed + self.dropped == self.records_read
+    }
+}
+
+/// A running local delivery stream.
+pub struct Firehose {
+    stats: Arc<Mutex<FirehoseStats>>,
+    stop: watch::Sender<bool>,
+    flush: mpsc::Sender<()>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Firehose {
+    /// Starts reading the source and delivering.
+    pub async fn start(
+        config: FirehoseConfig,
+        clients: &Clients,
+        transform: Arc<LambdaFunction>,
+    ) -> Result<Self, StackError> {
+        let prefix = PrefixTemplate::parse(&config.prefix)
+            .map_err(|e| StackError::Lambda(format!("Firehose prefix: {e}")))?;
+        let error_prefix = PrefixTemplate::parse(&config.error_prefix)
+            .map_err(|e| StackError::Lambda(format!("Firehose error prefix: {e}")))?;
+        let stats = Arc::new(Mutex::new(FirehoseStats::default()));
+        let (stop, stopped) = watch::channel(false);
+        let (records_tx, records_rx) = mpsc::channel::<Vec<StreamRecord>>(16);
+        let (flush, flush_rx) = mpsc::channel(4);
+        let mut tasks = Vec::new();
+        for shard in list_shards(&clients.kinesis, &config.source_stream).await? {
+            let reader = ShardReader::new(
+                clients.kinesis.clone(),
+                &config.source_stream,
+                &shard,
+                config.starting_position.clone(),
+            );
+            tasks.push(tokio::spawn(read_shard(
+                reader,
+                records_tx.clone(),
+                stats.clone(),
+                stopped.clone(),
+            )));
+        }
+        drop(records_tx);
+        let delivery = Delivery {
+            config,
+            prefix,
+            error_prefix,
+            s3: clients.s3.clone(),
+            transform,
+            stats: stats.clone(),
+        };
+        tasks.push(tokio::spawn(delivery.run(records_rx, flush_rx)));
+        Ok(Self {
+            stats,
+            stop,
+            flush,
+            tasks,
+        })
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> FirehoseStats {
+        self.stats.lock().expect("not poisoned").clone()
+    }
+
+    /// Delivers the buffer now instead of at the end of the interval.
+    pub async fn flush(&self) {
+        let _ = self.flush.send(()).await;
+    }
+
+    /// Stops reading, delivers what is buffered, and waits for the delivery to end.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Reads one shard into the delivery buffer until stopped.
+async fn read_shard(
+    mut reader: ShardReader,
+    out: mpsc::Sender<Vec<StreamRecord>>,
+    stats: Arc<Mutex<FirehoseStats>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    while !*stop.borrow() && !reader.is_closed() {
+        match reader.read(10_000).await {
+            Ok(records) if !records.is_empty() => {
+                {
+                    let mut s = stats.lock().expect("not poisoned");
+                    s.records_read += records.len() as u64;
+                    s.in_flight += records.len() as u64;
+                }
+                if out.send(records).await.is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {
+                // Kinesis allows five reads per second per shard.
+                let _ = tokio::time::timeout(Duration::from_millis(200), stop.changed()).await;
+            }
+            Err(e) => {
+                tracing::warn!(
+                    shard = reader.shard_id(),
+                    "Firehose cannot read the source: {e}"
+                );
+                let _ = tokio::time::timeout(Duration::from_secs(1), stop.changed()).await;
+            }
+        }
+    }
+}
+
+/// The outcome of one record of a delivery.
+enum Outcome {
+    Delivered { prefix: String, data: Vec<u8> },
+    Dropped,
+    Failed(Failure),
+}
+
+struct Failure {
+    output: ErrorOutputType,
+    code: String,
+    message: String,
+    attempts: u32,
+}
+
+impl Failure {
+    fn processing(code: &str, message: impl Into<String>, attempts: u32) -> Self {
+        Self {
+            output: ErrorOutputType::ProcessingFailed,
+            code: code.to_owned(),
+            message: message.into(),
+            attempts,
+        }
+    }
+}
+
+struct Delivery {
+    config: FirehoseConfig,
+    prefix: PrefixTemplate,
+    error_prefix: PrefixTemplate,
+    s3: aws_sdk_s3::Client,
+    transform: Arc<LambdaFunction>,
+    stats: Arc<Mutex<FirehoseStats>>,
+}
+
+impl Delivery {
+    async fn run(
+        self,
+        mut records: mpsc::Receiver<Vec<StreamRecord>>,
+        mut flush: mpsc::Receiver<()>,
+    ) {
+        let mut buffer: Vec<StreamRecord> = Vec::new();
+        let mut bytes = 0usize;
+        let mut oldest: Option<Instant> = None;
+        loop {
+            let due = oldest.map(|t| t + self.config.buffer_interval);
+            tokio::select! {
+                batch = records.recv() => match batch {
+                    Some(batch) => {
+                        oldest.get_or_insert_with(Instant::now);
+                        bytes += batch.iter().map(|r| r.data.len()).sum::<usize>();
+                        buffer.extend(batch);
+                        if bytes >= self.config.buffer_bytes {
+                            self.deliver(std::mem::take(&mut buffer)).await;
+                            (bytes, oldest) = (0, None);
+                        }
+                    }
+                    None => break,
+                },
+                Some(()) = flush.recv() => {
+                    if !buffer.is_empty() {
+                        self.deliver(std::mem::take(&mut buffer)).await;
+                        (bytes, oldest) = (0, None);
+                    }
+                }
+                () = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
+                    self.deliver(std::mem::take(&mut buffer)).await;
+                    (bytes, oldest) = (0, None);
+                }
+            }
+        }
+        if !buffer.is_empty() {
+            self.deliver(buffer).await;
+        }
+    }
+
+    /// Transforms and writes one buffer.
+    async fn deliver(&self, records: Vec<StreamRecord>) {
+        let mut outcomes: Vec<Option<Outcome>> = std::iter::repeat_with(|| None)
+            .take(records.len())
+            .collect();
+        for chunk in self.chunks(&records) {
+            let results = self.process(&records, &chunk).await;
+            for (i, outcome) in chunk.into_iter().zip(results) {
+                outcomes[i] = Some(outcome);
+            }
+        }
+        let outcomes: Vec<Outcome> = outcomes
+            .into_iter()
+            .map(|o| o.expect("every record is in one chunk"))
+            .collect();
+        self.write(&records, outcomes).await;
+    }
+
+    /// Cuts the buffer into invocations: indexes of records, in order.
+    fn chunks(&self, records: &[StreamRecord]) -> Vec<Vec<usize>> {
+        let limit = self.config.processor_buffer_bytes.max(1);
+        let mut chunks = Vec::new();
+        let mut current = Vec::new();
+        let (mut raw, mut encoded) = (0usize, 0usize);
+        for (i, r) in records.iter().enumerate() {
+            let size = r.data.len();
+            let wire = size.div_ceil(3) * 4
+                + r.partition_key.len() * 2
+                + r.sequence_number.len() * 2
+                + 320;
+            if !current.is_empty()
+                && (raw + size > limit || encoded + wire > MAX_PAYLOAD_BYTES - 4096)
+            {
+                chunks.push(std::mem::take(&mut current));
+                (raw, encoded) = (0, 0);
+            }
+            current.push(i);
+            raw += size;
+            encoded += wire;
+        }
+        if !current.is_empty() {
+            chunks.push(current);
+        }
+        chunks
+    }
+
+    /// Invokes the transform for one chunk (with retries) and checks its response.
+    async fn process(&self, records: &[StreamRecord], chunk: &[usize]) -> Vec<Outcome> {
+        let ids: Vec<String> = chunk
+            .iter()
+            .map(|&i| format!("{}:{}", records[i].shard_id, records[i].sequence_number))
+            .collect();
+        let event = TransformEvent {
+            invocation_id: uuid::Uuid::new_v4().to_string(),
+            delivery_stream_arn: &self.delivery_stream_arn(),
+            source_kinesis_stream_arn: &self.config.source_stream_arn,
+            region: &self.config.region,
+            records: chunk
+                .iter()
+                .zip(&ids)
+                .map(|(&i, id)| EventRecord::new(id.clone(), &records[i]))
+                .collect(),
+        };
+        let body =
+            axum::body::Bytes::from(serde_json::to_vec(&event).expect("the event serializes"));
+        let mut attempts = 0;
+        let response = loop {
+            attempts += 1;
+            self.stats.lock().expect("not poisoned").invocations += 1;
+            match self.transform.invoke(body.clone()).await {
+                Ok(response) => break response,
+                Err(e) if attempts <= self.config.retries && !matches!(e, InvokeError::Stopped) => {
+                    tracing::warn!(
+                        attempt = attempts,
+                        "transform invocation failed, retrying: {e}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempts))).await;
+                }
+                Err(e) => {
+                    let code = match e {
+                        InvokeError::Timeout(_) => "Lambda.FunctionTimeout",
+                        InvokeError::TooLarge(..) => "Lambda.ResponseTooLarge",
+                        _ => "Lambda.FunctionError",
+                    };
+                    tracing::error!(
+                        records = chunk.len(),
+                        "transform invocation failed for good: {e}"
+                    );
+                    return chunk
+                        .iter()
+                        .map(|_| {
+                            Outcome::Failed(Failure::processing(code, e.to_string(), attempts))
+                        })
+                        .collect();
+                }
+            }
+        };
+        self.check(&ids, &response, attempts)
+    }
+
+    /// Matches a response to its records, as Firehose checks it.
+    fn check(&self, ids: &[String], response: &[u8], attempts: u32) -> Vec<Outcome> {
+        let parsed: TransformResponse = match serde_json::from_slice(response) {
+            Ok(r) => r,
+            Err(e) => {
+                let message = format!(
+                    "the function's response is not a Firehose transformation response: {e}"
+                );
+                return ids
+                    .iter()
+                    .map(|_| {
+                        Outcome::Failed(Failure::processing(
+                            "Lambda.JsonProcessingException",
+                            &message,
+                            attempts,
+                        ))
+                    })
+                    .collect();
+            }
+        };
+        let mut by_id: HashMap<&str, Vec<&wire::ResponseRecord>> = HashMap::new();
+        for r in &parsed.records {
+            by_id
+                .entry(r.record_id.as_deref().unwrap_or_default())
+                .or_default()
+                .push(r);
+        }
+        ids.iter()
+            .map(|id| match by_id.get(id.as_str()).map(Vec::as_slice) {
+                None | Some([]) => Outcome::Failed(Failure::processing(
+                    "Lambda.MissingRecordId",
+                    format!("record {id} is missing from the function's response"),
+                    attempts,
+                )),
+                Some([_, _, ..]) => Outcome::Failed(Failure::processing(
+                    "Lambda.DuplicatedRecordId",
+                    format!("record {id} appears more than once in the function's response"),
+                    attempts,
+                )),
+                Some([r]) => self.outcome(r, attempts),
+            })
+            .collect()
+    }
+
+    fn outcome(&self, r: &wire::ResponseRecord, attempts: u32) -> Outcome {
+        let data = r.data.as_deref().map(|d| STANDARD.decode(d));
+        match (r.result.as_deref(), data) {
+            (Some("Ok"), Some(Ok(data))) => {
+                let keys: Vec<(&str, &str)> = r
+                    .metadata
+                    .as_ref()
+                    .and_then(|m| m.partition_keys.as_ref())
+                    .map(|k| k.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect())
+                    .unwrap_or_default();
+                let ctx = PrefixContext {
+                    lambda_keys: &keys,
+                    error_output_type: None,
+                    arrival: Utc::now(),
+                };
+                match self.prefix.evaluate(&ctx) {
+                    Ok(prefix) => Outcome::Delivered { prefix, data },
+                    Err(e) => Outcome::Failed(Failure {
+                        output: ErrorOutputType::PartitioningFailed,
+                        code: "DynamicPartitioning.MetadataExtractionFailed".into(),
+                        message: e.to_string(),
+                        attempts,
+                    }),
+                }
+            }
+            (Some("Ok"), _) => Outcome::Failed(Failure::processing(
+                "Lambda.InvalidData",
+                "an Ok record's data is missing or not valid base64",
+                attempts,
+            )),
+            (Some("Dropped"), _) => Outcome::Dropped,
+            (Some("ProcessingFailed"), data) => {
+                // streamlake's transform puts its reason in the failed record's data.
+                let reason = data
+                    .and_then(Result::ok)
+                    .and_then(|d| serde_json::from_slice::<serde_json::Value>(&d).ok())
+                    .and_then(|v| {
+                        v.get("errorMessage")
+                            .and_then(|m| m.as_str())
+                            .map(str::to_owned)
+                    });
+                Outcome::Failed(Failure::processing(
+                    "Lambda.ProcessingFailedStatus",
+                    reason.unwrap_or_else(|| {
+                        "the function marked the record ProcessingFailed".into()
+                    }),
+                    attempts,
+                ))
+            }
+            (other, _) => Outcome::Failed(Failure::processing(
+                "Lambda.InvalidResult",
+                format!("result {other:?} is not Ok, Dropped or ProcessingFailed"),
+                attempts,
+            )),
+        }
+    }
+
+    /// Groups the outcomes into objects and writes them.
+    async fn write(&self, records: &[StreamRecord], outcomes: Vec<Outcome>) {
+        struct Object {
+            body: Vec<u8>,
+            oldest: DateTime<Utc>,
+            records: u64,
+        }
+        let mut data: BTreeMap<String, Object> = BTreeMap::new();
+        let mut errors: BTreeMap<String, Object> = BTreeMap::new();
+        let mut dropped = 0u64;
+        let now = Utc::now();
+        for (record, outcome) in records.iter().zip(outcomes) {
+            let outcome = match outcome {
+                Outcome::Delivered { prefix, .. }
+                    if !data.contains_key(&prefix)
+                        && data.len() >= self.config.max_active_partitions =>
+                {
+                    Outcome::Failed(Failure {
+                        output: ErrorOutputType::PartitioningFailed,
+                        code: "DynamicPartitioning.ActivePartitionsLimitExceeded".into(),
+                        message: format!(
+                            "more than {} active partitions in one delivery",
+                            self.config.max_active_partitions
+                        ),
+                        attempts: 1,
+                    })
+                }
+                other => other,
+            };
+            match outcome {
+                Outcome::Delivered {
+                    prefix,
+                    data: bytes,
+                } => {
+                    let object = data.entry(prefix).or_insert_with(|| Object {
+                        body: Vec::new(),
+                        oldest: record.arrival,
+                        records: 0,
+                    });
+                    object.body.extend_from_slice(&bytes);
+                    object.oldest = object.oldest.min(record.arrival);
+                    object.records += 1;
+                }
+                Outcome::Dropped => dropped += 1,
+                Outcome::Failed(failure) => {
+                    let ctx = PrefixContext {
+                        lambda_keys: &[],
+                        error_output_type: Some(failure.output),
+                        arrival: record.arrival,
+                    };
+                    let prefix = self.error_prefix.evaluate(&ctx).unwrap_or_else(|e| {
+                        tracing::error!("cannot evaluate the error prefix: {e}");
+                        format!("{}{}/", layout::ERROR_ROOT, failure.output)
+                    });
+                    let line = ErrorRecord {
+                        attempts_made: failure.attempts,
+                        arrival_timestamp: record.arrival.timestamp_millis(),
+                        error_code: failure.code,
+                        error_message: failure.message,
+                        attempt_ending_timestamp: now.timestamp_millis(),
+                        raw_data: STANDARD.encode(&record.data),
+                        lambda_arn: self.transform.spec().arn(),
+                    };
+                    let object = errors.entry(prefix).or_insert_with(|| Object {
+                        body: Vec::new(),
+                        oldest: record.arrival,
+                        records: 0,
+                    });
+                    serde_json::to_writer(&mut object.body, &line)
+                        .expect("error records serialize");
+                    object.body.push(b'\n');
+                    object.oldest = object.oldest.min(record.arrival);
+                    object.records += 1;
+                }
+            }
+        }
+        for (is_error, (prefix, object)) in data
+            .into_iter()
+            .map(|o| (false, o))
+            .chain(errors.into_iter().map(|o| (true, o)))
+        {
+            let name = layout::object_name(
+                &self.config.delivery_stream,
+                1,
+                &object.oldest,
+                &uuid::Uuid::new_v4().to_string(),
+                "",
+            );
+            let key = format!("{prefix}{name}");
+            self.put(&key, object.body).await;
+            let mut s = self.stats.lock().expect("not poisoned");
+            s.objects += 1;
+            s.in_flight -= object.records;
+            if is_error {
+                s.failed += object.records;
+            } else {
+                s.delivered += object.records;
+            }
+        }
+        let mut s = self.stats.lock().expect("not poisoned");
+        s.dropped += dropped;
+        s.in_flight -= dropped;
+    }
+
+    /// Writes one object, retrying as Firehose does until S3 accepts it.
+    async fn put(&self, key: &str, body: Vec<u8>) {
+        let mut delay = Duration::from_millis(200);
+        loop {
+            let result = self
+                .s3
+                .put_object()
+                .bucket(&self.config.bucket)
+                .key(key)
+                .body(body.clone().into())
+                .send()
+                .await;
+            match result {
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::warn!(
+                        key,
+                        "S3 PutObject failed, retrying in {delay:?}: {}",
+                        StackError::aws("PutObject", e)
+                    );
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+
+    fn delivery_stream_arn(&self) -> String {
+        format!(
+            "arn:aws:firehose:{}:{}:deliverystream/{}",
+            self.config.region,
+            streamlake_core::names::LOCAL_ACCOUNT,
+            self.config.delivery_stream
+        )
+    }
+}

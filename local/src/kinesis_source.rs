@@ -1,0 +1,197 @@
+//! Reading a Kinesis stream shard by shard, as Firehose and the event source mapping do.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_kinesis::Client;
+use aws_sdk_kinesis::types::ShardIteratorType;
+use chrono::{DateTime, Utc};
+
+use crate::error::StackError;
+
+/// One record read from the stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamRecord {
+    /// Shard it was read from.
+    pub shard_id: Arc<str>,
+    /// Sequence number (decimal string).
+    pub sequence_number: String,
+    /// Partition key.
+    pub partition_key: String,
+    /// Record bytes.
+    pub data: Vec<u8>,
+    /// Arrival time in the stream.
+    pub arrival: DateTime<Utc>,
+}
+
+/// Where a reader starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartingPosition {
+    /// The oldest record of the shard.
+    TrimHorizon,
+    /// Only records added from now on.
+    Latest,
+    /// The first record that arrived at or after this time.
+    AtTimestamp(DateTime<Utc>),
+    /// Just after this sequence number (a checkpoint).
+    AfterSequenceNumber(String),
+}
+
+/// The shards of a stream.
+pub async fn list_shards(client: &Client, stream: &str) -> Result<Vec<String>, StackError> {
+    let mut shards = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let request = match &token {
+            Some(t) => client.list_shards().next_token(t),
+            None => client.list_shards().stream_name(stream),
+        };
+        let out = request
+            .send()
+            .await
+            .map_err(|e| StackError::aws(format!("ListShards {stream}"), e))?;
+        shards.extend(out.shards().iter().map(|s| s.shard_id().to_owned()));
+        token = out.next_token().map(str::to_owned);
+        if token.is_none() {
+            return Ok(shards);
+        }
+    }
+}
+
+/// Reads one shard in order.
+#[derive(Debug)]
+pub struct ShardReader {
+    client: Client,
+    stream: String,
+    shard_id: Arc<str>,
+    start: StartingPosition,
+    iterator: Option<String>,
+    last_sequence_number: Option<String>,
+    closed: bool,
+}
+
+impl ShardReader {
+    /// A reader of `shard_id` from `start`.
+    pub fn new(client: Client, stream: &str, shard_id: &str, start: StartingPosition) -> Self {
+        Self {
+            client,
+            stream: stream.to_owned(),
+            shard_id: shard_id.into(),
+            start,
+            iterator: None,
+            last_sequence_number: None,
+            closed: false,
+        }
+    }
+
+    /// The shard.
+    pub fn shard_id(&self) -> &str {
+        &self.shard_id
+    }
+
+    /// Whether the shard is closed and fully read.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Reads up to `limit` records (possibly none). Throttling and expired iterators are
+    /// handled here; other errors are returned.
+    pub async fn read(&mut self, limit: i32) -> Result<Vec<StreamRecord>, StackError> {
+        if self.closed {
+            return Ok(Vec::new());
+        }
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let iterator = match self.iterator.take() {
+                Some(i) => i,
+                None => self.new_iterator().await?,
+            };
+            match self
+                .client
+                .get_records()
+                .shard_iterator(&iterator)
+                .limit(limit.clamp(1, 10_000))
+                .send()
+                .await
+            {
+                Ok(out) => {
+                    self.iterator = out.next_shard_iterator().map(str::to_owned);
+                    if self.iterator.is_none() {
+                        self.closed = true;
+                    }
+                    let records: Vec<StreamRecord> = out
+                        .records()
+                        .iter()
+                        .map(|r| StreamRecord {
+                            shard_id: self.shard_id.clone(),
+                            sequence_number: r.sequence_number().to_owned(),
+                            partition_key: r.partition_key().unwrap_or_default().to_owned(),
+                            data: r.data().as_ref().to_vec(),
+                            arrival: r
+                                .approximate_arrival_timestamp()
+                                .and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
+                                .unwrap_or_else(Utc::now),
+                        })
+                        .collect();
+                    if let Some(last) = records.last() {
+                        self.last_sequence_number = Some(last.sequence_number.clone());
+                    }
+                    return Ok(records);
+                }
+                Err(e) => {
+                    let service = e.as_service_error();
+                    if service.is_some_and(|s| s.is_expired_iterator_exception()) {
+                        self.iterator = None;
+                    } else if service
+                        .is_some_and(|s| s.is_provisioned_throughput_exceeded_exception())
+                    {
+                        self.iterator = Some(iterator);
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(5));
+                    } else {
+                        return Err(StackError::aws(
+                            format!("GetRecords {}/{}", self.stream, self.shard_id),
+                            e,
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn new_iterator(&self) -> Result<String, StackError> {
+        let request = self
+            .client
+            .get_shard_iterator()
+            .stream_name(&self.stream)
+            .shard_id(self.shard_id.as_ref());
+        let request = match (&self.last_sequence_number, &self.start) {
+            (Some(seq), _) | (None, StartingPosition::AfterSequenceNumber(seq)) => request
+                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                .starting_sequence_number(seq),
+            (None, StartingPosition::TrimHorizon) => {
+                request.shard_iterator_type(ShardIteratorType::TrimHorizon)
+            }
+            (None, StartingPosition::Latest) => {
+                request.shard_iterator_type(ShardIteratorType::Latest)
+            }
+            (None, StartingPosition::AtTimestamp(t)) => request
+                .shard_iterator_type(ShardIteratorType::AtTimestamp)
+                .timestamp(aws_sdk_kinesis::primitives::DateTime::from_millis(
+                    t.timestamp_millis(),
+                )),
+        };
+        let out = request.send().await.map_err(|e| {
+            StackError::aws(
+                format!("GetShardIterator {}/{}", self.stream, self.shard_id),
+                e,
+            )
+        })?;
+        out.shard_iterator()
+            .map(str::to_owned)
+            .ok_or_else(|| StackError::Aws {
+                operation: format!("GetShardIterator {}/{}", self.stream, self.shard_id),
+                message: "no iterator returned".into(),
+            })
+    }
+}

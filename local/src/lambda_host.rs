@@ -1,0 +1,440 @@
+//! Runs a Lambda binary locally behind the Lambda Runtime API, as Lambda does.
+//!
+//! The function is a child process with `AWS_LAMBDA_RUNTIME_API` pointing at a small
+//! HTTP server here. It polls `GET /2018-06-01/runtime/invocation/next`, and posts the
+//! result to `.../{request id}/response` or `.../{request id}/error`, exactly as on AWS.
+//! A process that exits is started again (a new sandbox); its in-flight invocation fails.
+//! An invocation that outlives the timeout fails and its process is restarted.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use thiserror::Error;
+use tokio::sync::{Mutex, Notify, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::error::StackError;
+
+/// Largest synchronous invocation request or response Lambda accepts.
+pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
+
+/// What to run and how.
+#[derive(Debug, Clone)]
+pub struct FunctionSpec {
+    /// Function name.
+    pub name: String,
+    /// The bootstrap binary.
+    pub binary: PathBuf,
+    /// Extra environment (endpoint, region, function configuration).
+    pub env: Vec<(String, String)>,
+    /// Invocation timeout.
+    pub timeout: Duration,
+    /// Memory setting reported to the function.
+    pub memory_mb: u32,
+    /// File that receives the function's stdout and stderr (its CloudWatch log).
+    pub log_path: PathBuf,
+    /// Region and account for the function's ARN.
+    pub region: String,
+}
+
+impl FunctionSpec {
+    /// The function's ARN.
+    pub fn arn(&self) -> String {
+        format!(
+            "arn:aws:lambda:{}:{}:function:{}",
+            self.region,
+            streamlake_core::names::LOCAL_ACCOUNT,
+            self.name
+        )
+    }
+}
+
+/// Why an invocation did not return a result.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum InvokeError {
+    /// The function reported an error (`/error`).
+    #[error("function error {error_type}: {message}")]
+    Function {
+        /// `errorType` of the report.
+        error_type: String,
+        /// `errorMessage` of the report.
+        message: String,
+    },
+    /// The process exited during the invocation.
+    #[error("the function process exited during the invocation ({0})")]
+    Crashed(String),
+    /// The invocation outlived the timeout.
+    #[error("the invocation timed out after {0:?}")]
+    Timeout(Duration),
+    /// The request or response is larger than Lambda allows.
+    #[error("{0} of {1} bytes exceeds the 6 MB limit")]
+    TooLarge(&'static str, usize),
+    /// The function is shutting down.
+    #[error("the function is stopped")]
+    Stopped,
+}
+
+type Reply = oneshot::Sender<Result<Bytes, InvokeError>>;
+
+struct Invocation {
+    id: String,
+    payload: Bytes,
+    deadline_ms: u128,
+    reply: Reply,
+}
+
+struct Shared {
+    spec: FunctionSpec,
+    queue: Mutex<mpsc::Receiver<Invocation>>,
+    in_flight: std::sync::Mutex<HashMap<String, Reply>>,
+    restart: Notify,
+    shutdown: Notify,
+    stopped: std::sync::atomic::AtomicBool,
+}
+
+impl Shared {
+    fn fail_in_flight(&self, error: &InvokeError) {
+        let pending: Vec<Reply> = self
+            .in_flight
+            .lock()
+            .expect("not poisoned")
+            .drain()
+            .map(|(_, r)| r)
+            .collect();
+        for reply in pending {
+            let _ = reply.send(Err(error.clone()));
+        }
+    }
+
+    fn complete(&self, id: &str, result: Result<Bytes, InvokeError>) -> bool {
+        match self.in_flight.lock().expect("not poisoned").remove(id) {
+            Some(reply) => {
+                let _ = reply.send(result);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// A locally running Lambda function.
+pub struct LambdaFunction {
+    shared: Arc<Shared>,
+    queue: mpsc::Sender<Invocation>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for LambdaFunction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LambdaFunction")
+            .field("name", &self.shared.spec.name)
+            .finish()
+    }
+}
+
+impl LambdaFunction {
+    /// Starts the Runtime API server and the function process.
+    pub async fn start(spec: FunctionSpec) -> Result<Self, StackError> {
+        if !spec.binary.is_file() {
+            return Err(StackError::Lambda(format!(
+                "the {} binary is missing: {}",
+                spec.name,
+                spec.binary.display()
+            )));
+        }
+        let (queue, receiver) = mpsc::channel(64);
+        let shared = Arc::new(Shared {
+            spec,
+            queue: Mutex::new(receiver),
+            in_flight: std::sync::Mutex::new(HashMap::new()),
+            restart: Notify::new(),
+            shutdown: Notify::new(),
+            stopped: std::sync::atomic::AtomicBool::new(false),
+        });
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(StackError::io("binding the Runtime API"))?;
+        let addr = listener
+            .local_addr()
+            .map_err(StackError::io("binding the Runtime API"))?;
+        let app = Router::new()
+            .route("/2018-06-01/runtime/invocation/next", get(next))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(response),
+            )
+            .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
+            .route("/2018-06-01/runtime/init/error", post(init_error))
+            .layer(DefaultBodyLimit::max(4 * MAX_PAYLOAD_BYTES))
+            .with_state(shared.clone());
+        let server = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!("Runtime API server stopped: {e}");
+            }
+        });
+        let supervisor = tokio::spawn(supervise(shared.clone(), addr));
+        Ok(Self {
+            shared,
+            queue,
+            tasks: vec![server, supervisor],
+        })
+    }
+
+    /// The function's specification.
+    pub fn spec(&self) -> &FunctionSpec {
+        &self.shared.spec
+    }
+
+    /// Invokes the function synchronously (`RequestResponse`) with a JSON payload.
+    pub async fn invoke(&self, payload: impl Into<Bytes>) -> Result<Bytes, InvokeError> {
+        let payload = payload.into();
+        if payload.len() > MAX_PAYLOAD_BYTES {
+            return Err(InvokeError::TooLarge("request", payload.len()));
+        }
+        let timeout = self.shared.spec.timeout;
+        let id = uuid::Uuid::new_v4().to_string();
+        let deadline_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .saturating_add(timeout)
+            .as_millis();
+        let (reply, result) = oneshot::channel();
+        let invocation = Invocation {
+            id: id.clone(),
+            payload,
+            deadline_ms,
+            reply,
+        };
+        self.queue
+            .send(invocation)
+            .await
+            .map_err(|_| InvokeError::Stopped)?;
+        // The timeout runs from the moment the function takes the invocation; waiting in
+        // the queue for a busy function is bounded separately.
+        match tokio::time::timeout(timeout * 4, result).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(InvokeError::Stopped),
+            Err(_) => {
+                if self
+                    .shared
+                    .complete(&id, Err(InvokeError::Timeout(timeout)))
+                {
+                    self.shared.restart.notify_one();
+                }
+                Err(InvokeError::Timeout(timeout))
+            }
+        }
+    }
+
+    /// Stops the process and the server; pending invocations fail with
+    /// [`InvokeError::Stopped`].
+    pub async fn stop(mut self) {
+        self.shared
+            .stopped
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.shared.shutdown.notify_waiters();
+        self.shared.shutdown.notify_one();
+        self.shared.fail_in_flight(&InvokeError::Stopped);
+        for task in self.tasks.drain(..).rev() {
+            if task.is_finished() {
+                continue;
+            }
+            let handle = task.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .is_err()
+            {
+                handle.abort();
+            }
+        }
+    }
+}
+
+impl Drop for LambdaFunction {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Keeps one function process running until shutdown.
+async fn supervise(shared: Arc<Shared>, addr: SocketAddr) {
+    let spec = &shared.spec;
+    let mut quick_exits = 0u32;
+    loop {
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&spec.log_path);
+        let (stdout, stderr) = match log.and_then(|f| Ok((f.try_clone()?, f))) {
+            Ok((a, b)) => (Stdio::from(a), Stdio::from(b)),
+            Err(_) => (Stdio::null(), Stdio::null()),
+        };
+        let started = tokio::time::Instant::now();
+        let child = tokio::process::Command::new(&spec.binary)
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
+            .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
+            .env("AWS_LAMBDA_FUNCTION_NAME", &spec.name)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env(
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                spec.memory_mb.to_string(),
+            )
+            .env(
+                "AWS_LAMBDA_LOG_GROUP_NAME",
+                format!("/aws/lambda/{}", spec.name),
+            )
+            .env(
+                "AWS_LAMBDA_LOG_STREAM_NAME",
+                uuid::Uuid::new_v4().simple().to_string(),
+            )
+            .env("AWS_REGION", &spec.region)
+            .env("AWS_DEFAULT_REGION", &spec.region)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .kill_on_drop(true)
+            .spawn();
+        let mut child = match child {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(function = %spec.name, "cannot start {}: {e}", spec.binary.display());
+                shared.fail_in_flight(&InvokeError::Crashed(e.to_string()));
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    () = shared.shutdown.notified() => return,
+                }
+            }
+        };
+        tokio::select! {
+            status = child.wait() => {
+                let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
+                if !shared.stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                    tracing::warn!(function = %spec.name, %status, "function process exited; starting a new one");
+                }
+                shared.fail_in_flight(&InvokeError::Crashed(status));
+            }
+            () = shared.restart.notified() => {
+                tracing::warn!(function = %spec.name, "restarting the function process after a timeout");
+                let _ = child.kill().await;
+            }
+            () = shared.shutdown.notified() => {
+                let _ = child.kill().await;
+                return;
+            }
+        }
+        if shared.stopped.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        // A process that dies at once (an init error) is restarted more and more slowly.
+        quick_exits = if started.elapsed() < Duration::from_secs(1) {
+            quick_exits + 1
+        } else {
+            0
+        };
+        let pause = Duration::from_millis(100 * u64::from(quick_exits.min(20)));
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = shared.shutdown.notified() => return,
+        }
+    }
+}
+
+async fn next(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    let mut queue = shared.queue.lock().await;
+    let Some(invocation) = queue.recv().await else {
+        return (StatusCode::GONE, HeaderMap::new(), Bytes::new());
+    };
+    drop(queue);
+    let mut headers = HeaderMap::new();
+    let header = |v: &str| HeaderValue::from_str(v).expect("ASCII header value");
+    headers.insert("lambda-runtime-aws-request-id", header(&invocation.id));
+    headers.insert(
+        "lambda-runtime-deadline-ms",
+        header(&invocation.deadline_ms.to_string()),
+    );
+    headers.insert(
+        "lambda-runtime-invoked-function-arn",
+        header(&shared.spec.arn()),
+    );
+    headers.insert(
+        "lambda-runtime-trace-id",
+        header(&format!(
+            "Root=1-00000000-{};Sampled=0",
+            uuid::Uuid::new_v4().simple()
+        )),
+    );
+    headers.insert("content-type", header("application/json"));
+    shared
+        .in_flight
+        .lock()
+        .expect("not poisoned")
+        .insert(invocation.id, invocation.reply);
+    (StatusCode::OK, headers, invocation.payload)
+}
+
+async fn response(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> StatusCode {
+    let result = if body.len() > MAX_PAYLOAD_BYTES {
+        Err(InvokeError::TooLarge("response", body.len()))
+    } else {
+        Ok(body)
+    };
+    if shared.complete(&id, result) {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::NOT_FOUND
+    }
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ErrorReport {
+    #[serde(default)]
+    error_type: String,
+    #[serde(default)]
+    error_message: String,
+}
+
+async fn error(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> StatusCode {
+    let report: ErrorReport = serde_json::from_slice(&body).unwrap_or_default();
+    let error = InvokeError::Function {
+        error_type: report.error_type,
+        message: report.error_message,
+    };
+    if shared.complete(&id, Err(error)) {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::NOT_FOUND
+    }
+}
+
+async fn init_error(State(shared): State<Arc<Shared>>, body: Bytes) -> StatusCode {
+    let report: ErrorReport = serde_json::from_slice(&body).unwrap_or_default();
+    tracing::error!(
+        function = %shared.spec.name,
+        error_type = %report.error_type,
+        "function failed to initialize: {}",
+        report.error_message
+    );
+    StatusCode::ACCEPTED
+}

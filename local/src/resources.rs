@@ -1,0 +1,137 @@
+//! Creating the stack's resources when they are missing.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use aws_sdk_kinesis::types::StreamStatus;
+use streamlake_core::routing::{PARTITION_KEY, SORT_KEY};
+
+use crate::clients::Clients;
+use crate::error::StackError;
+
+/// What the stack needs to exist.
+#[derive(Debug, Clone)]
+pub struct Resources {
+    /// Kinesis stream.
+    pub stream: String,
+    /// Shards of the stream when it is created.
+    pub shards: i32,
+    /// Bucket of the lake.
+    pub bucket: String,
+    /// DynamoDB tables.
+    pub tables: Vec<String>,
+}
+
+/// Creates whatever of `resources` is missing; returns the stream's ARN.
+pub async fn ensure(clients: &Clients, resources: &Resources) -> Result<String, StackError> {
+    let arn = ensure_stream(clients, &resources.stream, resources.shards).await?;
+    ensure_bucket(clients, &resources.bucket).await?;
+    for table in &resources.tables {
+        ensure_table(clients, table).await?;
+    }
+    Ok(arn)
+}
+
+async fn ensure_stream(clients: &Clients, stream: &str, shards: i32) -> Result<String, StackError> {
+    let kinesis = &clients.kinesis;
+    let describe = kinesis
+        .describe_stream_summary()
+        .stream_name(stream)
+        .send()
+        .await;
+    if let Err(e) = &describe {
+        if e.as_service_error()
+            .is_some_and(|e| e.is_resource_not_found_exception())
+        {
+            tracing::info!(stream, shards, "creating stream");
+            kinesis
+                .create_stream()
+                .stream_name(stream)
+                .shard_count(shards)
+                .send()
+                .await
+                .map_err(|e| StackError::aws(format!("CreateStream {stream}"), e))?;
+        } else {
+            return Err(StackError::aws(
+                format!("DescribeStreamSummary {stream}"),
+                describe.expect_err("checked"),
+            ));
+        }
+    }
+    for _ in 0..300 {
+        let summary = kinesis
+            .describe_stream_summary()
+            .stream_name(stream)
+            .send()
+            .await
+            .map_err(|e| StackError::aws(format!("DescribeStreamSummary {stream}"), e))?;
+        let description = summary.stream_description_summary();
+        if let Some(d) = description
+            && d.stream_status() == &StreamStatus::Active
+        {
+            return Ok(d.stream_arn().to_owned());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(StackError::Timeout(format!(
+        "stream {stream} did not become ACTIVE"
+    )))
+}
+
+async fn ensure_bucket(clients: &Clients, bucket: &str) -> Result<(), StackError> {
+    if clients.s3.head_bucket().bucket(bucket).send().await.is_ok() {
+        return Ok(());
+    }
+    tracing::info!(bucket, "creating bucket");
+    match clients.s3.create_bucket().bucket(bucket).send().await {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error().is_some_and(|e| {
+                e.is_bucket_already_owned_by_you() || e.is_bucket_already_exists()
+            }) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(StackError::aws(format!("CreateBucket {bucket}"), e)),
+    }
+}
+
+async fn ensure_table(clients: &Clients, table: &str) -> Result<(), StackError> {
+    let dynamodb = &clients.dynamodb;
+    match dynamodb.describe_table().table_name(table).send().await {
+        Ok(_) => return Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception()) => {}
+        Err(e) => return Err(StackError::aws(format!("DescribeTable {table}"), e)),
+    }
+    tracing::info!(table, "creating table");
+    let attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("name and type are set")
+    };
+    let key = |name: &str, key_type| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(key_type)
+            .build()
+            .expect("name and type are set")
+    };
+    dynamodb
+        .create_table()
+        .table_name(table)
+        .attribute_definitions(attribute(PARTITION_KEY))
+        .attribute_definitions(attribute(SORT_KEY))
+        .key_schema(key(PARTITION_KEY, KeyType::Hash))
+        .key_schema(key(SORT_KEY, KeyType::Range))
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .map_err(|e| StackError::aws(format!("CreateTable {table}"), e))?;
+    Ok(())
+}

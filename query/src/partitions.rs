@@ -1,0 +1,46 @@
+//! The partition tree: objects, bytes and records per day.
+
+use streamlake_core::PartitionKeys;
+use streamlake_core::lake::{DateRange, Lake, LakeError};
+
+/// What one partition holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionSummary {
+    /// The day.
+    pub partition: PartitionKeys,
+    /// Objects in it.
+    pub objects: u64,
+    /// Their total size.
+    pub bytes: u64,
+    /// Records (lines) in them.
+    pub records: u64,
+}
+
+/// Summarizes every partition in `range`, calling `each` as each one is counted.
+pub async fn summarize_partitions(
+    lake: &Lake,
+    range: DateRange,
+    mut each: impl FnMut(&PartitionSummary),
+) -> Result<Vec<PartitionSummary>, LakeError> {
+    let mut out = Vec::new();
+    for partition in lake.partitions(range).await? {
+        let mut summary = PartitionSummary {
+            partition,
+            objects: 0,
+            bytes: 0,
+            records: 0,
+        };
+        for object in lake.objects(&partition).await? {
+            let body = lake.read(&object.key).await?;
+            summary.objects += 1;
+            summary.bytes += object.size;
+            summary.records += body
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .count() as u64;
+        }
+        each(&summary);
+        out.push(summary);
+    }
+    Ok(out)
+}

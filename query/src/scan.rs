@@ -1,0 +1,66 @@
+//! Scanning records of a date range, with filters.
+
+use serde_json::{Map, Value};
+use streamlake_core::lake::{DateRange, Lake, LakeError};
+
+use crate::filter::Filter;
+
+/// What to scan.
+#[derive(Debug, Clone, Default)]
+pub struct ScanOptions {
+    /// Days to read.
+    pub range: DateRange,
+    /// Every filter must match.
+    pub filters: Vec<Filter>,
+    /// Stop after this many matches.
+    pub limit: Option<usize>,
+}
+
+/// What a scan read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanStats {
+    /// Partitions opened.
+    pub partitions: u64,
+    /// Objects read.
+    pub objects: u64,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Records read.
+    pub records: u64,
+    /// Records that matched.
+    pub matched: u64,
+    /// Lines that are not JSON objects (skipped).
+    pub unreadable: u64,
+}
+
+/// Reads the partitions of the range and calls `each` with every matching record.
+pub async fn scan(
+    lake: &Lake,
+    options: &ScanOptions,
+    mut each: impl FnMut(Map<String, Value>),
+) -> Result<ScanStats, LakeError> {
+    let mut stats = ScanStats::default();
+    for partition in lake.partitions(options.range).await? {
+        stats.partitions += 1;
+        for object in lake.objects(&partition).await? {
+            let body = lake.read(&object.key).await?;
+            stats.objects += 1;
+            stats.bytes += body.len() as u64;
+            for line in body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                stats.records += 1;
+                let Ok(record) = serde_json::from_slice::<Map<String, Value>>(line) else {
+                    stats.unreadable += 1;
+                    continue;
+                };
+                if options.filters.iter().all(|f| f.matches(&record)) {
+                    stats.matched += 1;
+                    each(record);
+                    if options.limit.is_some_and(|l| stats.matched as usize >= l) {
+                        return Ok(stats);
+                    }
+                }
+            }
+        }
+    }
+    Ok(stats)
+}

@@ -1,0 +1,220 @@
+//! The whole pipeline over the local stack (real moto, real Lambda binaries through the
+//! Runtime API): every valid record lands in its `year=/month=/day=` partition exactly
+//! once, every malformed one lands under the error prefix with its reason and original
+//! bytes, and DynamoDB holds the merged rows.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chrono::NaiveDate;
+use producer::{Entry, Producer, ProducerConfig};
+use streamlake::binaries::default_state_dir;
+use streamlake::demo::read_prefix;
+use streamlake::firehose::ErrorRecord;
+use streamlake::{LocalStack, StackConfig};
+use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
+use streamlake_core::layout::{DATA_ROOT, ERROR_ROOT};
+use streamlake_core::routing::Routing;
+use streamlake_core::time::{format_rfc3339, from_epoch_millis};
+use streamlake_core::{PartitionKeys, normalize};
+
+/// Records written by hand: offsets that move a record into the next day, month and
+/// year, a date without a time, and every kind of malformed input.
+fn handmade() -> Vec<Entry> {
+    let valid = [
+        r#"{"date":"2021-12-31T23:30:00-05:00","stationid":"GHCND:USW00093721","location":"BWI, MD US","datatype":"TMAX","value":4.4}"#,
+        r#"{"date":"2021-12-31T22:00:00Z","stationid":"GHCND:USW00093721","location":"BWI, MD US","datatype":"TMIN","value":-1.5}"#,
+        r#"{"date":"2022-01-01T01:00:00-02:00","stationid":"GHCND:USW00093721","datatype":"prcp","value":0.3}"#,
+        r#"{"date":"2022-02-28","stationid":"GHCND:US1MDAA0001","location":"RIDGE 1.0 N, MD US","datatype":"SNOW","value":12}"#,
+        r#"{"date":"2022-02-28T12:00:00","stationid":"GHCND:US1MDAA0001","location":"RIDGE 1.0 N, MD US","datatype":"AWND","value":3.2}"#,
+    ];
+    let malformed: [&[u8]; 7] = [
+        b"GHCND:US1MDAA0001,2021-10-01,PRCP,5",
+        br#"{"date":"2021-10-01","datatype":"PRCP","value":1}"#,
+        br#"{"date":"2021-10-01","stationid":"S","datatype":"PRCP","value":"five"}"#,
+        br#"{"date":"2021-10-41","stationid":"S","datatype":"PRCP","value":1}"#,
+        b"{\"date\":\"2021-10-01\",\"stationid\":\"\xff\",\"datatype\":\"PRCP\",\"value\":1}",
+        br#"[{"date":"2021-10-01","stationid":"S","datatype":"PRCP","value":1}]"#,
+        br#"{"date":"2021-10-01","stationid":"S","datatype":"PRCP","value":1"#,
+    ];
+    valid
+        .iter()
+        .map(|v| v.as_bytes())
+        .chain(malformed)
+        .enumerate()
+        .map(|(i, data)| Entry {
+            partition_key: format!("handmade-{i}"),
+            data: data.to_vec(),
+        })
+        .collect()
+}
+
+fn s(v: &AttributeValue) -> &str {
+    v.as_s().map(String::as_str).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_record_is_delivered_once_or_failed_with_its_reason() {
+    let mut config = StackConfig::new(default_state_dir());
+    config.buffer_interval = Duration::from_secs(1);
+    let stack = LocalStack::start(config)
+        .await
+        .expect("the local stack starts");
+
+    // Generated days across a month boundary, malformed records mixed in, plus handmade ones.
+    let generated = WeatherGenerator::new(GeneratorConfig {
+        seed: 7,
+        start: NaiveDate::from_ymd_opt(2021, 9, 28).unwrap(),
+        error_rate: 0.05,
+    })
+    .take(400)
+    .map(Entry::from);
+    let entries: Vec<Entry> = generated.chain(handmade()).collect();
+    let producer = Producer::new(
+        stack.clients().kinesis.clone(),
+        ProducerConfig::new(&stack.config().stream),
+    );
+    let summary = producer.send(entries.clone(), |_| {}).await.unwrap();
+    assert_eq!(summary.sent as usize, entries.len());
+    assert!(summary.failed.is_empty());
+    stack
+        .wait_settled(summary.sent, Duration::from_secs(240))
+        .await
+        .expect("both branches settle");
+
+    // What each input should become, by the one definition of normalization.
+    let arrival = from_epoch_millis(0);
+    let mut expected: BTreeMap<(PartitionKeys, String, String, String), u32> = BTreeMap::new();
+    let mut malformed: HashMap<Vec<u8>, u32> = HashMap::new();
+    let mut expected_rows: BTreeMap<(String, String, String), BTreeMap<String, f64>> =
+        BTreeMap::new();
+    let routing = Routing::default();
+    for e in &entries {
+        match normalize(&e.data, arrival) {
+            Ok(o) => {
+                let key = (
+                    o.partition(),
+                    o.stationid.to_string(),
+                    o.datatype.to_string(),
+                    format_rfc3339(&o.observed_at),
+                );
+                *expected.entry(key).or_default() += 1;
+                if let Some(table) = routing.table_for(&o.datatype) {
+                    expected_rows
+                        .entry((
+                            table.to_owned(),
+                            o.stationid.to_string(),
+                            o.date.to_string(),
+                        ))
+                        .or_default()
+                        .insert(o.datatype.to_string(), o.value);
+                }
+            }
+            Err(_) => *malformed.entry(e.data.clone()).or_default() += 1,
+        }
+    }
+    assert!(
+        expected
+            .keys()
+            .map(|k| k.0)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            >= 6
+    );
+
+    // S3 data: each valid record once, in the partition of its own UTC day.
+    let clients = stack.clients();
+    let bucket = &stack.config().bucket;
+    let mut delivered: BTreeMap<(PartitionKeys, String, String, String), u32> = BTreeMap::new();
+    for (key, body) in read_prefix(clients, bucket, DATA_ROOT).await.unwrap() {
+        let partition = PartitionKeys::from_path(&key).expect("data objects are in a partition");
+        assert!(
+            key.contains("/streamlake-delivery-1-"),
+            "object named like Firehose's: {key}"
+        );
+        assert!(body.ends_with(b"\n"));
+        for line in body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let row: serde_json::Value = serde_json::from_slice(line).unwrap();
+            assert_eq!(
+                row["date"].as_str().unwrap(),
+                partition.date().to_string(),
+                "{key}"
+            );
+            let k = (
+                partition,
+                row["stationid"].as_str().unwrap().to_owned(),
+                row["datatype"].as_str().unwrap().to_owned(),
+                row["observed_at"].as_str().unwrap().to_owned(),
+            );
+            *delivered.entry(k).or_default() += 1;
+        }
+    }
+    assert_eq!(delivered, expected);
+    let new_year = PartitionKeys::for_date(NaiveDate::from_ymd_opt(2022, 1, 1).unwrap());
+    assert_eq!(delivered.keys().filter(|k| k.0 == new_year).count(), 2);
+
+    // S3 errors: each malformed record once, with its original bytes and a reason.
+    let mut failed: HashMap<Vec<u8>, u32> = HashMap::new();
+    for (key, body) in read_prefix(clients, bucket, ERROR_ROOT).await.unwrap() {
+        assert!(key.starts_with("errors/processing-failed/"), "{key}");
+        for line in body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let record: ErrorRecord = serde_json::from_slice(line).unwrap();
+            assert_eq!(record.error_code, "Lambda.ProcessingFailedStatus");
+            let raw = STANDARD.decode(&record.raw_data).unwrap();
+            let reason = normalize(&raw, arrival).unwrap_err().to_string();
+            assert_eq!(
+                record.error_message, reason,
+                "the transform's reason travels with the record"
+            );
+            *failed.entry(raw).or_default() += 1;
+        }
+    }
+    assert_eq!(failed, malformed);
+
+    // DynamoDB: one row per (table, station, day) with every datatype merged.
+    let mut rows = 0;
+    for ((table, station, date), values) in &expected_rows {
+        let item = clients
+            .dynamodb
+            .get_item()
+            .table_name(table)
+            .key("stationid", AttributeValue::S(station.clone()))
+            .key("date", AttributeValue::S(date.clone()))
+            .send()
+            .await
+            .unwrap()
+            .item
+            .unwrap_or_else(|| panic!("row {table}/{station}/{date} is missing"));
+        for (datatype, value) in values {
+            let stored: f64 = item[datatype].as_n().unwrap().parse().unwrap();
+            assert_eq!(stored, *value, "{table}/{station}/{date}/{datatype}");
+        }
+        rows += 1;
+    }
+    let counts = streamlake::demo::count(clients, stack.config())
+        .await
+        .unwrap();
+    assert_eq!(counts.rows.values().sum::<u64>(), rows);
+    let bwi = clients
+        .dynamodb
+        .get_item()
+        .table_name("Temperature")
+        .key("stationid", AttributeValue::S("GHCND:USW00093721".into()))
+        .key("date", AttributeValue::S("2022-01-01".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert_eq!(s(&bwi["StationName"]), "BWI, MD US");
+    assert!(
+        bwi.contains_key("TMAX") && !bwi.contains_key("TMIN"),
+        "TMIN of 2021-12-31T22:00Z is on Dec 31"
+    );
+
+    assert_eq!(stack.mapping_stats().discarded, 0);
+    stack.stop().await;
+}
