@@ -135,6 +135,47 @@ impl Emulator {
     }
 }
 
+/// Installs a requirement with pip run from its wheel (no pip installed): the wheel is
+/// fetched from PyPI with the standard library.
+const PIP_BOOTSTRAP: &str = r#"
+import json, os, runpy, sys, tempfile, urllib.parse, urllib.request
+index = "https://pypi.org/pypi/pip/json"
+meta = json.load(urllib.request.urlopen(index))
+url = next(u["url"] for u in meta["urls"] if u["filename"].endswith(".whl"))
+url = urllib.parse.urljoin(index, url)
+wheel = os.path.join(tempfile.mkdtemp(), url.rsplit("/", 1)[1])
+urllib.request.urlretrieve(url, wheel)
+sys.path.insert(0, wheel)
+sys.argv = ["pip", "install", "--quiet", sys.argv[1]]
+runpy.run_module("pip", run_name="__main__")
+"#;
+
+/// Runs a program to completion, its output appended to `log`.
+async fn run_logged(program: &str, args: &[&str], log: &Path) -> Result<(), String> {
+    let file = File::options()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| format!("cannot open {}: {e}", log.display()))?;
+    let stdout = file.try_clone().map_err(|e| e.to_string())?;
+    let status = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(file)
+        .status()
+        .await
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{program} {}` exited with {status}",
+            args.join(" ")
+        ))
+    }
+}
+
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
@@ -183,40 +224,35 @@ async fn ensure_moto(state_dir: &Path) -> Result<PathBuf, EmulatorError> {
         reason,
         log: log_path.display().to_string(),
     };
-    let steps: [(String, Vec<String>); 2] = [
-        (
-            python,
-            vec!["-m".into(), "venv".into(), venv.display().to_string()],
-        ),
-        (
-            venv.join("bin").join("pip").display().to_string(),
-            vec![
-                "install".into(),
-                "--quiet".into(),
-                format!("moto[server]=={MOTO_VERSION}"),
-            ],
-        ),
-    ];
-    for (program, args) in steps {
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(io(format!("opening {}", log_path.display())))?;
-        let status = Command::new(&program)
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(io("opening the install log"))?)
-            .stderr(log)
-            .status()
+    let requirement = format!("moto[server]=={MOTO_VERSION}");
+    let venv_arg = venv.display().to_string();
+    let bin = |name: &str| venv.join("bin").join(name).display().to_string();
+    let with_pip = match run_logged(&python, &["-m", "venv", &venv_arg], &log_path).await {
+        Ok(()) => {
+            run_logged(
+                &bin("pip"),
+                &["install", "--quiet", &requirement],
+                &log_path,
+            )
             .await
-            .map_err(|e| fail(format!("cannot run {program}: {e}")))?;
-        if !status.success() {
-            return Err(fail(format!(
-                "`{program} {}` exited with {status}",
-                args.join(" ")
-            )));
         }
+        Err(e) => Err(e),
+    };
+    if let Err(first) = with_pip {
+        // Python without ensurepip (Debian's python3 without python3-venv): make the
+        // virtualenv without pip, and run pip from its wheel, fetched from PyPI.
+        tracing::info!("a virtualenv with pip failed ({first}); bootstrapping pip from PyPI");
+        let venv_without_pip = ["-m", "venv", "--clear", "--without-pip", &venv_arg];
+        run_logged(&python, &venv_without_pip, &log_path)
+            .await
+            .map_err(|e| fail(format!("{first}; then {e}")))?;
+        run_logged(
+            &bin("python"),
+            &["-c", PIP_BOOTSTRAP, &requirement],
+            &log_path,
+        )
+        .await
+        .map_err(|e| fail(format!("{first}; then {e}")))?;
     }
     File::create(&marker).map_err(io(format!("creating {}", marker.display())))?;
     drop(lock);
