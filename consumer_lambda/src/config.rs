@@ -2,21 +2,28 @@
 
 use std::env;
 
+use streamlake_core::lake::LakeLocation;
 use streamlake_core::routing::{Routing, RoutingParseError};
 use thiserror::Error;
+
+use crate::dead_letter::DeadLetter;
 
 /// Environment variable holding the routing (`PRCP=Precipitation,...`).
 pub const ROUTING_VAR: &str = "STREAMLAKE_ROUTING";
 /// Environment variable holding the number of concurrent writes.
 pub const CONCURRENCY_VAR: &str = "STREAMLAKE_WRITE_CONCURRENCY";
+/// Environment variable naming where invalid records go (`s3://bucket/prefix/`).
+pub const DEAD_LETTER_VAR: &str = "STREAMLAKE_DEAD_LETTER";
 
 /// How the consumer routes and writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerConfig {
     /// Datatype -> table.
     pub routing: Routing,
-    /// At most this many `UpdateItem` requests in flight.
+    /// At most this many requests in flight.
     pub write_concurrency: usize,
+    /// Where invalid records are kept; without it they are only logged.
+    pub dead_letter: Option<DeadLetter>,
 }
 
 impl Default for ConsumerConfig {
@@ -24,6 +31,7 @@ impl Default for ConsumerConfig {
         Self {
             routing: Routing::default(),
             write_concurrency: 16,
+            dead_letter: None,
         }
     }
 }
@@ -37,6 +45,9 @@ pub enum ConfigError {
     /// The concurrency is not a positive integer.
     #[error("{CONCURRENCY_VAR}: {0:?} is not a positive integer")]
     Concurrency(String),
+    /// The dead-letter location is not `s3://bucket/prefix/`.
+    #[error("{DEAD_LETTER_VAR}: {0:?} is not s3://bucket/prefix/")]
+    DeadLetter(String),
 }
 
 impl ConsumerConfig {
@@ -52,6 +63,14 @@ impl ConsumerConfig {
                 .ok()
                 .filter(|&n: &usize| n > 0)
                 .ok_or(ConfigError::Concurrency(n))?;
+        }
+        if let Ok(location) = env::var(DEAD_LETTER_VAR).map(|l| l.trim().to_owned())
+            && !location.is_empty()
+        {
+            config.dead_letter = match location.parse() {
+                Ok(LakeLocation::S3 { bucket, prefix }) => Some(DeadLetter { bucket, prefix }),
+                _ => return Err(ConfigError::DeadLetter(location)),
+            };
         }
         Ok(config)
     }

@@ -1,84 +1,243 @@
-//! Writing a planned batch to DynamoDB: one `UpdateItem` per row, concurrently.
+//! Writing a planned batch to DynamoDB: one conditional `UpdateItem` per row,
+//! concurrently, retried with backoff within the invocation's time budget.
+//!
+//! Every attribute is stored with the sortable sequence number of the record that set
+//! it (`<attribute>_seq`), and the update's condition refuses to replace a newer value
+//! with an older one. When the condition fails, the current item comes back with the
+//! error, and only the attributes that are really newer are written again. So a replayed
+//! batch, or records arriving out of order, leave the row holding the newest values.
+
+use std::collections::HashMap;
+use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::DisplayErrorContext;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use backon::{BackoffBuilder, ExponentialBuilder};
 use futures::StreamExt;
-use streamlake_core::routing::{PARTITION_KEY, SORT_KEY, STATION_NAME_ATTRIBUTE};
+use streamlake_core::routing::{PARTITION_KEY, SORT_KEY, sequence_attribute};
 use streamlake_core::seqnum;
+use tokio::time::Instant;
 
-use crate::plan::{BatchPlan, RowUpdate};
+use crate::plan::{BatchPlan, RowUpdate, Value};
+
+/// How the writes are made.
+#[derive(Debug, Clone, Copy)]
+pub struct WriteOptions {
+    /// At most this many requests in flight.
+    pub concurrency: usize,
+    /// No retry starts after this instant (the invocation's budget).
+    pub deadline: Instant,
+    /// First retry delay (doubles, with jitter).
+    pub min_delay: Duration,
+    /// Longest retry delay.
+    pub max_delay: Duration,
+}
+
+impl WriteOptions {
+    /// Options with the given concurrency and deadline, retries from 25 ms to 2 s.
+    pub fn new(concurrency: usize, deadline: Instant) -> Self {
+        Self {
+            concurrency,
+            deadline,
+            min_delay: Duration::from_millis(25),
+            max_delay: Duration::from_secs(2),
+        }
+    }
+}
 
 /// What happened to the writes of a batch.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteOutcome {
-    /// Rows written.
+    /// Rows written (at least one attribute).
     pub written: usize,
+    /// Rows whose every attribute was already as new or newer in the table.
+    pub stale: usize,
+    /// `UpdateItem` requests sent, retries included.
+    pub requests: usize,
+    /// Retries after throttling or transient errors.
+    pub retries: usize,
     /// Rows that could not be written: the lowest sequence number of each.
     pub failed: Vec<String>,
 }
 
-impl WriteOutcome {
-    /// Sequence numbers to report in `batchItemFailures`: the lowest one is enough for the
-    /// event source mapping, which retries everything from it.
-    pub fn failed_sequence_numbers(&self) -> Vec<String> {
-        seqnum::min(self.failed.iter().map(String::as_str))
-            .map(|s| vec![s.to_owned()])
-            .unwrap_or_default()
-    }
+/// Rounds of "condition failed, write what is newer" before giving up on a row.
+const MAX_CONDITION_ROUNDS: usize = 8;
+
+/// The result of one row.
+#[derive(Debug)]
+enum RowResult {
+    Written,
+    Stale,
+    Failed(String),
 }
 
-/// Writes every row of `plan`, at most `concurrency` requests at a time.
-pub async fn apply(client: &Client, plan: &BatchPlan, concurrency: usize) -> WriteOutcome {
+/// Writes every row of `plan`.
+pub async fn apply(client: &Client, plan: &BatchPlan, options: WriteOptions) -> WriteOutcome {
     let mut results = futures::stream::iter(&plan.updates)
-        .map(|row| async move { (row, update_row(client, row).await) })
-        .buffer_unordered(concurrency.max(1));
+        .map(|row| async move { (row, write_row(client, row, &options).await) })
+        .buffer_unordered(options.concurrency.max(1));
     let mut outcome = WriteOutcome::default();
-    while let Some((row, result)) = results.next().await {
+    while let Some((row, (result, requests, retries))) = results.next().await {
+        outcome.requests += requests;
+        outcome.retries += retries;
         match result {
-            Ok(()) => outcome.written += 1,
-            Err(error) => {
-                let lowest = seqnum::min(row.sequence_numbers.iter().map(String::as_str))
-                    .expect("a planned row has at least one record");
+            RowResult::Written => outcome.written += 1,
+            RowResult::Stale => outcome.stale += 1,
+            RowResult::Failed(error) => {
                 tracing::error!(
                     table = %row.key.table,
                     stationid = %row.key.stationid,
                     date = %row.key.date,
-                    sequence_number = lowest,
+                    sequence_number = row.lowest_sequence_number(),
                     %error,
                     "row write failed"
                 );
-                outcome.failed.push(lowest.to_owned());
+                outcome.failed.push(row.lowest_sequence_number().to_owned());
             }
         }
     }
     outcome
 }
 
-/// One `UpdateItem` that sets every value of the row.
-async fn update_row(client: &Client, row: &RowUpdate) -> Result<(), String> {
-    let mut expression = Vec::with_capacity(row.values.len() + 1);
+/// Why one update did not apply.
+enum UpdateError {
+    /// The condition failed: the item as it is now.
+    Condition(HashMap<String, AttributeValue>),
+    /// Throttled, or a transient failure: worth retrying.
+    Transient(String),
+    /// Anything else.
+    Fatal(String),
+}
+
+/// Writes one row: (result, requests, retries).
+async fn write_row(
+    client: &Client,
+    row: &RowUpdate,
+    options: &WriteOptions,
+) -> (RowResult, usize, usize) {
+    let mut pending: Vec<&str> = row.attributes.keys().map(String::as_str).collect();
+    let mut delays = ExponentialBuilder::default()
+        .with_min_delay(options.min_delay)
+        .with_max_delay(options.max_delay)
+        .without_max_times()
+        .with_jitter()
+        .build();
+    let (mut requests, mut retries) = (0, 0);
+    loop {
+        requests += 1;
+        match update(client, row, &pending).await {
+            Ok(()) => return (RowResult::Written, requests, retries),
+            Err(UpdateError::Condition(current)) => {
+                // Nothing was written: keep the attributes that are newer than stored.
+                pending.retain(|attribute| newer_than_stored(row, attribute, &current));
+                if pending.is_empty() {
+                    return (RowResult::Stale, requests, retries);
+                }
+                if requests > MAX_CONDITION_ROUNDS {
+                    let error = "the row kept changing under concurrent writers".to_owned();
+                    return (RowResult::Failed(error), requests, retries);
+                }
+            }
+            Err(UpdateError::Transient(error)) => {
+                let delay = delays.next().expect("unbounded backoff");
+                if Instant::now() + delay >= options.deadline {
+                    return (
+                        RowResult::Failed(format!("{error} (no time left to retry)")),
+                        requests,
+                        retries,
+                    );
+                }
+                retries += 1;
+                tokio::time::sleep(delay).await;
+            }
+            Err(UpdateError::Fatal(error)) => return (RowResult::Failed(error), requests, retries),
+        }
+    }
+}
+
+/// Whether the row's value of `attribute` is newer than the one in `item`.
+fn newer_than_stored(
+    row: &RowUpdate,
+    attribute: &str,
+    item: &HashMap<String, AttributeValue>,
+) -> bool {
+    let ours = seqnum::sortable(&row.attributes[attribute].sequence_number);
+    match item
+        .get(&sequence_attribute(attribute))
+        .and_then(|v| v.as_s().ok())
+    {
+        Some(stored) => ours.as_str() > stored.as_str(),
+        None => true,
+    }
+}
+
+/// One conditional `UpdateItem` setting `attributes` of the row.
+async fn update(client: &Client, row: &RowUpdate, attributes: &[&str]) -> Result<(), UpdateError> {
+    let mut sets = Vec::with_capacity(attributes.len() * 2);
+    let mut conditions = Vec::with_capacity(attributes.len());
     let mut request = client
         .update_item()
         .table_name(&row.key.table)
         .key(PARTITION_KEY, AttributeValue::S(row.key.stationid.clone()))
-        .key(SORT_KEY, AttributeValue::S(row.key.date.to_string()));
-    for (i, (datatype, value)) in row.values.iter().enumerate() {
-        expression.push(format!("#d{i} = :v{i}"));
+        .key(SORT_KEY, AttributeValue::S(row.key.date.to_string()))
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+    for (i, attribute) in attributes.iter().enumerate() {
+        let versioned = &row.attributes[*attribute];
+        let value = match &versioned.value {
+            Value::Number(n) => AttributeValue::N(n.to_string()),
+            Value::Text(s) => AttributeValue::S(s.clone()),
+        };
+        sets.push(format!("#a{i} = :a{i}, #s{i} = :s{i}"));
+        conditions.push(format!("(attribute_not_exists(#s{i}) OR #s{i} < :s{i})"));
         request = request
-            .expression_attribute_names(format!("#d{i}"), datatype)
-            .expression_attribute_values(format!(":v{i}"), AttributeValue::N(value.to_string()));
-    }
-    if let Some(name) = &row.station_name {
-        expression.push("#name = :name".to_owned());
-        request = request
-            .expression_attribute_names("#name", STATION_NAME_ATTRIBUTE)
-            .expression_attribute_values(":name", AttributeValue::S(name.clone()));
+            .expression_attribute_names(format!("#a{i}"), *attribute)
+            .expression_attribute_names(format!("#s{i}"), sequence_attribute(attribute))
+            .expression_attribute_values(format!(":a{i}"), value)
+            .expression_attribute_values(
+                format!(":s{i}"),
+                AttributeValue::S(seqnum::sortable(&versioned.sequence_number)),
+            );
     }
     request
-        .update_expression(format!("SET {}", expression.join(", ")))
+        .update_expression(format!("SET {}", sets.join(", ")))
+        .condition_expression(conditions.join(" AND "))
         .send()
         .await
         .map(|_| ())
-        .map_err(|e| DisplayErrorContext(e).to_string())
+        .map_err(classify)
+}
+
+fn classify(e: SdkError<UpdateItemError>) -> UpdateError {
+    if let Some(UpdateItemError::ConditionalCheckFailedException(failed)) = e.as_service_error() {
+        return UpdateError::Condition(failed.item().cloned().unwrap_or_default());
+    }
+    let transient = match &e {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(s) => {
+            s.raw().status().is_server_error()
+                || matches!(
+                    e.code(),
+                    Some(
+                        "ProvisionedThroughputExceededException"
+                            | "ThrottlingException"
+                            | "RequestLimitExceeded"
+                            | "LimitExceededException"
+                            | "TransactionConflictException"
+                            | "InternalServerError"
+                            | "ServiceUnavailable"
+                    )
+                )
+        }
+        _ => false,
+    };
+    let message = DisplayErrorContext(e).to_string();
+    if transient {
+        UpdateError::Transient(message)
+    } else {
+        UpdateError::Fatal(message)
+    }
 }

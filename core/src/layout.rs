@@ -16,6 +16,10 @@ pub const DATA_ROOT: &str = "data/";
 /// Folder of the bucket under which failed records land.
 pub const ERROR_ROOT: &str = "errors/";
 
+/// Where the consumer keeps the records it cannot write (one object per record,
+/// `<shard>/<sequence number>.json`). Not a Firehose error output type.
+pub const CONSUMER_DEAD_LETTER_PREFIX: &str = "errors/consumer-invalid/";
+
 /// Firehose S3 prefix of delivered records: one folder per day of event time.
 pub const DATA_PREFIX: &str = "data/year=!{partitionKeyFromLambda:year}/month=!{partitionKeyFromLambda:month}/day=!{partitionKeyFromLambda:day}/";
 

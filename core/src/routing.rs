@@ -10,6 +10,13 @@ pub const PARTITION_KEY: &str = "stationid";
 pub const SORT_KEY: &str = "date";
 /// Attribute holding the station's name.
 pub const STATION_NAME_ATTRIBUTE: &str = "StationName";
+/// The attribute that holds the (sortable) sequence number of the record that set
+/// `attribute`; the consumer's conditions compare it so that older values never replace
+/// newer ones.
+pub fn sequence_attribute(attribute: &str) -> String {
+    format!("{attribute}_seq")
+}
+
 /// Table of precipitation and snowfall rows.
 pub const PRECIPITATION_TABLE: &str = "Precipitation";
 /// Table of temperature rows.

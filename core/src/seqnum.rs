@@ -12,6 +12,15 @@ pub fn compare(a: &str, b: &str) -> Ordering {
     a.len().cmp(&b.len()).then_with(|| a.cmp(b))
 }
 
+/// A text form whose byte order is the numeric order (`056:4959...`): three digits of
+/// length, then the digits without leading zeros. DynamoDB compares strings by bytes, and
+/// its numbers hold only 38 digits, so this is how a sequence number is stored and
+/// compared in a condition expression.
+pub fn sortable(seq: &str) -> String {
+    let digits = seq.trim_start_matches('0');
+    format!("{:03}:{digits}", digits.len())
+}
+
 /// The smallest of several sequence numbers.
 pub fn min<'a>(seqs: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     seqs.into_iter().min_by(|a, b| compare(a, b))
@@ -30,5 +39,10 @@ mod tests {
         assert_eq!(compare(aws, next), Ordering::Less);
         assert_eq!(compare("2", aws), Ordering::Less);
         assert_eq!(min(["12", "9", "100"]), Some("9"));
+        let mut pairs = [("9", "10"), ("1", "2"), (aws, next), ("99", aws)];
+        for (a, b) in &mut pairs {
+            assert!(sortable(a) < sortable(b), "{a} < {b}");
+        }
+        assert_eq!(sortable("00042"), "002:42");
     }
 }

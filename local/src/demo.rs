@@ -10,7 +10,7 @@ use chrono::NaiveDate;
 use producer::{Entry, Producer, ProducerConfig};
 use streamlake_core::PartitionKeys;
 use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
-use streamlake_core::layout::{DATA_ROOT, ERROR_ROOT};
+use streamlake_core::layout::{CONSUMER_DEAD_LETTER_PREFIX, DATA_ROOT, ERROR_ROOT};
 
 use crate::clients::Clients;
 use crate::error::StackError;
@@ -38,6 +38,8 @@ pub struct LakeCounts {
     pub errors: BTreeMap<String, u64>,
     /// Rows per DynamoDB table.
     pub rows: BTreeMap<String, u64>,
+    /// Records the consumer could not write (its dead-letter objects).
+    pub dead_letters: u64,
 }
 
 impl LakeCounts {
@@ -117,6 +119,11 @@ impl fmt::Display for DemoReport {
         for (table, rows) in &c.rows {
             writeln!(f, "  {table:<16} {rows} rows")?;
         }
+        writeln!(
+            f,
+            "  invalid   {} records in s3://{}/{CONSUMER_DEAD_LETTER_PREFIX}",
+            c.dead_letters, self.bucket
+        )?;
         if self.discarded > 0 {
             writeln!(f, "  discarded after retries: {} records", self.discarded)?;
         }
@@ -188,6 +195,10 @@ pub async fn count(clients: &Clients, config: &StackConfig) -> Result<LakeCounts
         entry.1 += lines(&body);
     }
     for (key, body) in read_prefix(clients, &config.bucket, ERROR_ROOT).await? {
+        if key.starts_with(CONSUMER_DEAD_LETTER_PREFIX) {
+            counts.dead_letters += 1;
+            continue;
+        }
         let folder = key[ERROR_ROOT.len()..]
             .split('/')
             .next()

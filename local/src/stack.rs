@@ -138,6 +138,14 @@ impl LocalStack {
         );
         let mut consumer_env = clients.child_env.clone();
         consumer_env.push(("STREAMLAKE_ROUTING".into(), config.routing.to_string()));
+        consumer_env.push((
+            "STREAMLAKE_DEAD_LETTER".into(),
+            format!(
+                "s3://{}/{}",
+                config.bucket,
+                layout::CONSUMER_DEAD_LETTER_PREFIX
+            ),
+        ));
         let consumer = Arc::new(
             LambdaFunction::start(function(
                 names::CONSUMER_FUNCTION,

@@ -16,7 +16,7 @@ use streamlake::demo::read_prefix;
 use streamlake::firehose::ErrorRecord;
 use streamlake::{LocalStack, StackConfig};
 use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
-use streamlake_core::layout::{DATA_ROOT, ERROR_ROOT};
+use streamlake_core::layout::{CONSUMER_DEAD_LETTER_PREFIX, DATA_ROOT, ERROR_ROOT};
 use streamlake_core::routing::Routing;
 use streamlake_core::time::{format_rfc3339, from_epoch_millis};
 use streamlake_core::{PartitionKeys, normalize};
@@ -159,6 +159,9 @@ async fn every_record_is_delivered_once_or_failed_with_its_reason() {
     // S3 errors: each malformed record once, with its original bytes and a reason.
     let mut failed: HashMap<Vec<u8>, u32> = HashMap::new();
     for (key, body) in read_prefix(clients, bucket, ERROR_ROOT).await.unwrap() {
+        if key.starts_with(CONSUMER_DEAD_LETTER_PREFIX) {
+            continue;
+        }
         assert!(key.starts_with("errors/processing-failed/"), "{key}");
         for line in body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
             let record: ErrorRecord = serde_json::from_slice(line).unwrap();
@@ -173,6 +176,28 @@ async fn every_record_is_delivered_once_or_failed_with_its_reason() {
         }
     }
     assert_eq!(failed, malformed);
+
+    // The consumer's dead letters: each malformed record once, with its reason.
+    let mut dead: HashMap<Vec<u8>, u32> = HashMap::new();
+    for (key, body) in read_prefix(clients, bucket, CONSUMER_DEAD_LETTER_PREFIX)
+        .await
+        .unwrap()
+    {
+        let record: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let raw = STANDARD
+            .decode(record["rawData"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(
+            record["reason"],
+            normalize(&raw, arrival).unwrap_err().to_string()
+        );
+        assert!(key.ends_with(&format!(
+            "/{}.json",
+            record["sequenceNumber"].as_str().unwrap()
+        )));
+        *dead.entry(raw).or_default() += 1;
+    }
+    assert_eq!(dead, malformed);
 
     // DynamoDB: one row per (table, station, day) with every datatype merged.
     let mut rows = 0;
