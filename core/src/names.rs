@@ -11,6 +11,8 @@ pub const DELIVERY_STREAM: &str = "streamlake-delivery";
 pub const TRANSFORM_FUNCTION: &str = "streamlake-transform";
 /// Consumer Lambda function name.
 pub const CONSUMER_FUNCTION: &str = "streamlake-consumer";
+/// SQS queue receiving the consumer's event source mapping failures (metadata only).
+pub const CONSUMER_FAILURE_QUEUE: &str = "streamlake-consumer-failures";
 /// Region used when none is configured.
 pub const DEFAULT_REGION: &str = "us-east-1";
 /// Account id the local stack uses in ARNs (moto's default account).

@@ -18,17 +18,19 @@ pub struct Clients {
     pub s3: aws_sdk_s3::Client,
     /// DynamoDB.
     pub dynamodb: aws_sdk_dynamodb::Client,
+    /// SQS.
+    pub sqs: aws_sdk_sqs::Client,
     /// Environment for child processes (Lambdas, CLIs) so they reach the same endpoint.
     pub child_env: Vec<(String, String)>,
 }
 
 impl Clients {
-    /// Clients for `endpoint`. For the stack's own emulator the region is fixed and the
-    /// placeholder key is used; for an external endpoint (`AWS_ENDPOINT_URL`) the
-    /// standard configuration applies.
-    pub async fn connect(endpoint: &str, own_emulator: bool) -> Self {
+    /// Clients for `endpoint`. For a local emulator the region is fixed and the
+    /// placeholder key is used; for an endpoint named by `AWS_ENDPOINT_URL` the standard
+    /// configuration applies.
+    pub async fn connect(endpoint: &str, local_emulator: bool) -> Self {
         let mut child_env = vec![("AWS_ENDPOINT_URL".to_owned(), endpoint.to_owned())];
-        let config = if own_emulator {
+        let config = if local_emulator {
             for (k, v) in [
                 ("AWS_REGION", DEFAULT_REGION),
                 ("AWS_ACCESS_KEY_ID", EMULATOR_KEY),
@@ -49,6 +51,7 @@ impl Clients {
         Self {
             kinesis: aws_sdk_kinesis::Client::new(&config),
             dynamodb: aws_sdk_dynamodb::Client::new(&config),
+            sqs: aws_sdk_sqs::Client::new(&config),
             s3,
             config,
             child_env,

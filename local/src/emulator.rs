@@ -23,6 +23,9 @@ pub const MOTO_VERSION: &str = "5.2.5";
 pub struct Emulator {
     endpoint: String,
     child: Option<Child>,
+    /// Whether it is a local emulator that accepts any credentials (so the stack signs
+    /// with a placeholder key instead of looking for real credentials).
+    local: bool,
 }
 
 /// Failure to provide an emulator.
@@ -71,15 +74,22 @@ impl Emulator {
             .filter(|e| !e.is_empty())
         {
             tracing::info!(%endpoint, "using the emulator named by AWS_ENDPOINT_URL");
+            // An emulator on this machine, with no credentials configured, gets the
+            // placeholder key; anything else uses the standard configuration.
+            let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+                .iter()
+                .any(|p| endpoint.starts_with(p));
+            let local = loopback && std::env::var_os("AWS_ACCESS_KEY_ID").is_none();
             return Ok(Self {
                 endpoint,
                 child: None,
+                local,
             });
         }
         let server = ensure_moto(state_dir).await?;
         let port = free_port().map_err(io("finding a free port"))?;
         let endpoint = format!("http://127.0.0.1:{port}");
-        let log_path = state_dir.join("moto.log");
+        let log_path = state_dir.join(format!("moto-{port}.log"));
         let log =
             File::create(&log_path).map_err(io(format!("creating {}", log_path.display())))?;
         let child = Command::new(&server)
@@ -93,6 +103,7 @@ impl Emulator {
         let mut emulator = Self {
             endpoint: endpoint.clone(),
             child: Some(child),
+            local: true,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -117,14 +128,23 @@ impl Emulator {
         }
     }
 
+    /// A local emulator (accepting any credentials) that another owner runs at `endpoint`.
+    pub fn shared(endpoint: impl Into<String>) -> Self {
+        Self {
+            endpoint: endpoint.into(),
+            child: None,
+            local: true,
+        }
+    }
+
     /// The endpoint URL clients talk to.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
     }
 
-    /// Whether this process started the emulator (and so owns its state).
-    pub fn is_own(&self) -> bool {
-        self.child.is_some()
+    /// Whether it is a local emulator that accepts any credentials.
+    pub fn is_local(&self) -> bool {
+        self.local
     }
 
     /// Stops the emulator if this process started it.

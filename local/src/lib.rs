@@ -10,11 +10,13 @@
 //! - [`stack`] puts them together; [`demo`] runs sample data through it.
 
 pub mod binaries;
+pub mod checkpoint;
 pub mod clients;
 pub mod demo;
 pub mod emulator;
 pub mod error;
 pub mod esm;
+pub mod faults;
 pub mod firehose;
 pub mod kinesis_source;
 pub mod lambda_host;

@@ -4,9 +4,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use chrono::NaiveDate;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use streamlake::binaries::default_state_dir;
 use streamlake::demo::{self, DemoOptions};
+use streamlake::kinesis_source::StartingPosition;
 use streamlake::{LocalStack, StackConfig};
 use streamlake_core::names;
 
@@ -44,9 +45,12 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct StackArgs {
-    /// Folder for the emulator, logs and state [default: target/streamlake].
+    /// Folder for the emulator, logs and checkpoints [default: target/streamlake].
     #[arg(long)]
     state_dir: Option<PathBuf>,
+    /// Use this local emulator instead of starting one.
+    #[arg(long)]
+    endpoint: Option<String>,
     /// Kinesis stream.
     #[arg(long, default_value = names::STREAM)]
     stream: String,
@@ -74,14 +78,50 @@ struct StackArgs {
     /// Event source mapping batching window, in seconds (0 to 300).
     #[arg(long, default_value_t = 0.0)]
     batching_window: f64,
-    /// Retries of a failing consumer batch before it is discarded (-1: until it succeeds).
+    /// Where the event source mapping starts without a checkpoint.
+    #[arg(long, value_enum, default_value_t = Position::TrimHorizon)]
+    starting_position: Position,
+    /// With `--starting-position at-timestamp`: the time (RFC 3339).
+    #[arg(long)]
+    starting_position_timestamp: Option<chrono::DateTime<chrono::Utc>>,
+    /// Retries of a failing consumer batch before it is skipped (-1: until the records expire).
     #[arg(long, default_value_t = 3, allow_negative_numbers = true)]
-    max_retries: i64,
+    maximum_retry_attempts: i64,
+    /// Records older than this many seconds are skipped (-1: never).
+    #[arg(long, default_value_t = 3600, allow_negative_numbers = true)]
+    maximum_record_age: i64,
+    /// Split a batch in two when the consumer fails.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    bisect_batch_on_function_error: bool,
+    /// Concurrent consumer batches per shard (1 to 10).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10))]
+    parallelization_factor: u32,
+    /// SQS queue receiving what the event source mapping skips (metadata only).
+    #[arg(long, default_value = names::CONSUMER_FAILURE_QUEUE)]
+    failure_queue: String,
+    /// Do not keep shard checkpoints on disk (a restart reads the stream from the start).
+    #[arg(long)]
+    no_checkpoints: bool,
+    /// Answer this fraction (0 to 1) of the consumer's DynamoDB writes with a throttling
+    /// error, to watch the retry path work.
+    #[arg(long, default_value_t = 0.0)]
+    inject_throttling: f64,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Position {
+    /// The oldest record of each shard.
+    TrimHorizon,
+    /// Only records written from now on.
+    Latest,
+    /// Records from `--starting-position-timestamp` on.
+    AtTimestamp,
 }
 
 impl StackArgs {
     fn config(&self) -> Result<StackConfig> {
         let mut config = StackConfig::new(self.state_dir.clone().unwrap_or_else(default_state_dir));
+        config.endpoint.clone_from(&self.endpoint);
         config.stream.clone_from(&self.stream);
         config.shards = self.shards;
         config.bucket.clone_from(&self.bucket);
@@ -89,10 +129,30 @@ impl StackArgs {
         config.buffer_bytes = self.buffer_bytes;
         config.buffer_interval =
             seconds(self.buffer_interval, 900.0).context("--buffer-interval")?;
-        config.batch_size = self.batch_size as usize;
-        config.batching_window =
-            seconds(self.batching_window, 300.0).context("--batching-window")?;
-        config.max_retries = u32::try_from(self.max_retries).ok();
+        config.failure_queue.clone_from(&self.failure_queue);
+        config.checkpoints = !self.no_checkpoints;
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&self.inject_throttling),
+            "--inject-throttling must be between 0 and 1"
+        );
+        config.consumer_throttling = self.inject_throttling;
+        let m = &mut config.mapping;
+        m.batch_size = self.batch_size as usize;
+        m.batching_window = seconds(self.batching_window, 300.0).context("--batching-window")?;
+        m.starting_position = match (self.starting_position, self.starting_position_timestamp) {
+            (Position::TrimHorizon, _) => StartingPosition::TrimHorizon,
+            (Position::Latest, _) => StartingPosition::Latest,
+            (Position::AtTimestamp, Some(t)) => StartingPosition::AtTimestamp(t),
+            (Position::AtTimestamp, None) => anyhow::bail!(
+                "--starting-position at-timestamp needs --starting-position-timestamp"
+            ),
+        };
+        m.max_retries = u32::try_from(self.maximum_retry_attempts).ok();
+        m.max_record_age = u64::try_from(self.maximum_record_age)
+            .ok()
+            .map(Duration::from_secs);
+        m.bisect_on_error = self.bisect_batch_on_function_error;
+        m.parallelization_factor = self.parallelization_factor as usize;
         Ok(config)
     }
 }

@@ -22,19 +22,54 @@ pub struct Resources {
     pub bucket: String,
     /// DynamoDB tables.
     pub tables: Vec<String>,
+    /// SQS queue of the event source mapping's on-failure destination.
+    pub failure_queue: String,
 }
 
-/// Creates whatever of `resources` is missing; returns the stream's ARN.
-pub async fn ensure(clients: &Clients, resources: &Resources) -> Result<String, StackError> {
-    let arn = ensure_stream(clients, &resources.stream, resources.shards).await?;
+/// What exists once [`ensure`] is done.
+#[derive(Debug, Clone)]
+pub struct Provisioned {
+    /// The stream's ARN.
+    pub stream_arn: String,
+    /// The stream instance: its ARN and creation time (a stream created again under the
+    /// same name is another instance).
+    pub stream_identity: String,
+    /// URL of the on-failure queue.
+    pub failure_queue_url: String,
+}
+
+/// Creates whatever of `resources` is missing.
+pub async fn ensure(clients: &Clients, resources: &Resources) -> Result<Provisioned, StackError> {
+    let (stream_arn, stream_identity) =
+        ensure_stream(clients, &resources.stream, resources.shards).await?;
     ensure_bucket(clients, &resources.bucket).await?;
     for table in &resources.tables {
         ensure_table(clients, table).await?;
     }
-    Ok(arn)
+    let failure_queue_url = ensure_queue(clients, &resources.failure_queue).await?;
+    Ok(Provisioned {
+        stream_arn,
+        stream_identity,
+        failure_queue_url,
+    })
 }
 
-async fn ensure_stream(clients: &Clients, stream: &str, shards: i32) -> Result<String, StackError> {
+async fn ensure_queue(clients: &Clients, queue: &str) -> Result<String, StackError> {
+    let created = clients
+        .sqs
+        .create_queue()
+        .queue_name(queue)
+        .send()
+        .await
+        .map_err(|e| StackError::aws(format!("CreateQueue {queue}"), e))?;
+    Ok(created.queue_url().unwrap_or_default().to_owned())
+}
+
+async fn ensure_stream(
+    clients: &Clients,
+    stream: &str,
+    shards: i32,
+) -> Result<(String, String), StackError> {
     let kinesis = &clients.kinesis;
     let describe = kinesis
         .describe_stream_summary()
@@ -71,7 +106,14 @@ async fn ensure_stream(clients: &Clients, stream: &str, shards: i32) -> Result<S
         if let Some(d) = description
             && d.stream_status() == &StreamStatus::Active
         {
-            return Ok(d.stream_arn().to_owned());
+            let created = d
+                .stream_creation_timestamp()
+                .to_millis()
+                .unwrap_or_default();
+            return Ok((
+                d.stream_arn().to_owned(),
+                format!("{}@{created}", d.stream_arn()),
+            ));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

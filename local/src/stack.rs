@@ -1,7 +1,7 @@
 //! The whole pipeline on one machine: emulator, resources, Lambdas, Firehose and the
 //! event source mapping.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,10 +10,12 @@ use streamlake_core::names;
 use streamlake_core::routing::Routing;
 
 use crate::binaries::Binaries;
+use crate::checkpoint::CheckpointStore;
 use crate::clients::Clients;
 use crate::emulator::Emulator;
 use crate::error::StackError;
-use crate::esm::{EventSourceMapping, MappingConfig, MappingStats};
+use crate::esm::{EventSourceMapping, MappingConfig, MappingStats, OnFailureDestination};
+use crate::faults::{Fault, FaultProxy};
 use crate::firehose::{Firehose, FirehoseConfig, FirehoseStats};
 use crate::kinesis_source::StartingPosition;
 use crate::lambda_host::{FunctionSpec, LambdaFunction};
@@ -22,8 +24,10 @@ use crate::resources::{self, Resources};
 /// Everything that can be set about the local stack.
 #[derive(Debug, Clone)]
 pub struct StackConfig {
-    /// Folder for the emulator's virtualenv, logs and state.
+    /// Folder for the emulator's virtualenv, logs and checkpoints.
     pub state_dir: PathBuf,
+    /// A local emulator to use instead of starting one (`AWS_ENDPOINT_URL` also names one).
+    pub endpoint: Option<String>,
     /// Kinesis stream.
     pub stream: String,
     /// Shards of the stream when it is created.
@@ -40,14 +44,52 @@ pub struct StackConfig {
     pub buffer_interval: Duration,
     /// Bytes of records per transform invocation.
     pub processor_buffer_bytes: usize,
-    /// Event source mapping batch size.
-    pub batch_size: usize,
-    /// Event source mapping batching window.
-    pub batching_window: Duration,
-    /// Retries of a failing consumer batch (`None`: until it succeeds).
-    pub max_retries: Option<u32>,
+    /// The consumer's event source mapping (stream, ARNs and destination are filled in
+    /// by the stack).
+    pub mapping: MappingSettings,
+    /// SQS queue of the mapping's on-failure destination.
+    pub failure_queue: String,
+    /// Keep shard checkpoints on disk, so a restarted stack resumes where it stopped.
+    pub checkpoints: bool,
     /// Lambda invocation timeout.
     pub function_timeout: Duration,
+    /// Fraction of the consumer's DynamoDB `UpdateItem` requests answered with a
+    /// throttling error (fault injection; 0 = none).
+    pub consumer_throttling: f64,
+}
+
+/// The event source mapping settings a user chooses.
+#[derive(Debug, Clone)]
+pub struct MappingSettings {
+    /// Records per batch.
+    pub batch_size: usize,
+    /// Batching window.
+    pub batching_window: Duration,
+    /// Where reading starts without a checkpoint.
+    pub starting_position: StartingPosition,
+    /// Retries of a failing batch (`None`: until the records expire).
+    pub max_retries: Option<u32>,
+    /// Records older than this are given up on (`None`: never).
+    pub max_record_age: Option<Duration>,
+    /// Split a failing batch in two.
+    pub bisect_on_error: bool,
+    /// Concurrent batches per shard.
+    pub parallelization_factor: usize,
+}
+
+impl Default for MappingSettings {
+    fn default() -> Self {
+        let defaults = MappingConfig::new("", "", "", "");
+        Self {
+            batch_size: defaults.batch_size,
+            batching_window: defaults.batching_window,
+            starting_position: defaults.starting_position,
+            max_retries: defaults.max_retries,
+            max_record_age: defaults.max_record_age,
+            bisect_on_error: defaults.bisect_on_error,
+            parallelization_factor: defaults.parallelization_factor,
+        }
+    }
 }
 
 impl StackConfig {
@@ -56,6 +98,7 @@ impl StackConfig {
     pub fn new(state_dir: PathBuf) -> Self {
         Self {
             state_dir,
+            endpoint: None,
             stream: names::STREAM.into(),
             shards: 2,
             bucket: names::BUCKET.into(),
@@ -64,10 +107,11 @@ impl StackConfig {
             buffer_bytes: 1024 * 1024,
             buffer_interval: Duration::from_secs(2),
             processor_buffer_bytes: 1024 * 1024,
-            batch_size: 100,
-            batching_window: Duration::ZERO,
-            max_retries: Some(3),
+            mapping: MappingSettings::default(),
+            failure_queue: names::CONSUMER_FAILURE_QUEUE.into(),
+            checkpoints: true,
             function_timeout: Duration::from_secs(60),
+            consumer_throttling: 0.0,
         }
     }
 }
@@ -79,8 +123,10 @@ pub struct LocalStack {
     clients: Clients,
     binaries: Binaries,
     log_dir: PathBuf,
+    failure_queue_url: String,
     transform: Arc<LambdaFunction>,
     consumer: Arc<LambdaFunction>,
+    fault_proxy: Option<FaultProxy>,
     firehose: Option<Firehose>,
     mapping: Option<EventSourceMapping>,
 }
@@ -90,10 +136,13 @@ impl LocalStack {
     /// delivery and the event source mapping.
     pub async fn start(config: StackConfig) -> Result<Self, StackError> {
         let binaries = Binaries::locate().await?;
-        let emulator = Emulator::start(&config.state_dir).await?;
-        let clients = Clients::connect(emulator.endpoint(), emulator.is_own()).await;
+        let emulator = match &config.endpoint {
+            Some(endpoint) => Emulator::shared(endpoint),
+            None => Emulator::start(&config.state_dir).await?,
+        };
+        let clients = Clients::connect(emulator.endpoint(), emulator.is_local()).await;
         let region = clients.region();
-        let stream_arn = resources::ensure(
+        let provisioned = resources::ensure(
             &clients,
             &Resources {
                 stream: config.stream.clone(),
@@ -105,9 +154,18 @@ impl LocalStack {
                     .into_iter()
                     .map(str::to_owned)
                     .collect(),
+                failure_queue: config.failure_queue.clone(),
             },
         )
         .await?;
+        let checkpoints = if config.checkpoints {
+            Some(CheckpointStore::open(
+                &config.state_dir.join("checkpoints"),
+                &provisioned.stream_identity,
+            )?)
+        } else {
+            None
+        };
 
         let log_dir = config.state_dir.join("logs").join(format!(
             "{}-{}",
@@ -136,6 +194,14 @@ impl LocalStack {
             ))
             .await?,
         );
+        let fault_proxy = if config.consumer_throttling > 0.0 {
+            let faults = vec![Fault::dynamodb_update_throttling(
+                config.consumer_throttling,
+            )];
+            Some(FaultProxy::start(emulator.endpoint(), faults, 1).await?)
+        } else {
+            None
+        };
         let mut consumer_env = clients.child_env.clone();
         consumer_env.push(("STREAMLAKE_ROUTING".into(), config.routing.to_string()));
         consumer_env.push((
@@ -146,6 +212,12 @@ impl LocalStack {
                 layout::CONSUMER_DEAD_LETTER_PREFIX
             ),
         ));
+        if let Some(proxy) = &fault_proxy {
+            consumer_env.push((
+                "AWS_ENDPOINT_URL_DYNAMODB".into(),
+                proxy.endpoint().to_owned(),
+            ));
+        }
         let consumer = Arc::new(
             LambdaFunction::start(function(
                 names::CONSUMER_FUNCTION,
@@ -160,7 +232,7 @@ impl LocalStack {
             FirehoseConfig {
                 delivery_stream: config.delivery_stream.clone(),
                 source_stream: config.stream.clone(),
-                source_stream_arn: stream_arn.clone(),
+                source_stream_arn: provisioned.stream_arn.clone(),
                 bucket: config.bucket.clone(),
                 prefix: layout::DATA_PREFIX.into(),
                 error_prefix: layout::ERROR_PREFIX.into(),
@@ -170,32 +242,35 @@ impl LocalStack {
                 retries: 3,
                 max_active_partitions: 500,
                 starting_position: StartingPosition::TrimHorizon,
+                checkpoints: checkpoints.clone(),
                 region: region.clone(),
             },
             &clients,
             transform.clone(),
         )
         .await?;
-        let mapping = EventSourceMapping::start(
-            MappingConfig {
-                stream: config.stream.clone(),
-                stream_arn,
-                batch_size: config.batch_size,
-                batching_window: config.batching_window,
-                starting_position: StartingPosition::TrimHorizon,
-                max_retries: config.max_retries,
-                report_batch_item_failures: true,
-                role_arn: format!(
-                    "arn:aws:iam::{}:role/{}",
-                    names::LOCAL_ACCOUNT,
-                    names::CONSUMER_FUNCTION
-                ),
-                region,
-            },
-            &clients,
-            consumer.clone(),
-        )
-        .await?;
+
+        let role_arn = format!(
+            "arn:aws:iam::{}:role/{}",
+            names::LOCAL_ACCOUNT,
+            names::CONSUMER_FUNCTION
+        );
+        let m = &config.mapping;
+        let mut mapping_config =
+            MappingConfig::new(&config.stream, &provisioned.stream_arn, &region, &role_arn);
+        mapping_config.batch_size = m.batch_size;
+        mapping_config.batching_window = m.batching_window;
+        mapping_config.starting_position = m.starting_position.clone();
+        mapping_config.max_retries = m.max_retries;
+        mapping_config.max_record_age = m.max_record_age;
+        mapping_config.bisect_on_error = m.bisect_on_error;
+        mapping_config.parallelization_factor = m.parallelization_factor;
+        mapping_config.on_failure = Some(OnFailureDestination {
+            sqs: clients.sqs.clone(),
+            queue_url: provisioned.failure_queue_url.clone(),
+        });
+        mapping_config.checkpoints = checkpoints;
+        let mapping = EventSourceMapping::start(mapping_config, &clients, consumer.clone()).await?;
 
         Ok(Self {
             config,
@@ -203,8 +278,10 @@ impl LocalStack {
             clients,
             binaries,
             log_dir,
+            failure_queue_url: provisioned.failure_queue_url,
             transform,
             consumer,
+            fault_proxy,
             firehose: Some(firehose),
             mapping: Some(mapping),
         })
@@ -231,8 +308,18 @@ impl LocalStack {
     }
 
     /// Folder of the Lambdas' logs.
-    pub fn log_dir(&self) -> &std::path::Path {
+    pub fn log_dir(&self) -> &Path {
         &self.log_dir
+    }
+
+    /// URL of the event source mapping's on-failure queue.
+    pub fn failure_queue_url(&self) -> &str {
+        &self.failure_queue_url
+    }
+
+    /// Requests the fault proxy answered with an injected error.
+    pub fn injected_faults(&self) -> u64 {
+        self.fault_proxy.as_ref().map_or(0, FaultProxy::injected)
     }
 
     /// Firehose counters.
@@ -278,8 +365,8 @@ impl LocalStack {
         }
     }
 
-    /// Stops everything: reading, then delivery of what is buffered, then the Lambdas
-    /// and the emulator.
+    /// Stops everything: reading, then delivery of what is buffered (checkpoints saved),
+    /// then the Lambdas and the emulator (if the stack started it).
     pub async fn stop(mut self) {
         if let Some(mapping) = self.mapping.take() {
             mapping.stop().await;

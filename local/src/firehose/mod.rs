@@ -30,6 +30,7 @@ use tokio::time::Instant;
 pub use wire::ErrorRecord;
 use wire::{EventRecord, TransformEvent, TransformResponse};
 
+use crate::checkpoint::CheckpointStore;
 use crate::clients::Clients;
 use crate::error::StackError;
 use crate::kinesis_source::{ShardReader, StartingPosition, StreamRecord, list_shards};
@@ -60,8 +61,10 @@ pub struct FirehoseConfig {
     pub retries: u32,
     /// Most distinct prefixes one delivery may write (Firehose default: 500).
     pub max_active_partitions: usize,
-    /// Where reading the source starts.
+    /// Where reading the source starts when there is no checkpoint.
     pub starting_position: StartingPosition,
+    /// Where shard checkpoints are kept (advanced once a buffer is written).
+    pub checkpoints: Option<CheckpointStore>,
     /// Region for ARNs.
     pub region: String,
 }
@@ -117,11 +120,19 @@ impl Firehose {
         let (flush, flush_rx) = mpsc::channel(4);
         let mut tasks = Vec::new();
         for shard in list_shards(&clients.kinesis, &config.source_stream).await? {
+            let start = config
+                .checkpoints
+                .as_ref()
+                .and_then(|c| c.get(&config.delivery_stream, &shard))
+                .map_or_else(
+                    || config.starting_position.clone(),
+                    StartingPosition::AfterSequenceNumber,
+                );
             let reader = ShardReader::new(
                 clients.kinesis.clone(),
                 &config.source_stream,
                 &shard,
-                config.starting_position.clone(),
+                start,
             );
             tasks.push(tokio::spawn(read_shard(
                 reader,
@@ -292,6 +303,17 @@ impl Delivery {
             .map(|o| o.expect("every record is in one chunk"))
             .collect();
         self.write(&records, outcomes).await;
+        if let Some(store) = &self.config.checkpoints {
+            // Shards are read in order, so the last record of a shard in this buffer
+            // means everything before it is written too.
+            let mut last: HashMap<&str, &str> = HashMap::new();
+            for r in &records {
+                last.insert(&r.shard_id, &r.sequence_number);
+            }
+            for (shard, seq) in last {
+                store.set(&self.config.delivery_stream, shard, seq);
+            }
+        }
     }
 
     /// Cuts the buffer into invocations: indexes of records, in order.

@@ -1,0 +1,572 @@
+//! The Lambda event source mapping for a Kinesis stream, played locally, as documented.
+//!
+//! Per shard, records are read in order and dealt to `ParallelizationFactor` lanes by
+//! partition key (so a key's records stay in order), each lane making batches (batch
+//! size, batching window) and invoking the function with the Kinesis event Lambda sends.
+//! - `ReportBatchItemFailures`: the records before the lowest reported sequence number
+//!   succeeded; the batch is retried from it. An empty list is success; a null, empty or
+//!   unknown identifier fails the whole batch.
+//! - A function error fails the whole batch; with `BisectBatchOnFunctionError` the batch
+//!   is split in two (without using a retry) until the failing record is alone.
+//! - `MaximumRetryAttempts` and `MaximumRecordAgeInSeconds` bound the retries; records
+//!   given up on are skipped, and the on-failure destination (an SQS queue) gets the
+//!   metadata-only record with `KinesisBatchInfo`.
+//! - The shard's checkpoint (on disk, when a store is given) only moves past records that
+//!   are settled, so a restart resumes where the mapping stopped.
+
+mod wire;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use streamlake_core::seqnum;
+use streamlake_core::time::Rfc3339;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use wire::{BatchResult, EventRecord, KinesisEvent, interpret};
+pub use wire::{FailureRecord, KinesisBatchInfo};
+
+use crate::checkpoint::CheckpointStore;
+use crate::clients::Clients;
+use crate::error::StackError;
+use crate::kinesis_source::{ShardReader, StartingPosition, StreamRecord, list_shards};
+use crate::lambda_host::{InvokeError, LambdaFunction, MAX_PAYLOAD_BYTES};
+
+/// Where records given up on are reported.
+#[derive(Debug, Clone)]
+pub struct OnFailureDestination {
+    /// SQS client.
+    pub sqs: aws_sdk_sqs::Client,
+    /// Queue URL.
+    pub queue_url: String,
+}
+
+/// Configuration of the mapping (the `CreateEventSourceMapping` parameters).
+#[derive(Debug, Clone)]
+pub struct MappingConfig {
+    /// Stream name.
+    pub stream: String,
+    /// Stream ARN (`eventSourceARN`).
+    pub stream_arn: String,
+    /// Records per batch (1 to 10,000; Lambda's default 100).
+    pub batch_size: usize,
+    /// How long to gather records before invoking (0 to 300 s; default 0).
+    pub batching_window: Duration,
+    /// Where reading starts when there is no checkpoint.
+    pub starting_position: StartingPosition,
+    /// Retries of a failing batch before it is given up on (`None`: until the records expire).
+    pub max_retries: Option<u32>,
+    /// Records older than this are given up on (`None`: never).
+    pub max_record_age: Option<Duration>,
+    /// Split a batch in two when the function fails.
+    pub bisect_on_error: bool,
+    /// Concurrent batches per shard (1 to 10), order kept per partition key.
+    pub parallelization_factor: usize,
+    /// Whether the function reports partial batch failures.
+    pub report_batch_item_failures: bool,
+    /// Where records given up on are reported.
+    pub on_failure: Option<OnFailureDestination>,
+    /// Where shard checkpoints are kept.
+    pub checkpoints: Option<CheckpointStore>,
+    /// Region (`awsRegion`).
+    pub region: String,
+    /// Execution role ARN (`invokeIdentityArn`).
+    pub role_arn: String,
+}
+
+impl MappingConfig {
+    /// Lambda's defaults for `stream`, except that retries are bounded (3) and record age
+    /// too (1 hour) so that a failing batch cannot hold its shard for days.
+    pub fn new(stream: &str, stream_arn: &str, region: &str, role_arn: &str) -> Self {
+        Self {
+            stream: stream.to_owned(),
+            stream_arn: stream_arn.to_owned(),
+            batch_size: 100,
+            batching_window: Duration::ZERO,
+            starting_position: StartingPosition::TrimHorizon,
+            max_retries: Some(3),
+            max_record_age: Some(Duration::from_secs(3600)),
+            bisect_on_error: true,
+            parallelization_factor: 1,
+            report_batch_item_failures: true,
+            on_failure: None,
+            checkpoints: None,
+            region: region.to_owned(),
+            role_arn: role_arn.to_owned(),
+        }
+    }
+}
+
+/// Counters of the mapping.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MappingStats {
+    /// Records read from the stream.
+    pub records_read: u64,
+    /// Records the function succeeded with.
+    pub succeeded: u64,
+    /// Records given up on (retries or age exhausted).
+    pub discarded: u64,
+    /// Invocations (retries included).
+    pub invocations: u64,
+    /// Invocations that failed, or reported failed items.
+    pub failed_invocations: u64,
+    /// Records sent to the on-failure destination.
+    pub on_failure_records: u64,
+}
+
+impl MappingStats {
+    /// Whether every record read has been settled.
+    pub fn settled(&self) -> bool {
+        self.succeeded + self.discarded == self.records_read
+    }
+}
+
+/// A running event source mapping.
+pub struct EventSourceMapping {
+    stats: Arc<Mutex<MappingStats>>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// What every task of the mapping shares.
+struct Context {
+    config: MappingConfig,
+    function: Arc<LambdaFunction>,
+    stats: Arc<Mutex<MappingStats>>,
+}
+
+impl EventSourceMapping {
+    /// Starts polling every shard.
+    pub async fn start(
+        config: MappingConfig,
+        clients: &Clients,
+        function: Arc<LambdaFunction>,
+    ) -> Result<Self, StackError> {
+        let stats = Arc::new(Mutex::new(MappingStats::default()));
+        let (stop, stopped) = watch::channel(false);
+        let shards = list_shards(&clients.kinesis, &config.stream).await?;
+        let context = Arc::new(Context {
+            config,
+            function,
+            stats: stats.clone(),
+        });
+        let tasks = shards
+            .into_iter()
+            .map(|shard| {
+                let ctx = context.clone();
+                let start = ctx
+                    .config
+                    .checkpoints
+                    .as_ref()
+                    .and_then(|c| c.get(&ctx.function.spec().name, &shard))
+                    .map_or_else(
+                        || ctx.config.starting_position.clone(),
+                        StartingPosition::AfterSequenceNumber,
+                    );
+                let reader =
+                    ShardReader::new(clients.kinesis.clone(), &ctx.config.stream, &shard, start);
+                tokio::spawn(run_shard(ctx, reader, stopped.clone()))
+            })
+            .collect();
+        Ok(Self { stats, stop, tasks })
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> MappingStats {
+        self.stats.lock().expect("not poisoned").clone()
+    }
+
+    /// Stops polling after the batches in progress; their checkpoints are saved.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Records of a shard that are read but not settled, in order: the checkpoint is the
+/// last record before the first unsettled one.
+struct ShardProgress {
+    shard_id: String,
+    /// Sortable sequence number -> (sequence number, settled).
+    records: BTreeMap<String, (String, bool)>,
+    /// Bounds how many records are read ahead of the function.
+    read_ahead: Arc<Semaphore>,
+}
+
+impl ShardProgress {
+    /// Marks records settled; returns the new checkpoint if it moved.
+    fn settle(&mut self, records: &[StreamRecord]) -> Option<String> {
+        for r in records {
+            if let Some(entry) = self.records.get_mut(&seqnum::sortable(&r.sequence_number)) {
+                entry.1 = true;
+            }
+        }
+        self.read_ahead.add_permits(records.len());
+        let mut checkpoint = None;
+        while let Some(entry) = self.records.first_entry() {
+            if !entry.get().1 {
+                break;
+            }
+            checkpoint = Some(entry.remove().0);
+        }
+        checkpoint
+    }
+}
+
+/// Reads one shard and deals its records to the lanes until stopped.
+async fn run_shard(ctx: Arc<Context>, mut reader: ShardReader, mut stop: watch::Receiver<bool>) {
+    let factor = ctx.config.parallelization_factor.clamp(1, 10);
+    let read_ahead = Arc::new(Semaphore::new(
+        (ctx.config.batch_size * factor * 4).max(1000),
+    ));
+    let progress = Arc::new(Mutex::new(ShardProgress {
+        shard_id: reader.shard_id().to_owned(),
+        records: BTreeMap::new(),
+        read_ahead: read_ahead.clone(),
+    }));
+    let mut lanes = Vec::with_capacity(factor);
+    let mut workers = Vec::with_capacity(factor);
+    for _ in 0..factor {
+        let (tx, rx) = mpsc::unbounded_channel();
+        lanes.push(tx);
+        let lane = Lane {
+            ctx: ctx.clone(),
+            progress: progress.clone(),
+            incoming: rx,
+            pending: VecDeque::new(),
+            splits: Vec::new(),
+            attempts: 0,
+        };
+        workers.push(tokio::spawn(lane.run(stop.clone())));
+    }
+    while !*stop.borrow() && !reader.is_closed() {
+        let available = read_ahead.available_permits().min(10_000);
+        if available == 0 {
+            let _ = tokio::time::timeout(Duration::from_millis(50), stop.changed()).await;
+            continue;
+        }
+        match reader
+            .read(i32::try_from(available).unwrap_or(10_000))
+            .await
+        {
+            Ok(records) if !records.is_empty() => {
+                read_ahead.forget_permits(records.len());
+                ctx.stats.lock().expect("not poisoned").records_read += records.len() as u64;
+                let mut p = progress.lock().expect("not poisoned");
+                for record in records {
+                    p.records.insert(
+                        seqnum::sortable(&record.sequence_number),
+                        (record.sequence_number.clone(), false),
+                    );
+                    let mut hasher = std::hash::DefaultHasher::new();
+                    record.partition_key.hash(&mut hasher);
+                    let lane = (hasher.finish() % factor as u64) as usize;
+                    let _ = lanes[lane].send(record);
+                }
+            }
+            Ok(_) => {
+                let _ = tokio::time::timeout(Duration::from_millis(200), stop.changed()).await;
+            }
+            Err(e) => {
+                tracing::warn!(
+                    shard = reader.shard_id(),
+                    "event source mapping cannot read: {e}"
+                );
+                let _ = tokio::time::timeout(Duration::from_secs(1), stop.changed()).await;
+            }
+        }
+    }
+    drop(lanes);
+    for worker in workers {
+        let _ = worker.await;
+    }
+}
+
+/// One lane of a shard: batches, invokes, retries, gives up.
+struct Lane {
+    ctx: Arc<Context>,
+    progress: Arc<Mutex<ShardProgress>>,
+    incoming: mpsc::UnboundedReceiver<StreamRecord>,
+    /// Records not yet settled, in order.
+    pending: VecDeque<StreamRecord>,
+    /// Sizes of the sub-batches left by bisection; the last one is next.
+    splits: Vec<usize>,
+    /// Invocations of the current batch.
+    attempts: u32,
+}
+
+impl Lane {
+    async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        loop {
+            if !self.fill(&mut stop).await {
+                return;
+            }
+            self.discard_expired().await;
+            if self.pending.is_empty() {
+                continue;
+            }
+            let len = self.batch_len();
+            let result = self.invoke(len).await;
+            self.attempts += 1;
+            {
+                let mut stats = self.ctx.stats.lock().expect("not poisoned");
+                stats.invocations += 1;
+                if !matches!(result, BatchResult::Success) {
+                    stats.failed_invocations += 1;
+                }
+            }
+            match result {
+                BatchResult::Success => {
+                    self.settle(len, false);
+                    self.splits.pop();
+                    self.attempts = 0;
+                }
+                BatchResult::RetryFrom(index) => {
+                    self.settle(index, false);
+                    if let Some(top) = self.splits.last_mut() {
+                        *top -= index;
+                    }
+                    self.failed(
+                        len - index,
+                        "the function reported a failed record",
+                        &mut stop,
+                    )
+                    .await;
+                }
+                BatchResult::Failed {
+                    reason,
+                    function_error,
+                } => {
+                    if function_error && self.ctx.config.bisect_on_error && len > 1 {
+                        // Splitting does not use a retry.
+                        self.splits.pop();
+                        self.splits.push(len - len / 2);
+                        self.splits.push(len / 2);
+                        self.attempts = 0;
+                        tracing::info!(shard = %self.shard_id(), "function error, bisecting a batch of {len}: {reason}");
+                        continue;
+                    }
+                    self.failed(len, &reason, &mut stop).await;
+                }
+            }
+        }
+    }
+
+    fn shard_id(&self) -> String {
+        self.progress.lock().expect("not poisoned").shard_id.clone()
+    }
+
+    /// Waits for records: until a batch is full or the batching window closes. Returns
+    /// false when the lane must end.
+    async fn fill(&mut self, stop: &mut watch::Receiver<bool>) -> bool {
+        let window_end = Instant::now() + self.ctx.config.batching_window;
+        loop {
+            while let Ok(r) = self.incoming.try_recv() {
+                self.pending.push_back(r);
+            }
+            if *stop.borrow() {
+                return false;
+            }
+            let enough = self.pending.len() >= self.ctx.config.batch_size
+                || (!self.pending.is_empty()
+                    && (Instant::now() >= window_end || !self.splits.is_empty()));
+            if enough {
+                return true;
+            }
+            let wait = if self.pending.is_empty() {
+                Duration::from_millis(500)
+            } else {
+                window_end.saturating_duration_since(Instant::now())
+            };
+            tokio::select! {
+                r = self.incoming.recv() => match r {
+                    Some(r) => self.pending.push_back(r),
+                    None if self.pending.is_empty() => return false,
+                    None => return true,
+                },
+                _ = stop.changed() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Size of the next batch: the bisected sub-batch, or up to the batch size, within
+    /// the invocation payload limit.
+    fn batch_len(&self) -> usize {
+        let limit = self
+            .splits
+            .last()
+            .copied()
+            .unwrap_or(self.ctx.config.batch_size)
+            .min(self.pending.len());
+        let mut size = 64;
+        let mut n = 0;
+        for r in self.pending.iter().take(limit) {
+            size += r.data.len().div_ceil(3) * 4
+                + r.partition_key.len()
+                + 2 * r.sequence_number.len()
+                + 512;
+            if n > 0 && size > MAX_PAYLOAD_BYTES {
+                break;
+            }
+            n += 1;
+        }
+        n
+    }
+
+    async fn invoke(&self, len: usize) -> BatchResult {
+        let c = &self.ctx.config;
+        let records: Vec<&StreamRecord> = self.pending.iter().take(len).collect();
+        let event = KinesisEvent {
+            records: records
+                .iter()
+                .map(|r| EventRecord::new(r, &c.role_arn, &c.region, &c.stream_arn))
+                .collect(),
+        };
+        let body = serde_json::to_vec(&event).expect("the event serializes");
+        match self.ctx.function.invoke(body).await {
+            Err(e) => BatchResult::Failed {
+                reason: e.to_string(),
+                function_error: !matches!(e, InvokeError::Stopped),
+            },
+            Ok(_) if !c.report_batch_item_failures => BatchResult::Success,
+            Ok(response) => interpret(&response, &records),
+        }
+    }
+
+    /// A batch of `len` failed: retry it, or give up on it.
+    async fn failed(&mut self, len: usize, reason: &str, stop: &mut watch::Receiver<bool>) {
+        let retries = self.attempts.saturating_sub(1);
+        if self
+            .ctx
+            .config
+            .max_retries
+            .is_some_and(|max| retries >= max)
+        {
+            tracing::error!(shard = %self.shard_id(), records = len, "retries exhausted, skipping the batch: {reason}");
+            self.give_up(len, "RetryAttemptsExhausted").await;
+            self.splits.pop();
+            self.attempts = 0;
+        } else {
+            tracing::warn!(shard = %self.shard_id(), retry = retries + 1, "batch failed, retrying: {reason}");
+            let backoff = Duration::from_millis(100 * u64::from(self.attempts.min(20)));
+            let _ = tokio::time::timeout(backoff, stop.changed()).await;
+        }
+    }
+
+    /// Gives up on the records at the front that are older than the maximum record age.
+    async fn discard_expired(&mut self) {
+        let Some(max_age) = self.ctx.config.max_record_age else {
+            return;
+        };
+        let oldest_allowed = Utc::now() - max_age;
+        let expired = self
+            .pending
+            .iter()
+            .take_while(|r| r.arrival < oldest_allowed)
+            .count();
+        if expired > 0 {
+            tracing::error!(shard = %self.shard_id(), records = expired, "records older than {max_age:?}, skipping them");
+            self.give_up(expired, "RecordAgeExceeded").await;
+            self.splits.clear();
+            self.attempts = 0;
+        }
+    }
+
+    /// Reports the first `len` records to the on-failure destination and settles them.
+    async fn give_up(&mut self, len: usize, condition: &str) {
+        let c = &self.ctx.config;
+        if let Some(destination) = &c.on_failure {
+            let first = &self.pending[0];
+            let last = &self.pending[len - 1];
+            let record = FailureRecord {
+                request_context: wire::RequestContext {
+                    request_id: uuid::Uuid::new_v4().to_string(),
+                    function_arn: self.ctx.function.spec().arn(),
+                    condition: condition.to_owned(),
+                    approximate_invoke_count: self.attempts,
+                },
+                response_context: wire::ResponseContext {
+                    status_code: 200,
+                    executed_version: "$LATEST".into(),
+                    function_error: Some("Unhandled".into()),
+                },
+                version: "1.0".into(),
+                timestamp: Rfc3339(&Utc::now()).to_string(),
+                kinesis_batch_info: KinesisBatchInfo {
+                    shard_id: first.shard_id.to_string(),
+                    start_sequence_number: first.sequence_number.clone(),
+                    end_sequence_number: last.sequence_number.clone(),
+                    approximate_arrival_of_first_record: Rfc3339(&first.arrival).to_string(),
+                    approximate_arrival_of_last_record: Rfc3339(&last.arrival).to_string(),
+                    batch_size: len,
+                    stream_arn: c.stream_arn.clone(),
+                },
+            };
+            let body = serde_json::to_string(&record).expect("failure records serialize");
+            send_until_accepted(destination, &body).await;
+            self.ctx
+                .stats
+                .lock()
+                .expect("not poisoned")
+                .on_failure_records += len as u64;
+        }
+        self.settle(len, true);
+    }
+
+    /// Settles the first `n` pending records and moves the checkpoint.
+    fn settle(&mut self, n: usize, discarded: bool) {
+        let settled: Vec<StreamRecord> = self.pending.drain(..n).collect();
+        {
+            let mut stats = self.ctx.stats.lock().expect("not poisoned");
+            if discarded {
+                stats.discarded += n as u64;
+            } else {
+                stats.succeeded += n as u64;
+            }
+        }
+        let mut progress = self.progress.lock().expect("not poisoned");
+        if let Some(checkpoint) = progress.settle(&settled)
+            && let Some(store) = &self.ctx.config.checkpoints
+        {
+            store.set(
+                &self.ctx.function.spec().name,
+                &progress.shard_id,
+                &checkpoint,
+            );
+        }
+    }
+}
+
+/// Sends a message to the on-failure queue, retrying until it is accepted: the record of
+/// what was skipped must not be lost.
+async fn send_until_accepted(destination: &OnFailureDestination, body: &str) {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match destination
+            .sqs
+            .send_message()
+            .queue_url(&destination.queue_url)
+            .message_body(body)
+            .send()
+            .await
+        {
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(
+                    "on-failure destination refused the record, retrying: {}",
+                    StackError::aws("SendMessage", e)
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
