@@ -1,1 +1,98 @@
-//! End-to-end tests live in `tests/`; this crate has no library code.
+//! Helpers of the end-to-end tests: what the tables should hold, and what they hold.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use streamlake_core::routing::Routing;
+use streamlake_core::time::from_epoch_millis;
+use streamlake_core::{normalize, seqnum};
+
+/// A DynamoDB row: (table, station, date) -> attribute -> value as text.
+pub type Rows = BTreeMap<(String, String, String), BTreeMap<String, String>>;
+
+/// The rows the consumer should leave for these records (in stream order): per row,
+/// every datatype's newest value and the station name.
+pub fn expected_rows<'a>(records: impl IntoIterator<Item = &'a [u8]>, routing: &Routing) -> Rows {
+    let mut rows = Rows::new();
+    for data in records {
+        let Ok(o) = normalize(data, from_epoch_millis(0)) else {
+            continue;
+        };
+        let Some(table) = routing.table_for(&o.datatype) else {
+            continue;
+        };
+        let row = rows
+            .entry((table.to_owned(), o.stationid.to_string(), o.date.to_string()))
+            .or_default();
+        row.insert(o.datatype.to_string(), o.value.to_string());
+        if let Some(name) = o.station_name {
+            row.insert("StationName".into(), name.to_string());
+        }
+    }
+    rows
+}
+
+/// Every row of the tables, attributes as text (without the `_seq` bookkeeping unless
+/// `with_sequences`).
+pub async fn table_rows(client: &aws_sdk_dynamodb::Client, tables: &[&str], with_sequences: bool) -> Rows {
+    let mut rows = Rows::new();
+    for table in tables {
+        let mut pages = client.scan().table_name(*table).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            for item in page.expect("scan").items() {
+                let text = |v: &AttributeValue| match v {
+                    AttributeValue::S(s) => s.clone(),
+                    AttributeValue::N(n) => n.clone(),
+                    other => format!("{other:?}"),
+                };
+                let key = (
+                    (*table).to_owned(),
+                    text(&item["stationid"]),
+                    text(&item["date"]),
+                );
+                let attributes = item
+                    .iter()
+                    .filter(|(k, _)| *k != "stationid" && *k != "date")
+                    .filter(|(k, _)| with_sequences || !k.ends_with("_seq"))
+                    .map(|(k, v)| (k.clone(), text(v)))
+                    .collect();
+                rows.insert(key, attributes);
+            }
+        }
+    }
+    rows
+}
+
+/// Every message of a queue, removed from it.
+pub async fn drain_queue(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    loop {
+        let received = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .expect("receive");
+        let messages = received.messages();
+        if messages.is_empty() {
+            return out;
+        }
+        for m in messages {
+            out.push(m.body().unwrap_or_default().to_owned());
+            if let Some(handle) = m.receipt_handle() {
+                sqs.delete_message()
+                    .queue_url(queue_url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .expect("delete");
+            }
+        }
+    }
+}
+
+/// Whether `a` is before `b` as sequence numbers.
+pub fn before(a: &str, b: &str) -> bool {
+    seqnum::compare(a, b).is_lt()
+}

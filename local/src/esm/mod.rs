@@ -329,9 +329,11 @@ impl Lane {
                     self.attempts = 0;
                 }
                 BatchResult::RetryFrom(index) => {
+                    // The retry covers the rest of this batch, not new records.
                     self.settle(index, false);
-                    if let Some(top) = self.splits.last_mut() {
-                        *top -= index;
+                    match self.splits.last_mut() {
+                        Some(top) => *top -= index,
+                        None => self.splits.push(len - index),
                     }
                     self.failed(
                         len - index,

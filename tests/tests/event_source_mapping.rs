@@ -1,0 +1,228 @@
+//! The local event source mapping's failure handling, with a purpose-built function
+//! (`flaky_lambda`) that fails on records containing `poison`, over real moto and the
+//! Lambda Runtime API.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use producer::{Entry, Producer, ProducerConfig};
+use streamlake::binaries::default_state_dir;
+use streamlake::clients::Clients;
+use streamlake::emulator::Emulator;
+use streamlake::esm::{EventSourceMapping, FailureRecord, MappingConfig, MappingStats, OnFailureDestination};
+use streamlake::lambda_host::{FunctionSpec, LambdaFunction};
+use streamlake::resources::{self, Resources};
+use streamlake_e2e::{before, drain_queue};
+
+struct Run {
+    /// (partition key, sequence number) of every record the function completed, in order.
+    completed: Vec<(String, String)>,
+    /// Sequence numbers of the records produced, in order.
+    produced: Vec<String>,
+    /// What the on-failure queue received.
+    failures: Vec<FailureRecord>,
+    stats: MappingStats,
+}
+
+/// Produces `records` (partition key, data) to a one-shard stream and runs the mapping
+/// with `flaky_lambda` in `mode` until every record is settled.
+async fn run(mode: &str, records: Vec<(String, String)>, configure: impl FnOnce(&mut MappingConfig)) -> Run {
+    let state_dir = default_state_dir();
+    let mut emulator = Emulator::start(&state_dir).await.unwrap();
+    let clients = Clients::connect(emulator.endpoint(), true).await;
+    let provisioned = resources::ensure(
+        &clients,
+        &Resources {
+            stream: "flaky".into(),
+            shards: 1,
+            bucket: "flaky".into(),
+            tables: Vec::new(),
+            failure_queue: "flaky-failures".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let entries: Vec<Entry> = records
+        .into_iter()
+        .map(|(partition_key, data)| Entry {
+            partition_key,
+            data: data.into_bytes(),
+        })
+        .collect();
+    let count = entries.len() as u64;
+    let producer = Producer::new(clients.kinesis.clone(), ProducerConfig::new("flaky"));
+    assert_eq!(producer.send(entries, |_| {}).await.unwrap().sent, count);
+
+    let log = std::env::temp_dir().join(format!("flaky-{}-{}.log", std::process::id(), uuid_like()));
+    let function = Arc::new(
+        LambdaFunction::start(FunctionSpec {
+            name: "flaky".into(),
+            binary: env!("CARGO_BIN_EXE_flaky_lambda").into(),
+            env: vec![
+                ("FLAKY_LOG".into(), log.display().to_string()),
+                ("FLAKY_MODE".into(), mode.into()),
+            ],
+            timeout: Duration::from_secs(30),
+            memory_mb: 128,
+            log_path: std::env::temp_dir().join(format!("flaky-{}.stderr", std::process::id())),
+            region: clients.region(),
+        })
+        .await
+        .unwrap(),
+    );
+    let mut config = MappingConfig::new("flaky", &provisioned.stream_arn, &clients.region(), "arn:aws:iam::123456789012:role/flaky");
+    config.on_failure = Some(OnFailureDestination {
+        sqs: clients.sqs.clone(),
+        queue_url: provisioned.failure_queue_url.clone(),
+    });
+    configure(&mut config);
+    let mapping = EventSourceMapping::start(config, &clients, function.clone()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while !(mapping.stats().records_read == count && mapping.stats().settled()) {
+        assert!(tokio::time::Instant::now() < deadline, "not settled: {:?}", mapping.stats());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stats = mapping.stats();
+    mapping.stop().await;
+
+    let completed = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let (k, s) = l.split_once(' ').unwrap();
+            (k.to_owned(), s.to_owned())
+        })
+        .collect();
+    let _ = std::fs::remove_file(&log);
+    let failures = drain_queue(&clients.sqs, &provisioned.failure_queue_url)
+        .await
+        .iter()
+        .map(|m| serde_json::from_str(m).unwrap())
+        .collect();
+    let produced = read_sequence_numbers(&clients).await;
+    Arc::into_inner(function).unwrap().stop().await;
+    emulator.stop().await;
+    Run {
+        completed,
+        produced,
+        failures,
+        stats,
+    }
+}
+
+fn uuid_like() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+/// The sequence numbers of the stream, in order.
+async fn read_sequence_numbers(clients: &Clients) -> Vec<String> {
+    let shards = streamlake::kinesis_source::list_shards(&clients.kinesis, "flaky").await.unwrap();
+    let mut reader = streamlake::kinesis_source::ShardReader::new(
+        clients.kinesis.clone(),
+        "flaky",
+        &shards[0],
+        streamlake::kinesis_source::StartingPosition::TrimHorizon,
+    );
+    let mut out = Vec::new();
+    loop {
+        let records = reader.read(10_000).await.unwrap();
+        if records.is_empty() {
+            return out;
+        }
+        out.extend(records.into_iter().map(|r| r.sequence_number));
+    }
+}
+
+/// 30 records of one key; the 14th is poison.
+fn records_with_poison() -> Vec<(String, String)> {
+    (0..30)
+        .map(|i| {
+            let data = if i == 13 { format!("record {i} poison") } else { format!("record {i}") };
+            ("key".to_owned(), data)
+        })
+        .collect()
+}
+
+fn completed_seqs(run: &Run) -> Vec<String> {
+    run.completed.iter().map(|(_, s)| s.clone()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bisect_isolates_the_poison_record() {
+    let run = run("error", records_with_poison(), |c| {
+        c.batch_size = 10;
+        c.bisect_on_error = true;
+        c.max_retries = Some(1);
+    })
+    .await;
+    let poison = &run.produced[13];
+    let mut expected = run.produced.clone();
+    expected.remove(13);
+    assert_eq!(completed_seqs(&run), expected, "every other record, in order");
+    assert_eq!(run.failures.len(), 1);
+    let info = &run.failures[0].kinesis_batch_info;
+    assert_eq!((info.batch_size, &info.start_sequence_number, &info.end_sequence_number), (1, poison, poison));
+    assert_eq!(run.failures[0].request_context.condition, "RetryAttemptsExhausted");
+    assert_eq!((run.stats.discarded, run.stats.on_failure_records), (1, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_bisect_the_poison_batch_is_skipped_and_reported() {
+    let run = run("error", records_with_poison(), |c| {
+        c.batch_size = 10;
+        c.bisect_on_error = false;
+        c.max_retries = Some(2);
+    })
+    .await;
+    // Batches are records 0-9, 10-19, 20-29: the second one is given up on.
+    let expected: Vec<String> = run.produced[..10].iter().chain(&run.produced[20..]).cloned().collect();
+    assert_eq!(completed_seqs(&run), expected);
+    assert_eq!(run.failures.len(), 1);
+    let info = &run.failures[0].kinesis_batch_info;
+    assert_eq!(info.batch_size, 10);
+    assert_eq!(info.start_sequence_number, run.produced[10]);
+    assert_eq!(info.end_sequence_number, run.produced[19]);
+    assert_eq!(run.failures[0].request_context.approximate_invoke_count, 3, "first try and two retries");
+    assert_eq!(run.stats.discarded, 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn partial_batch_response_retries_from_the_reported_record() {
+    let run = run("partial", records_with_poison(), |c| {
+        c.batch_size = 10;
+        c.max_retries = Some(1);
+    })
+    .await;
+    // Batch 10-19 reports record 13: 10-12 succeed; 13-19 are retried once, then skipped.
+    let expected: Vec<String> = run.produced[..13].iter().chain(&run.produced[20..]).cloned().collect();
+    assert_eq!(completed_seqs(&run), expected);
+    assert_eq!(run.failures.len(), 1);
+    let info = &run.failures[0].kinesis_batch_info;
+    assert_eq!(info.start_sequence_number, run.produced[13]);
+    assert_eq!(info.end_sequence_number, run.produced[19]);
+    assert_eq!(info.batch_size, 7);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallelization_keeps_each_partition_keys_order() {
+    let records: Vec<(String, String)> = (0..200).map(|i| (format!("key-{}", i % 7), format!("record {i}"))).collect();
+    let run = run("error", records, |c| {
+        c.batch_size = 8;
+        c.parallelization_factor = 4;
+    })
+    .await;
+    assert_eq!(run.completed.len(), 200);
+    for key in 0..7 {
+        let seqs: Vec<&String> = run
+            .completed
+            .iter()
+            .filter(|(k, _)| *k == format!("key-{key}"))
+            .map(|(_, s)| s)
+            .collect();
+        assert!(seqs.windows(2).all(|w| before(w[0], w[1])), "key-{key} out of order");
+    }
+    assert!(run.failures.is_empty());
+}
