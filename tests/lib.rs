@@ -22,7 +22,11 @@ pub fn expected_rows<'a>(records: impl IntoIterator<Item = &'a [u8]>, routing: &
             continue;
         };
         let row = rows
-            .entry((table.to_owned(), o.stationid.to_string(), o.date.to_string()))
+            .entry((
+                table.to_owned(),
+                o.stationid.to_string(),
+                o.date.to_string(),
+            ))
             .or_default();
         row.insert(o.datatype.to_string(), o.value.to_string());
         if let Some(name) = o.station_name {
@@ -34,7 +38,11 @@ pub fn expected_rows<'a>(records: impl IntoIterator<Item = &'a [u8]>, routing: &
 
 /// Every row of the tables, attributes as text (without the `_seq` bookkeeping unless
 /// `with_sequences`).
-pub async fn table_rows(client: &aws_sdk_dynamodb::Client, tables: &[&str], with_sequences: bool) -> Rows {
+pub async fn table_rows(
+    client: &aws_sdk_dynamodb::Client,
+    tables: &[&str],
+    with_sequences: bool,
+) -> Rows {
     let mut rows = Rows::new();
     for table in tables {
         let mut pages = client.scan().table_name(*table).into_paginator().send();

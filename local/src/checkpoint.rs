@@ -60,18 +60,19 @@ impl CheckpointStore {
     }
 
     /// Records a checkpoint and writes the file (atomically: a temporary file renamed).
+    /// Writes are serialized, so the file never goes back to an older state.
     pub fn set(&self, reader: &str, shard: &str, sequence_number: &str) {
-        let json = {
-            let mut positions = self.positions.lock().expect("not poisoned");
-            positions
-                .entry(reader.to_owned())
-                .or_default()
-                .insert(shard.to_owned(), sequence_number.to_owned());
-            serde_json::to_vec_pretty(&*positions).expect("checkpoints serialize")
-        };
-        let tmp = self
-            .path
-            .with_extension(format!("json.{}.tmp", std::process::id()));
+        let mut positions = self.positions.lock().expect("not poisoned");
+        positions
+            .entry(reader.to_owned())
+            .or_default()
+            .insert(shard.to_owned(), sequence_number.to_owned());
+        let json = serde_json::to_vec_pretty(&*positions).expect("checkpoints serialize");
+        let tmp = self.path.with_extension(format!(
+            "json.{}.{}.tmp",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
         let written = std::fs::write(&tmp, json).and_then(|()| std::fs::rename(&tmp, &self.path));
         if let Err(e) = written {
             tracing::warn!("cannot save checkpoints to {}: {e}", self.path.display());

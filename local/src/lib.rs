@@ -24,4 +24,4 @@ pub mod resources;
 pub mod stack;
 
 pub use error::StackError;
-pub use stack::{LocalStack, StackConfig};
+pub use stack::{FinalStats, LocalStack, StackConfig};

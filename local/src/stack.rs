@@ -159,9 +159,12 @@ impl LocalStack {
         )
         .await?;
         let checkpoints = if config.checkpoints {
+            // The emulator is part of the identity: two emulators can each have a
+            // stream of the same name created in the same second.
+            let identity = format!("{}@{}", emulator.endpoint(), provisioned.stream_identity);
             Some(CheckpointStore::open(
                 &config.state_dir.join("checkpoints"),
-                &provisioned.stream_identity,
+                &identity,
             )?)
         } else {
             None
@@ -338,6 +341,13 @@ impl LocalStack {
             .unwrap_or_default()
     }
 
+    /// Delivers Firehose's buffer now instead of at the end of its interval.
+    pub async fn flush_firehose(&self) {
+        if let Some(firehose) = &self.firehose {
+            firehose.flush().await;
+        }
+    }
+
     /// Waits until both branches have read at least `records` records and settled every
     /// record they read (Firehose's buffer is delivered at once instead of at the end of
     /// its interval).
@@ -366,13 +376,15 @@ impl LocalStack {
     }
 
     /// Stops everything: reading, then delivery of what is buffered (checkpoints saved),
-    /// then the Lambdas and the emulator (if the stack started it).
-    pub async fn stop(mut self) {
+    /// then the Lambdas and the emulator (if the stack started it). Returns the final
+    /// counters.
+    pub async fn stop(mut self) -> FinalStats {
+        let mut stats = FinalStats::default();
         if let Some(mapping) = self.mapping.take() {
-            mapping.stop().await;
+            stats.mapping = mapping.stop().await;
         }
         if let Some(firehose) = self.firehose.take() {
-            firehose.stop().await;
+            stats.firehose = firehose.stop().await;
         }
         for function in [self.transform, self.consumer] {
             if let Some(function) = Arc::into_inner(function) {
@@ -380,5 +392,15 @@ impl LocalStack {
             }
         }
         self.emulator.stop().await;
+        stats
     }
+}
+
+/// The counters of a stopped stack.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FinalStats {
+    /// Firehose delivery.
+    pub firehose: FirehoseStats,
+    /// The consumer's event source mapping.
+    pub mapping: MappingStats,
 }

@@ -23,9 +23,16 @@ async fn handle(event: LambdaEvent<KinesisEvent>) -> Result<KinesisEventResponse
         (None, _) => &records[..],
     };
     if let Ok(path) = std::env::var("FLAKY_LOG") {
-        let mut log = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
         for r in done {
-            writeln!(log, "{} {}", r.kinesis.partition_key, r.kinesis.sequence_number)?;
+            writeln!(
+                log,
+                "{} {}",
+                r.kinesis.partition_key, r.kinesis.sequence_number
+            )?;
         }
     }
     let mut response = KinesisEventResponse::default();

@@ -9,7 +9,9 @@ use producer::{Entry, Producer, ProducerConfig};
 use streamlake::binaries::default_state_dir;
 use streamlake::clients::Clients;
 use streamlake::emulator::Emulator;
-use streamlake::esm::{EventSourceMapping, FailureRecord, MappingConfig, MappingStats, OnFailureDestination};
+use streamlake::esm::{
+    EventSourceMapping, FailureRecord, MappingConfig, MappingStats, OnFailureDestination,
+};
 use streamlake::lambda_host::{FunctionSpec, LambdaFunction};
 use streamlake::resources::{self, Resources};
 use streamlake_e2e::{before, drain_queue};
@@ -26,7 +28,11 @@ struct Run {
 
 /// Produces `records` (partition key, data) to a one-shard stream and runs the mapping
 /// with `flaky_lambda` in `mode` until every record is settled.
-async fn run(mode: &str, records: Vec<(String, String)>, configure: impl FnOnce(&mut MappingConfig)) -> Run {
+async fn run(
+    mode: &str,
+    records: Vec<(String, String)>,
+    configure: impl FnOnce(&mut MappingConfig),
+) -> Run {
     let state_dir = default_state_dir();
     let mut emulator = Emulator::start(&state_dir).await.unwrap();
     let clients = Clients::connect(emulator.endpoint(), true).await;
@@ -53,7 +59,8 @@ async fn run(mode: &str, records: Vec<(String, String)>, configure: impl FnOnce(
     let producer = Producer::new(clients.kinesis.clone(), ProducerConfig::new("flaky"));
     assert_eq!(producer.send(entries, |_| {}).await.unwrap().sent, count);
 
-    let log = std::env::temp_dir().join(format!("flaky-{}-{}.log", std::process::id(), uuid_like()));
+    let log =
+        std::env::temp_dir().join(format!("flaky-{}-{}.log", std::process::id(), uuid_like()));
     let function = Arc::new(
         LambdaFunction::start(FunctionSpec {
             name: "flaky".into(),
@@ -70,16 +77,27 @@ async fn run(mode: &str, records: Vec<(String, String)>, configure: impl FnOnce(
         .await
         .unwrap(),
     );
-    let mut config = MappingConfig::new("flaky", &provisioned.stream_arn, &clients.region(), "arn:aws:iam::123456789012:role/flaky");
+    let mut config = MappingConfig::new(
+        "flaky",
+        &provisioned.stream_arn,
+        &clients.region(),
+        "arn:aws:iam::123456789012:role/flaky",
+    );
     config.on_failure = Some(OnFailureDestination {
         sqs: clients.sqs.clone(),
         queue_url: provisioned.failure_queue_url.clone(),
     });
     configure(&mut config);
-    let mapping = EventSourceMapping::start(config, &clients, function.clone()).await.unwrap();
+    let mapping = EventSourceMapping::start(config, &clients, function.clone())
+        .await
+        .unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     while !(mapping.stats().records_read == count && mapping.stats().settled()) {
-        assert!(tokio::time::Instant::now() < deadline, "not settled: {:?}", mapping.stats());
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not settled: {:?}",
+            mapping.stats()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let stats = mapping.stats();
@@ -119,7 +137,9 @@ fn uuid_like() -> u64 {
 
 /// The sequence numbers of the stream, in order.
 async fn read_sequence_numbers(clients: &Clients) -> Vec<String> {
-    let shards = streamlake::kinesis_source::list_shards(&clients.kinesis, "flaky").await.unwrap();
+    let shards = streamlake::kinesis_source::list_shards(&clients.kinesis, "flaky")
+        .await
+        .unwrap();
     let mut reader = streamlake::kinesis_source::ShardReader::new(
         clients.kinesis.clone(),
         "flaky",
@@ -140,7 +160,11 @@ async fn read_sequence_numbers(clients: &Clients) -> Vec<String> {
 fn records_with_poison() -> Vec<(String, String)> {
     (0..30)
         .map(|i| {
-            let data = if i == 13 { format!("record {i} poison") } else { format!("record {i}") };
+            let data = if i == 13 {
+                format!("record {i} poison")
+            } else {
+                format!("record {i}")
+            };
             ("key".to_owned(), data)
         })
         .collect()
@@ -161,11 +185,25 @@ async fn bisect_isolates_the_poison_record() {
     let poison = &run.produced[13];
     let mut expected = run.produced.clone();
     expected.remove(13);
-    assert_eq!(completed_seqs(&run), expected, "every other record, in order");
+    assert_eq!(
+        completed_seqs(&run),
+        expected,
+        "every other record, in order"
+    );
     assert_eq!(run.failures.len(), 1);
     let info = &run.failures[0].kinesis_batch_info;
-    assert_eq!((info.batch_size, &info.start_sequence_number, &info.end_sequence_number), (1, poison, poison));
-    assert_eq!(run.failures[0].request_context.condition, "RetryAttemptsExhausted");
+    assert_eq!(
+        (
+            info.batch_size,
+            &info.start_sequence_number,
+            &info.end_sequence_number
+        ),
+        (1, poison, poison)
+    );
+    assert_eq!(
+        run.failures[0].request_context.condition,
+        "RetryAttemptsExhausted"
+    );
     assert_eq!((run.stats.discarded, run.stats.on_failure_records), (1, 1));
 }
 
@@ -178,14 +216,21 @@ async fn without_bisect_the_poison_batch_is_skipped_and_reported() {
     })
     .await;
     // Batches are records 0-9, 10-19, 20-29: the second one is given up on.
-    let expected: Vec<String> = run.produced[..10].iter().chain(&run.produced[20..]).cloned().collect();
+    let expected: Vec<String> = run.produced[..10]
+        .iter()
+        .chain(&run.produced[20..])
+        .cloned()
+        .collect();
     assert_eq!(completed_seqs(&run), expected);
     assert_eq!(run.failures.len(), 1);
     let info = &run.failures[0].kinesis_batch_info;
     assert_eq!(info.batch_size, 10);
     assert_eq!(info.start_sequence_number, run.produced[10]);
     assert_eq!(info.end_sequence_number, run.produced[19]);
-    assert_eq!(run.failures[0].request_context.approximate_invoke_count, 3, "first try and two retries");
+    assert_eq!(
+        run.failures[0].request_context.approximate_invoke_count, 3,
+        "first try and two retries"
+    );
     assert_eq!(run.stats.discarded, 10);
 }
 
@@ -197,7 +242,11 @@ async fn partial_batch_response_retries_from_the_reported_record() {
     })
     .await;
     // Batch 10-19 reports record 13: 10-12 succeed; 13-19 are retried once, then skipped.
-    let expected: Vec<String> = run.produced[..13].iter().chain(&run.produced[20..]).cloned().collect();
+    let expected: Vec<String> = run.produced[..13]
+        .iter()
+        .chain(&run.produced[20..])
+        .cloned()
+        .collect();
     assert_eq!(completed_seqs(&run), expected);
     assert_eq!(run.failures.len(), 1);
     let info = &run.failures[0].kinesis_batch_info;
@@ -208,7 +257,9 @@ async fn partial_batch_response_retries_from_the_reported_record() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn parallelization_keeps_each_partition_keys_order() {
-    let records: Vec<(String, String)> = (0..200).map(|i| (format!("key-{}", i % 7), format!("record {i}"))).collect();
+    let records: Vec<(String, String)> = (0..200)
+        .map(|i| (format!("key-{}", i % 7), format!("record {i}")))
+        .collect();
     let run = run("error", records, |c| {
         c.batch_size = 8;
         c.parallelization_factor = 4;
@@ -222,7 +273,10 @@ async fn parallelization_keeps_each_partition_keys_order() {
             .filter(|(k, _)| *k == format!("key-{key}"))
             .map(|(_, s)| s)
             .collect();
-        assert!(seqs.windows(2).all(|w| before(w[0], w[1])), "key-{key} out of order");
+        assert!(
+            seqs.windows(2).all(|w| before(w[0], w[1])),
+            "key-{key} out of order"
+        );
     }
     assert!(run.failures.is_empty());
 }

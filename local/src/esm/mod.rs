@@ -181,12 +181,14 @@ impl EventSourceMapping {
         self.stats.lock().expect("not poisoned").clone()
     }
 
-    /// Stops polling after the batches in progress; their checkpoints are saved.
-    pub async fn stop(self) {
+    /// Stops polling after the batches in progress (their checkpoints are saved); returns
+    /// the final counters.
+    pub async fn stop(mut self) -> MappingStats {
         let _ = self.stop.send(true);
-        for task in self.tasks {
+        for task in std::mem::take(&mut self.tasks) {
             let _ = task.await;
         }
+        self.stats()
     }
 }
 

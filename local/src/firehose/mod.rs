@@ -169,12 +169,14 @@ impl Firehose {
         let _ = self.flush.send(()).await;
     }
 
-    /// Stops reading, delivers what is buffered, and waits for the delivery to end.
-    pub async fn stop(self) {
+    /// Stops reading, delivers what is buffered, and waits for the delivery to end;
+    /// returns the final counters.
+    pub async fn stop(mut self) -> FirehoseStats {
         let _ = self.stop.send(true);
-        for task in self.tasks {
+        for task in std::mem::take(&mut self.tasks) {
             let _ = task.await;
         }
+        self.stats()
     }
 }
 
