@@ -12,6 +12,8 @@ use crate::dead_letter::DeadLetter;
 pub const ROUTING_VAR: &str = "STREAMLAKE_ROUTING";
 /// Environment variable holding the number of concurrent writes.
 pub const CONCURRENCY_VAR: &str = "STREAMLAKE_WRITE_CONCURRENCY";
+/// Environment variable naming the tumbling-window summary table.
+pub const SUMMARY_TABLE_VAR: &str = "STREAMLAKE_SUMMARY_TABLE";
 /// Environment variable naming where invalid records go (`s3://bucket/prefix/`).
 pub const DEAD_LETTER_VAR: &str = "STREAMLAKE_DEAD_LETTER";
 
@@ -24,6 +26,8 @@ pub struct ConsumerConfig {
     pub write_concurrency: usize,
     /// Where invalid records are kept; without it they are only logged.
     pub dead_letter: Option<DeadLetter>,
+    /// Table of the tumbling-window aggregates.
+    pub summary_table: String,
 }
 
 impl Default for ConsumerConfig {
@@ -32,6 +36,7 @@ impl Default for ConsumerConfig {
             routing: Routing::default(),
             write_concurrency: 16,
             dead_letter: None,
+            summary_table: crate::window::SUMMARY_TABLE.to_owned(),
         }
     }
 }
@@ -63,6 +68,11 @@ impl ConsumerConfig {
                 .ok()
                 .filter(|&n: &usize| n > 0)
                 .ok_or(ConfigError::Concurrency(n))?;
+        }
+        if let Ok(table) = env::var(SUMMARY_TABLE_VAR).map(|t| t.trim().to_owned())
+            && !table.is_empty()
+        {
+            config.summary_table = table;
         }
         if let Ok(location) = env::var(DEAD_LETTER_VAR).map(|l| l.trim().to_owned())
             && !location.is_empty()

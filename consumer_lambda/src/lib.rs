@@ -16,19 +16,27 @@
 //!   invocation's time budget; a row that still fails is reported in `batchItemFailures`
 //!   with the lowest sequence number that contributed to it, so the event source mapping
 //!   retries from there.
+//!
+//! With tumbling windows (`TumblingWindowInSeconds` on the mapping), each batch is also
+//! folded into the window's state, and the window's final invocation adds the aggregates
+//! per station and day to the `DailySummary` table (see [`window`]).
 
 pub mod config;
 pub mod dead_letter;
 pub mod plan;
+pub mod window;
 pub mod write;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_lambda_events::event::kinesis::KinesisEvent;
-use aws_lambda_events::event::streams::KinesisEventResponse;
+use aws_lambda_events::event::kinesis::KinesisEventRecord;
+use aws_lambda_events::event::streams::KinesisBatchItemFailure;
+use chrono::{DateTime, Utc};
 use lambda_runtime::{Error, LambdaEvent};
-use streamlake_core::seqnum;
+use serde::{Deserialize, Serialize};
+use streamlake_core::{normalize, seqnum};
 use tokio::time::Instant;
+use window::WindowState;
 
 pub use config::{ConfigError, ConsumerConfig};
 pub use plan::{BatchPlan, InputRecord, RowKey, RowUpdate, plan_batch};
@@ -43,23 +51,82 @@ pub struct Clients {
     pub s3: aws_sdk_s3::Client,
 }
 
-/// The Lambda handler: plans the batch, writes it, and reports what must be retried.
+/// The event: the Kinesis records, and with tumbling windows the window's fields.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumerEvent {
+    /// The records (none in a window's final invocation).
+    #[serde(rename = "Records", default)]
+    pub records: Vec<KinesisEventRecord>,
+    /// The tumbling window, when the mapping has one.
+    #[serde(default)]
+    pub window: Option<TimeWindow>,
+    /// The window's state, as the previous invocation returned it.
+    #[serde(default)]
+    pub state: Option<WindowState>,
+    /// Whether the window is closing: time to write its aggregates.
+    #[serde(default)]
+    pub is_final_invoke_for_window: bool,
+}
+
+/// A tumbling window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct TimeWindow {
+    /// Start, inclusive.
+    pub start: DateTime<Utc>,
+    /// End, exclusive.
+    pub end: DateTime<Utc>,
+}
+
+/// The response: the records to retry from, and with tumbling windows the new state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumerResponse {
+    /// At most one: the lowest sequence number to retry from.
+    pub batch_item_failures: Vec<KinesisBatchItemFailure>,
+    /// The window's state after this invocation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<WindowState>,
+}
+
+/// The Lambda handler: plans the batch, writes it, and reports what must be retried;
+/// with tumbling windows, also folds the batch into the window's state, and writes the
+/// window's aggregates when it closes.
 pub async fn handler(
     clients: &Clients,
     config: &ConsumerConfig,
-    event: LambdaEvent<KinesisEvent>,
-) -> Result<KinesisEventResponse, Error> {
+    event: LambdaEvent<ConsumerEvent>,
+) -> Result<ConsumerResponse, Error> {
     let deadline = budget(event.context.deadline);
-    let records = &event.payload.records;
-    let plan = plan_batch(
-        records.iter().map(|r| InputRecord {
-            sequence_number: &r.kinesis.sequence_number,
-            partition_key: &r.kinesis.partition_key,
-            data: &r.kinesis.data.0,
-            arrival: r.kinesis.approximate_arrival_timestamp.0,
-        }),
-        &config.routing,
-    );
+    let event = event.payload;
+    if let (Some(window), true) = (event.window, event.is_final_invoke_for_window) {
+        let state = event.state.unwrap_or_default();
+        let failed = window::write_summary(
+            &clients.dynamodb,
+            &config.summary_table,
+            window.end,
+            &state,
+            config.write_concurrency,
+        )
+        .await;
+        tracing::info!(rows = state.len(), failed = failed.len(), end = %window.end, "window closed");
+        if !failed.is_empty() {
+            return Err(format!("{} summary rows could not be written", failed.len()).into());
+        }
+        return Ok(ConsumerResponse {
+            batch_item_failures: Vec::new(),
+            state: Some(WindowState::new()),
+        });
+    }
+
+    let records = &event.records;
+    let inputs = records.iter().map(|r| InputRecord {
+        sequence_number: &r.kinesis.sequence_number,
+        partition_key: &r.kinesis.partition_key,
+        data: &r.kinesis.data.0,
+        arrival: r.kinesis.approximate_arrival_timestamp.0,
+    });
+    let plan = plan_batch(inputs.clone(), &config.routing);
     for invalid in &plan.invalid {
         tracing::warn!(sequence_number = %invalid.sequence_number, reason = %invalid.reason, "invalid record");
     }
@@ -97,14 +164,35 @@ pub async fn handler(
         unrouted = plan.unrouted,
         "batch processed"
     );
-    let mut response = KinesisEventResponse::default();
     let failed = outcome
         .failed
         .iter()
         .chain(&dead_letter_failures)
         .map(String::as_str);
-    if let Some(lowest) = seqnum::min(failed) {
-        response.add_failure(lowest);
+    let retry_from = seqnum::min(failed).map(str::to_owned);
+    // The window state takes only the records before the first one to retry: the
+    // retried records are folded when they succeed.
+    let state = event.window.map(|_| {
+        let mut state = event.state.clone().unwrap_or_default();
+        let done = inputs.filter(|r| {
+            retry_from
+                .as_deref()
+                .is_none_or(|from| seqnum::compare(r.sequence_number, from).is_lt())
+        });
+        let observations: Vec<_> = done
+            .filter_map(|r| normalize(r.data, r.arrival).ok())
+            .collect();
+        window::fold(&mut state, &observations);
+        state
+    });
+    let mut response = ConsumerResponse {
+        batch_item_failures: Vec::new(),
+        state,
+    };
+    if let Some(from) = retry_from {
+        let mut failure = KinesisBatchItemFailure::default();
+        failure.item_identifier = Some(from);
+        response.batch_item_failures.push(failure);
     }
     Ok(response)
 }

@@ -96,6 +96,10 @@ struct StackArgs {
     /// Concurrent consumer batches per shard (1 to 10).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10))]
     parallelization_factor: u32,
+    /// Tumbling windows of this many seconds (1 to 900): the consumer aggregates each
+    /// window per station and day into the DailySummary table (0: off).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=900))]
+    tumbling_window: u64,
     /// SQS queue receiving what the event source mapping skips (metadata only).
     #[arg(long, default_value = names::CONSUMER_FAILURE_QUEUE)]
     failure_queue: String,
@@ -153,6 +157,8 @@ impl StackArgs {
             .map(Duration::from_secs);
         m.bisect_on_error = self.bisect_batch_on_function_error;
         m.parallelization_factor = self.parallelization_factor as usize;
+        m.tumbling_window =
+            (self.tumbling_window > 0).then(|| Duration::from_secs(self.tumbling_window));
         Ok(config)
     }
 }

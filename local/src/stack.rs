@@ -75,6 +75,8 @@ pub struct MappingSettings {
     pub bisect_on_error: bool,
     /// Concurrent batches per shard.
     pub parallelization_factor: usize,
+    /// Tumbling windows of this length, aggregated into the summary table (`None`: off).
+    pub tumbling_window: Option<Duration>,
 }
 
 impl Default for MappingSettings {
@@ -88,6 +90,7 @@ impl Default for MappingSettings {
             max_record_age: defaults.max_record_age,
             bisect_on_error: defaults.bisect_on_error,
             parallelization_factor: defaults.parallelization_factor,
+            tumbling_window: defaults.tumbling_window,
         }
     }
 }
@@ -152,6 +155,7 @@ impl LocalStack {
                     .routing
                     .tables()
                     .into_iter()
+                    .chain(config.mapping.tumbling_window.map(|_| names::SUMMARY_TABLE))
                     .map(str::to_owned)
                     .collect(),
                 failure_queue: config.failure_queue.clone(),
@@ -215,6 +219,10 @@ impl LocalStack {
                 layout::CONSUMER_DEAD_LETTER_PREFIX
             ),
         ));
+        consumer_env.push((
+            "STREAMLAKE_SUMMARY_TABLE".into(),
+            names::SUMMARY_TABLE.into(),
+        ));
         if let Some(proxy) = &fault_proxy {
             consumer_env.push((
                 "AWS_ENDPOINT_URL_DYNAMODB".into(),
@@ -268,6 +276,7 @@ impl LocalStack {
         mapping_config.max_record_age = m.max_record_age;
         mapping_config.bisect_on_error = m.bisect_on_error;
         mapping_config.parallelization_factor = m.parallelization_factor;
+        mapping_config.tumbling_window = m.tumbling_window;
         mapping_config.on_failure = Some(OnFailureDestination {
             sqs: clients.sqs.clone(),
             queue_url: provisioned.failure_queue_url.clone(),

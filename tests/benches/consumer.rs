@@ -42,7 +42,12 @@ async fn ours(clients: &Clients, routing: &Routing, records: &[(String, Vec<u8>)
             routing,
         );
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        let outcome = apply(&clients.dynamodb, &plan, WriteOptions::new(CONCURRENCY, deadline)).await;
+        let outcome = apply(
+            &clients.dynamodb,
+            &plan,
+            WriteOptions::new(CONCURRENCY, deadline),
+        )
+        .await;
         assert!(outcome.failed.is_empty());
         requests += outcome.requests;
     }
@@ -57,8 +62,12 @@ async fn baseline(clients: &Clients, routing: &Routing, records: &[(String, Vec<
     let start = Instant::now();
     let mut requests = 0;
     for (_, data) in records {
-        let Ok(o) = normalize(data, Utc::now()) else { continue };
-        let Some(table) = routing.table_for(&o.datatype) else { continue };
+        let Ok(o) = normalize(data, Utc::now()) else {
+            continue;
+        };
+        let Some(table) = routing.table_for(&o.datatype) else {
+            continue;
+        };
         clients
             .dynamodb
             .update_item()
@@ -67,7 +76,10 @@ async fn baseline(clients: &Clients, routing: &Routing, records: &[(String, Vec<
             .key("date", AttributeValue::S(o.date.to_string()))
             .update_expression("SET StationName = :l, #d = :v")
             .expression_attribute_names("#d", o.datatype.as_ref())
-            .expression_attribute_values(":l", AttributeValue::S(o.station_name.unwrap_or_default().to_string()))
+            .expression_attribute_values(
+                ":l",
+                AttributeValue::S(o.station_name.unwrap_or_default().to_string()),
+            )
             .expression_attribute_values(":v", AttributeValue::N(o.value.to_string()))
             .send()
             .await
@@ -82,7 +94,9 @@ async fn baseline(clients: &Clients, routing: &Routing, records: &[(String, Vec<
 
 #[tokio::main]
 async fn main() {
-    let mut emulator = Emulator::start(&default_state_dir()).await.expect("emulator");
+    let mut emulator = Emulator::start(&default_state_dir())
+        .await
+        .expect("emulator");
     let clients = Clients::connect(emulator.endpoint(), true).await;
     let routing = |prefix: &str| {
         Routing::new([
@@ -95,7 +109,12 @@ async fn main() {
     let records: Vec<(String, Vec<u8>)> = WeatherGenerator::new(GeneratorConfig::default())
         .take(RECORDS)
         .enumerate()
-        .map(|(i, r)| (format!("4959033827149025660855969253836157109592157598913658{i:04}"), r.data))
+        .map(|(i, r)| {
+            (
+                format!("4959033827149025660855969253836157109592157598913658{i:04}"),
+                r.data,
+            )
+        })
         .collect();
     let keys_per_batch: f64 = records
         .chunks(BATCH)
@@ -118,8 +137,16 @@ async fn main() {
     let mut best_ours: Option<Result> = None;
     let mut best_baseline: Option<Result> = None;
     for run in 0..3 {
-        let (o, b) = (routing(&format!("Ours{run}")), routing(&format!("Seed{run}")));
-        let mut tables: Vec<String> = o.tables().into_iter().chain(b.tables()).map(str::to_owned).collect();
+        let (o, b) = (
+            routing(&format!("Ours{run}")),
+            routing(&format!("Seed{run}")),
+        );
+        let mut tables: Vec<String> = o
+            .tables()
+            .into_iter()
+            .chain(b.tables())
+            .map(str::to_owned)
+            .collect();
         tables.dedup();
         resources::ensure(
             &clients,
@@ -135,17 +162,26 @@ async fn main() {
         .expect("tables");
         let b_result = baseline(&clients, &b, &records).await;
         let o_result = ours(&clients, &o, &records).await;
-        if best_baseline.as_ref().is_none_or(|x| b_result.elapsed < x.elapsed) {
+        if best_baseline
+            .as_ref()
+            .is_none_or(|x| b_result.elapsed < x.elapsed)
+        {
             best_baseline = Some(b_result);
         }
-        if best_ours.as_ref().is_none_or(|x| o_result.elapsed < x.elapsed) {
+        if best_ours
+            .as_ref()
+            .is_none_or(|x| o_result.elapsed < x.elapsed)
+        {
             best_ours = Some(o_result);
         }
     }
     let (o, b) = (best_ours.unwrap(), best_baseline.unwrap());
     let batches = (RECORDS / BATCH) as f64;
     let rate = |r: &Result| RECORDS as f64 / r.elapsed.as_secs_f64();
-    println!("consumer bench: {RECORDS} records in batches of {BATCH}, moto at {}, best of 3", emulator.endpoint());
+    println!(
+        "consumer bench: {RECORDS} records in batches of {BATCH}, moto at {}, best of 3",
+        emulator.endpoint()
+    );
     println!("  distinct rows per batch:            {keys_per_batch:.1}");
     println!(
         "  streamlake (merged, {CONCURRENCY} concurrent): {:>6.1} requests/batch  {:>8.0} items/s  ({:.2} s)",

@@ -329,3 +329,63 @@ async fn a_restarted_stack_resumes_without_loss_or_duplicates() {
     );
     emulator.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tumbling_windows_add_up_to_the_daily_summary() {
+    let mut config = config(None);
+    config.mapping.tumbling_window = Some(Duration::from_secs(2));
+    config.mapping.batch_size = 50;
+    let stack = LocalStack::start(config).await.unwrap();
+    let entries = weather(31, 300, 0.03);
+    // Two bursts, so that the records fall into more than one window.
+    produce(&stack, &entries[..150]).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    produce(&stack, &entries[150..]).await;
+    stack
+        .wait_settled(300, Duration::from_secs(240))
+        .await
+        .unwrap();
+
+    // What the windows should add up to, per station and day.
+    let mut expected: std::collections::BTreeMap<(String, String), (u64, f64)> = Default::default();
+    for e in &entries {
+        if let Ok(o) = streamlake_core::normalize(&e.data, chrono::Utc::now())
+            && o.datatype == "PRCP"
+        {
+            let row = expected
+                .entry((o.stationid.to_string(), o.date.to_string()))
+                .or_default();
+            row.0 += 1;
+            row.1 += o.value;
+        }
+    }
+    // The last window closes once its end has passed.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let rows = table_rows(&stack.clients().dynamodb, &["DailySummary"], false).await;
+        let actual: std::collections::BTreeMap<(String, String), (u64, f64)> = rows
+            .iter()
+            .filter_map(|((_, station, date), a)| {
+                let count = a.get("PRCP_count")?.parse().ok()?;
+                let sum: f64 = a.get("PRCP_sum")?.parse().ok()?;
+                Some((
+                    (station.clone(), date.clone()),
+                    (count, (sum * 10.0).round() / 10.0),
+                ))
+            })
+            .collect();
+        let rounded: std::collections::BTreeMap<_, _> = expected
+            .iter()
+            .map(|(k, (n, s))| (k.clone(), (*n, (s * 10.0).round() / 10.0)))
+            .collect();
+        if actual == rounded {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "summary {actual:?}\nexpected {rounded:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    stack.stop().await;
+}

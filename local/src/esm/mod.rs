@@ -21,7 +21,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use streamlake_core::seqnum;
 use streamlake_core::time::Rfc3339;
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -73,6 +73,9 @@ pub struct MappingConfig {
     pub on_failure: Option<OnFailureDestination>,
     /// Where shard checkpoints are kept.
     pub checkpoints: Option<CheckpointStore>,
+    /// Tumbling windows of this length (`TumblingWindowInSeconds`, up to 900 s): the
+    /// function gets each window's state, and a final invocation when it closes.
+    pub tumbling_window: Option<Duration>,
     /// Region (`awsRegion`).
     pub region: String,
     /// Execution role ARN (`invokeIdentityArn`).
@@ -96,6 +99,7 @@ impl MappingConfig {
             report_batch_item_failures: true,
             on_failure: None,
             checkpoints: None,
+            tumbling_window: None,
             region: region.to_owned(),
             role_arn: role_arn.to_owned(),
         }
@@ -245,6 +249,7 @@ async fn run_shard(ctx: Arc<Context>, mut reader: ShardReader, mut stop: watch::
             pending: VecDeque::new(),
             splits: Vec::new(),
             attempts: 0,
+            window: None,
         };
         workers.push(tokio::spawn(lane.run(stop.clone())));
     }
@@ -302,6 +307,26 @@ struct Lane {
     splits: Vec<usize>,
     /// Invocations of the current batch.
     attempts: u32,
+    /// The open tumbling window.
+    window: Option<OpenWindow>,
+}
+
+/// A tumbling window being aggregated by the function.
+struct OpenWindow {
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    /// The state the function returned last.
+    state: serde_json::Map<String, serde_json::Value>,
+    /// Attempts of its final invocation.
+    final_attempts: u32,
+}
+
+/// The tumbling window (aligned on multiples of its length) a record arriving at `t` is in.
+fn window_of(t: DateTime<Utc>, length: Duration) -> (DateTime<Utc>, DateTime<Utc>) {
+    let length_ms = i64::try_from(length.as_millis()).unwrap_or(i64::MAX).max(1);
+    let start_ms = t.timestamp_millis().div_euclid(length_ms) * length_ms;
+    let start = DateTime::from_timestamp_millis(start_ms).unwrap_or(t);
+    (start, start + length)
 }
 
 impl Lane {
@@ -311,11 +336,36 @@ impl Lane {
                 return;
             }
             self.discard_expired().await;
+            if let Some(length) = self.ctx.config.tumbling_window {
+                let next = self.pending.front().map(|r| window_of(r.arrival, length).0);
+                let closed = self
+                    .window
+                    .as_ref()
+                    .is_some_and(|w| next.map_or(Utc::now() >= w.end, |start| start != w.start));
+                if closed {
+                    self.close_window(&mut stop).await;
+                    continue;
+                }
+                if let (None, Some(first)) = (&self.window, self.pending.front()) {
+                    let (start, end) = window_of(first.arrival, length);
+                    self.window = Some(OpenWindow {
+                        start,
+                        end,
+                        state: serde_json::Map::new(),
+                        final_attempts: 0,
+                    });
+                }
+            }
             if self.pending.is_empty() {
                 continue;
             }
             let len = self.batch_len();
-            let result = self.invoke(len).await;
+            let (result, state) = self.invoke(len, false).await;
+            if let (Some(window), Some(state)) = (&mut self.window, state)
+                && !matches!(result, BatchResult::Failed { .. })
+            {
+                window.state = state;
+            }
             self.attempts += 1;
             {
                 let mut stats = self.ctx.stats.lock().expect("not poisoned");
@@ -378,7 +428,10 @@ impl Lane {
             if *stop.borrow() {
                 return false;
             }
+            // An open tumbling window whose end has passed needs its final invocation.
+            let window_ended = self.window.as_ref().is_some_and(|w| Utc::now() >= w.end);
             let enough = self.pending.len() >= self.ctx.config.batch_size
+                || window_ended
                 || (!self.pending.is_empty()
                     && (Instant::now() >= window_end || !self.splits.is_empty()));
             if enough {
@@ -402,14 +455,22 @@ impl Lane {
     }
 
     /// Size of the next batch: the bisected sub-batch, or up to the batch size, within
-    /// the invocation payload limit.
+    /// the invocation payload limit and the open tumbling window.
     fn batch_len(&self) -> usize {
-        let limit = self
+        let mut limit = self
             .splits
             .last()
             .copied()
             .unwrap_or(self.ctx.config.batch_size)
             .min(self.pending.len());
+        if let (Some(window), Some(length)) = (&self.window, self.ctx.config.tumbling_window) {
+            let in_window = self
+                .pending
+                .iter()
+                .take_while(|r| window_of(r.arrival, length).0 == window.start)
+                .count();
+            limit = limit.min(in_window.max(1));
+        }
         let mut size = 64;
         let mut n = 0;
         for r in self.pending.iter().take(limit) {
@@ -425,23 +486,90 @@ impl Lane {
         n
     }
 
-    async fn invoke(&self, len: usize) -> BatchResult {
+    /// Invokes the function with the first `len` pending records (and the open window's
+    /// state); returns what the result means and the window state it returned.
+    async fn invoke(
+        &self,
+        len: usize,
+        final_for_window: bool,
+    ) -> (BatchResult, Option<wire::WindowState>) {
         let c = &self.ctx.config;
         let records: Vec<&StreamRecord> = self.pending.iter().take(len).collect();
+        let shard_id = self.shard_id();
         let event = KinesisEvent {
             records: records
                 .iter()
                 .map(|r| EventRecord::new(r, &c.role_arn, &c.region, &c.stream_arn))
                 .collect(),
+            window: self.window.as_ref().map(|w| wire::WindowFields {
+                window: wire::WindowRange {
+                    start: Rfc3339(&w.start).to_string(),
+                    end: Rfc3339(&w.end).to_string(),
+                },
+                state: &w.state,
+                shard_id: &shard_id,
+                event_source_arn: &c.stream_arn,
+                is_final_invoke_for_window: final_for_window,
+                is_window_terminated_early: false,
+            }),
         };
         let body = serde_json::to_vec(&event).expect("the event serializes");
         match self.ctx.function.invoke(body).await {
-            Err(e) => BatchResult::Failed {
-                reason: e.to_string(),
-                function_error: !matches!(e, InvokeError::Stopped),
-            },
-            Ok(_) if !c.report_batch_item_failures => BatchResult::Success,
-            Ok(response) => interpret(&response, &records),
+            Err(e) => (
+                BatchResult::Failed {
+                    reason: e.to_string(),
+                    function_error: !matches!(e, InvokeError::Stopped),
+                },
+                None,
+            ),
+            Ok(response) => {
+                let state = self
+                    .window
+                    .as_ref()
+                    .map(|_| wire::returned_state(&response));
+                let result = if c.report_batch_item_failures {
+                    interpret(&response, &records)
+                } else {
+                    BatchResult::Success
+                };
+                (result, state)
+            }
+        }
+    }
+
+    /// The final invocation of the open window, retried like a batch; the window closes
+    /// when it succeeds or its retries run out.
+    async fn close_window(&mut self, stop: &mut watch::Receiver<bool>) {
+        let (result, _) = self.invoke(0, true).await;
+        self.ctx.stats.lock().expect("not poisoned").invocations += 1;
+        let Some(window) = &mut self.window else {
+            return;
+        };
+        window.final_attempts += 1;
+        match result {
+            BatchResult::Success | BatchResult::RetryFrom(_) => self.window = None,
+            BatchResult::Failed { reason, .. } => {
+                let retries = window.final_attempts - 1;
+                if self
+                    .ctx
+                    .config
+                    .max_retries
+                    .is_some_and(|max| retries >= max)
+                {
+                    tracing::error!(
+                        shard = %self.shard_id(),
+                        "retries exhausted for the final invocation of a tumbling window, dropping its state: {reason}"
+                    );
+                    self.window = None;
+                } else {
+                    tracing::warn!(
+                        "final invocation of a tumbling window failed, retrying: {reason}"
+                    );
+                    let backoff =
+                        Duration::from_millis(100 * u64::from(window.final_attempts.min(20)));
+                    let _ = tokio::time::timeout(backoff, stop.changed()).await;
+                }
+            }
         }
     }
 

@@ -12,6 +12,43 @@ use crate::kinesis_source::StreamRecord;
 pub struct KinesisEvent<'a> {
     #[serde(rename = "Records")]
     pub records: Vec<EventRecord<'a>>,
+    /// With tumbling windows: the window, its state, and whether this is its final call.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub window: Option<WindowFields<'a>>,
+}
+
+/// A tumbling window's state: what the function returned last.
+pub type WindowState = serde_json::Map<String, serde_json::Value>;
+
+/// The fields of an event with tumbling windows.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WindowFields<'a> {
+    pub window: WindowRange,
+    pub state: &'a WindowState,
+    pub shard_id: &'a str,
+    #[serde(rename = "eventSourceARN")]
+    pub event_source_arn: &'a str,
+    pub is_final_invoke_for_window: bool,
+    pub is_window_terminated_early: bool,
+}
+
+/// Start and end of a window, RFC 3339.
+#[derive(Serialize)]
+pub struct WindowRange {
+    pub start: String,
+    pub end: String,
+}
+
+/// The `state` of a response (empty when missing or not an object).
+pub fn returned_state(response: &[u8]) -> WindowState {
+    serde_json::from_slice::<serde_json::Value>(response)
+        .ok()
+        .and_then(|v| match v.get("state") {
+            Some(serde_json::Value::Object(state)) => Some(state.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
 }
 
 /// One record of the event.
@@ -235,6 +272,7 @@ mod tests {
         );
         let json = serde_json::to_value(KinesisEvent {
             records: vec![record],
+            window: None,
         })
         .unwrap();
         let r = &json["Records"][0];
