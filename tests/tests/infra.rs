@@ -1,0 +1,183 @@
+//! The deployment template agrees with the definitions the local stack uses, and the
+//! deployment checks that need no AWS account pass (cfn-lint, checkov, a smoke deploy to
+//! moto, the scripts' early failures).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use streamlake::binaries::default_state_dir;
+use streamlake_core::layout;
+use streamlake_core::names;
+use streamlake_core::routing::{self, Routing};
+use streamlake_core::schema::{FIELDS, PARTITION_COLUMNS};
+use yaml_rust2::{Yaml, YamlLoader};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn template() -> Yaml {
+    let text = std::fs::read_to_string(root().join("infra/template.yaml")).unwrap();
+    YamlLoader::load_from_str(&text).unwrap().remove(0)
+}
+
+/// A string property, with `${NamePrefix}` and `${TableNamePrefix}` at their defaults.
+fn text(node: &Yaml) -> String {
+    node.as_str()
+        .unwrap_or_else(|| panic!("not a string: {node:?}"))
+        .replace("${NamePrefix}", "streamlake")
+        .replace("${TableNamePrefix}", "")
+}
+
+#[test]
+fn template_agrees_with_the_core_definitions() {
+    let t = template();
+    let resources = &t["Resources"];
+    let props = |name: &str| &resources[name]["Properties"];
+
+    // Parameter defaults are the project's names.
+    assert_eq!(
+        t["Parameters"]["NamePrefix"]["Default"].as_str(),
+        Some("streamlake")
+    );
+    assert_eq!(
+        t["Parameters"]["TableNamePrefix"]["Default"].as_str(),
+        Some("")
+    );
+
+    // Glue columns are the schema's fields; partition keys its partition columns.
+    let table = &props("ObservationsTable")["TableInput"];
+    let columns: Vec<(String, String, String)> = table["StorageDescriptor"]["Columns"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .map(|c| (text(&c["Name"]), text(&c["Type"]), text(&c["Comment"])))
+        .collect();
+    let schema: Vec<(String, String, String)> = FIELDS
+        .iter()
+        .map(|f| {
+            (
+                f.name.to_owned(),
+                f.ty.glue_type().to_owned(),
+                f.doc.to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(columns, schema);
+    let partitions: Vec<String> = table["PartitionKeys"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .map(|p| text(&p["Name"]))
+        .collect();
+    assert_eq!(partitions, PARTITION_COLUMNS);
+    let location = text(&table["Parameters"]["storage.location.template"]);
+    assert!(location.ends_with(&format!(
+        "/{}year=${{!year}}/month=${{!month}}/day=${{!day}}/",
+        layout::DATA_ROOT
+    )));
+
+    // Firehose writes where the local stack writes.
+    let s3 = &props("DeliveryStream")["ExtendedS3DestinationConfiguration"];
+    assert_eq!(text(&s3["Prefix"]), layout::DATA_PREFIX);
+    assert_eq!(text(&s3["ErrorOutputPrefix"]), layout::ERROR_PREFIX);
+    assert_eq!(
+        text(&props("DeliveryStream")["DeliveryStreamName"]),
+        names::DELIVERY_STREAM
+    );
+
+    // Names.
+    assert_eq!(text(&props("Stream")["Name"]), names::STREAM);
+    assert_eq!(
+        text(&props("TransformFunction")["FunctionName"]),
+        names::TRANSFORM_FUNCTION
+    );
+    assert_eq!(
+        text(&props("ConsumerFunction")["FunctionName"]),
+        names::CONSUMER_FUNCTION
+    );
+    assert_eq!(
+        text(&props("ConsumerFailureQueue")["QueueName"]),
+        names::CONSUMER_FAILURE_QUEUE
+    );
+    assert_eq!(
+        text(&props("PrecipitationTable")["TableName"]),
+        routing::PRECIPITATION_TABLE
+    );
+    assert_eq!(
+        text(&props("TemperatureTable")["TableName"]),
+        routing::TEMPERATURE_TABLE
+    );
+    assert_eq!(
+        text(&props("DailySummaryTable")["TableName"]),
+        names::SUMMARY_TABLE
+    );
+    for table in [
+        "PrecipitationTable",
+        "TemperatureTable",
+        "DailySummaryTable",
+    ] {
+        let keys: Vec<String> = props(table)["KeySchema"]
+            .as_vec()
+            .unwrap()
+            .iter()
+            .map(|k| text(&k["AttributeName"]))
+            .collect();
+        assert_eq!(keys, [routing::PARTITION_KEY, routing::SORT_KEY], "{table}");
+    }
+
+    // The consumer's routing and dead letters are the local stack's.
+    let env = &props("ConsumerFunction")["Environment"]["Variables"];
+    let routing = text(&env["STREAMLAKE_ROUTING"])
+        .replace("${PrecipitationTable}", routing::PRECIPITATION_TABLE)
+        .replace("${TemperatureTable}", routing::TEMPERATURE_TABLE);
+    assert_eq!(routing.parse::<Routing>().unwrap(), Routing::default());
+    assert!(
+        text(&env["STREAMLAKE_DEAD_LETTER"])
+            .ends_with(&format!("/{}", layout::CONSUMER_DEAD_LETTER_PREFIX))
+    );
+
+    // Both functions are Rust binaries for Graviton.
+    for function in ["TransformFunction", "ConsumerFunction"] {
+        assert_eq!(text(&props(function)["Runtime"]), "provided.al2023");
+        assert_eq!(text(&props(function)["Architectures"][0]), "arm64");
+    }
+}
+
+#[test]
+fn no_policy_allows_every_action() {
+    let t = template();
+    for (name, resource) in t["Resources"].as_hash().unwrap() {
+        if resource["Type"].as_str() != Some("AWS::IAM::Role") {
+            continue;
+        }
+        for policy in resource["Properties"]["Policies"].as_vec().unwrap() {
+            for statement in policy["PolicyDocument"]["Statement"].as_vec().unwrap() {
+                let actions = match &statement["Action"] {
+                    Yaml::Array(a) => a.iter().map(text).collect(),
+                    other => vec![text(other)],
+                };
+                for action in actions {
+                    assert!(!action.contains('*'), "{name:?}: wildcard action {action}");
+                }
+                assert_eq!(statement["Effect"].as_str(), Some("Allow"));
+            }
+        }
+    }
+}
+
+#[test]
+fn deployment_checks_pass_without_an_aws_account() {
+    let output = Command::new("bash")
+        .arg(root().join("infra/check.sh"))
+        .env("STREAMLAKE_STATE_DIR", default_state_dir())
+        .output()
+        .expect("bash runs infra/check.sh");
+    let report = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "infra/check.sh failed:\n{report}");
+    assert!(report.contains("infra checks passed"), "{report}");
+}
