@@ -361,23 +361,36 @@ impl LocalStack {
     /// record they read (Firehose's buffer is delivered at once instead of at the end of
     /// its interval).
     pub async fn wait_settled(&self, records: u64, timeout: Duration) -> Result<(), StackError> {
+        self.wait_settled_counts(records, records, timeout).await
+    }
+
+    /// Like [`LocalStack::wait_settled`], with a count per branch: Firehose must have read
+    /// `firehose` records, the consumer's mapping `mapping` (after a restart, each resumes
+    /// at its own checkpoint).
+    pub async fn wait_settled_counts(
+        &self,
+        firehose: u64,
+        mapping: u64,
+        timeout: Duration,
+    ) -> Result<(), StackError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut flushed = false;
         loop {
             let f = self.firehose_stats();
             let m = self.mapping_stats();
-            if f.records_read >= records && m.records_read >= records && m.settled() {
+            if f.records_read >= firehose && m.records_read >= mapping && m.settled() {
                 if f.settled() {
                     return Ok(());
                 }
-                if !flushed && let Some(firehose) = &self.firehose {
-                    firehose.flush().await;
+                if !flushed {
+                    self.flush_firehose().await;
                     flushed = true;
                 }
             }
             if tokio::time::Instant::now() > deadline {
                 return Err(StackError::Timeout(format!(
-                    "the pipeline did not settle {records} records within {timeout:?}: firehose {f:?}, consumer {m:?}"
+                    "the pipeline did not settle ({firehose} records for Firehose, {mapping} for the consumer) \
+                     within {timeout:?}: firehose {f:?}, consumer {m:?}"
                 )));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
