@@ -30,6 +30,78 @@ pub const ERROR_PREFIX: &str = "errors/!{firehose:error-output-type}/";
 /// (and no dynamic partitioning).
 pub const DEFAULT_TIMESTAMP_PATTERN: &str = "yyyy/MM/dd/HH/";
 
+/// The format of the lake's data objects (the delivery stream's output setting).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum OutputFormat {
+    /// Newline-delimited JSON, uncompressed, objects without extension (as Firehose writes).
+    #[default]
+    Ndjson,
+    /// Newline-delimited JSON, GZIP-compressed, objects ending in `.gz`.
+    NdjsonGzip,
+    /// Parquet (Snappy) through record-format conversion, objects ending in `.parquet`.
+    Parquet,
+}
+
+impl OutputFormat {
+    /// Every format.
+    pub const ALL: [OutputFormat; 3] = [
+        OutputFormat::Ndjson,
+        OutputFormat::NdjsonGzip,
+        OutputFormat::Parquet,
+    ];
+
+    /// The setting's value: `ndjson`, `ndjson-gzip`, `parquet`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            OutputFormat::Ndjson => "ndjson",
+            OutputFormat::NdjsonGzip => "ndjson-gzip",
+            OutputFormat::Parquet => "parquet",
+        }
+    }
+
+    /// The extension of the objects.
+    pub const fn extension(self) -> &'static str {
+        match self {
+            OutputFormat::Ndjson => "",
+            OutputFormat::NdjsonGzip => ".gz",
+            OutputFormat::Parquet => ".parquet",
+        }
+    }
+
+    /// The format of an object, from its key.
+    pub fn of_key(key: &str) -> Self {
+        if key.ends_with(".parquet") {
+            OutputFormat::Parquet
+        } else if key.ends_with(".gz") {
+            OutputFormat::NdjsonGzip
+        } else {
+            OutputFormat::Ndjson
+        }
+    }
+}
+
+impl fmt::Display for OutputFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An output format name that is not one of `ndjson`, `ndjson-gzip`, `parquet`.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("unknown output format {0:?}: expected ndjson, ndjson-gzip or parquet")]
+pub struct UnknownFormat(String);
+
+impl std::str::FromStr for OutputFormat {
+    type Err = UnknownFormat;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|f| f.as_str() == s)
+            .ok_or_else(|| UnknownFormat(s.to_owned()))
+    }
+}
+
 /// Why Firehose put a record under the error prefix (`!{firehose:error-output-type}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorOutputType {
@@ -298,6 +370,15 @@ mod tests {
         assert!(PrefixTemplate::parse("a/!{timestamp:yyyy").is_err());
         let ts = PrefixTemplate::parse("raw/!{timestamp:yyyy}/").unwrap();
         assert_eq!(ts.evaluate(&ctx).unwrap(), "raw/2021/");
+    }
+
+    #[test]
+    fn formats_round_trip_and_name_their_objects() {
+        for f in OutputFormat::ALL {
+            assert_eq!(f.as_str().parse::<OutputFormat>().unwrap(), f);
+            assert_eq!(OutputFormat::of_key(&format!("data/x{}", f.extension())), f);
+        }
+        assert!("csv".parse::<OutputFormat>().is_err());
     }
 
     #[test]

@@ -11,6 +11,10 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(feature = "formats")]
+pub mod columnar;
+#[cfg(feature = "formats")]
+pub mod formats;
 pub mod generate;
 #[cfg(feature = "s3")]
 pub mod lake;

@@ -190,9 +190,14 @@ pub async fn count(clients: &Clients, config: &StackConfig) -> Result<LakeCounts
         let Some(partition) = PartitionKeys::from_path(&key) else {
             continue;
         };
+        let records =
+            streamlake_core::formats::count_records(&key, &body).map_err(|e| StackError::Aws {
+                operation: format!("reading s3://{}/{key}", config.bucket),
+                message: e.to_string(),
+            })?;
         let entry = counts.partitions.entry(partition).or_default();
         entry.0 += 1;
-        entry.1 += lines(&body);
+        entry.1 += records;
     }
     for (key, body) in read_prefix(clients, &config.bucket, ERROR_ROOT).await? {
         if key.starts_with(CONSUMER_DEAD_LETTER_PREFIX) {

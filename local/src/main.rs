@@ -66,6 +66,9 @@ struct StackArgs {
         default_value = "PRCP=Precipitation,SNOW=Precipitation,TMAX=Temperature,TMIN=Temperature"
     )]
     routing: String,
+    /// Format of the lake's objects: ndjson, ndjson-gzip or parquet.
+    #[arg(long, default_value = "ndjson")]
+    output_format: streamlake_core::layout::OutputFormat,
     /// Firehose buffer size, in bytes.
     #[arg(long, default_value_t = 1024 * 1024)]
     buffer_bytes: usize,
@@ -131,6 +134,7 @@ impl StackArgs {
         config.bucket.clone_from(&self.bucket);
         config.routing = self.routing.parse().context("--routing")?;
         config.buffer_bytes = self.buffer_bytes;
+        config.output_format = self.output_format;
         config.buffer_interval =
             seconds(self.buffer_interval, 900.0).context("--buffer-interval")?;
         config.failure_queue.clone_from(&self.failure_queue);

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use streamlake_core::layout;
+use streamlake_core::layout::{self, OutputFormat};
 use streamlake_core::names;
 use streamlake_core::routing::Routing;
 
@@ -44,6 +44,8 @@ pub struct StackConfig {
     pub buffer_interval: Duration,
     /// Bytes of records per transform invocation.
     pub processor_buffer_bytes: usize,
+    /// Format of the lake's data objects.
+    pub output_format: OutputFormat,
     /// The consumer's event source mapping (stream, ARNs and destination are filled in
     /// by the stack).
     pub mapping: MappingSettings,
@@ -110,6 +112,7 @@ impl StackConfig {
             buffer_bytes: 1024 * 1024,
             buffer_interval: Duration::from_secs(2),
             processor_buffer_bytes: 1024 * 1024,
+            output_format: OutputFormat::default(),
             mapping: MappingSettings::default(),
             failure_queue: names::CONSUMER_FAILURE_QUEUE.into(),
             checkpoints: true,
@@ -254,6 +257,7 @@ impl LocalStack {
                 max_active_partitions: 500,
                 starting_position: StartingPosition::TrimHorizon,
                 checkpoints: checkpoints.clone(),
+                format: config.output_format,
                 region: region.clone(),
             },
             &clients,

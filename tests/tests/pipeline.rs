@@ -243,3 +243,78 @@ async fn every_record_is_delivered_once_or_failed_with_its_reason() {
     assert_eq!(stack.mapping_stats().discarded, 0);
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parquet_and_gzip_lakes_hold_every_valid_record_once() {
+    for format in [
+        streamlake_core::layout::OutputFormat::Parquet,
+        streamlake_core::layout::OutputFormat::NdjsonGzip,
+    ] {
+        let mut config = StackConfig::new(default_state_dir());
+        config.buffer_interval = Duration::from_secs(1);
+        config.output_format = format;
+        let stack = LocalStack::start(config)
+            .await
+            .expect("the local stack starts");
+        let entries: Vec<Entry> = WeatherGenerator::new(GeneratorConfig {
+            seed: 3,
+            start: NaiveDate::from_ymd_opt(2021, 10, 30).unwrap(),
+            error_rate: 0.05,
+        })
+        .take(300)
+        .map(Entry::from)
+        .collect();
+        let producer = Producer::new(
+            stack.clients().kinesis.clone(),
+            ProducerConfig::new(&stack.config().stream),
+        );
+        producer.send(entries.clone(), |_| {}).await.unwrap();
+        stack
+            .wait_settled(300, Duration::from_secs(240))
+            .await
+            .unwrap();
+
+        let mut expected: BTreeMap<(PartitionKeys, String, String, String), u32> = BTreeMap::new();
+        for e in &entries {
+            if let Ok(o) = normalize(&e.data, from_epoch_millis(0)) {
+                let key = (
+                    o.partition(),
+                    o.stationid.to_string(),
+                    o.datatype.to_string(),
+                    o.value.to_string(),
+                );
+                *expected.entry(key).or_default() += 1;
+            }
+        }
+        let mut delivered: BTreeMap<(PartitionKeys, String, String, String), u32> = BTreeMap::new();
+        for (key, body) in read_prefix(stack.clients(), &stack.config().bucket, DATA_ROOT)
+            .await
+            .unwrap()
+        {
+            assert!(key.ends_with(format.extension()), "{key}");
+            if format == streamlake_core::layout::OutputFormat::Parquet {
+                let batches = streamlake_core::formats::read_parquet(&key, &body).unwrap();
+                assert_eq!(
+                    batches[0].schema(),
+                    streamlake_core::columnar::arrow_schema(),
+                    "{key}"
+                );
+            }
+            let partition = PartitionKeys::from_path(&key).unwrap();
+            let (records, unreadable) =
+                streamlake_core::formats::read_records(&key, &body).unwrap();
+            assert_eq!(unreadable, 0);
+            for r in records {
+                let k = (
+                    partition,
+                    r["stationid"].as_str().unwrap().to_owned(),
+                    r["datatype"].as_str().unwrap().to_owned(),
+                    r["value"].as_f64().unwrap().to_string(),
+                );
+                *delivered.entry(k).or_default() += 1;
+            }
+        }
+        assert_eq!(delivered, expected, "{format}");
+        stack.stop().await;
+    }
+}

@@ -22,7 +22,8 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
-use streamlake_core::layout::{self, ErrorOutputType, PrefixContext, PrefixTemplate};
+use streamlake_core::layout::{self, ErrorOutputType, OutputFormat, PrefixContext, PrefixTemplate};
+use streamlake_core::{columnar, formats};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -65,6 +66,8 @@ pub struct FirehoseConfig {
     pub starting_position: StartingPosition,
     /// Where shard checkpoints are kept (advanced once a buffer is written).
     pub checkpoints: Option<CheckpointStore>,
+    /// Format of the data objects (record-format conversion for Parquet).
+    pub format: OutputFormat,
     /// Region for ARNs.
     pub region: String,
 }
@@ -211,6 +214,17 @@ async fn read_shard(
                 let _ = tokio::time::timeout(Duration::from_secs(1), stop.changed()).await;
             }
         }
+    }
+}
+
+/// Concatenates the data of delivered records.
+trait ConcatData {
+    fn concat_data(&self) -> Vec<u8>;
+}
+
+impl ConcatData for Vec<(&StreamRecord, Vec<u8>)> {
+    fn concat_data(&self) -> Vec<u8> {
+        self.iter().flat_map(|(_, d)| d.iter().copied()).collect()
     }
 }
 
@@ -501,24 +515,19 @@ impl Delivery {
         }
     }
 
-    /// Groups the outcomes into objects and writes them.
+    /// Groups the outcomes into objects (encoded in the output format) and writes them.
     async fn write(&self, records: &[StreamRecord], outcomes: Vec<Outcome>) {
-        struct Object {
-            body: Vec<u8>,
-            oldest: DateTime<Utc>,
-            records: u64,
-        }
-        let mut data: BTreeMap<String, Object> = BTreeMap::new();
-        let mut errors: BTreeMap<String, Object> = BTreeMap::new();
+        // Delivered records by prefix, failed records with the bytes to keep.
+        let mut delivered: BTreeMap<String, Vec<(&StreamRecord, Vec<u8>)>> = BTreeMap::new();
+        let mut failed: Vec<(&StreamRecord, Failure, Vec<u8>)> = Vec::new();
         let mut dropped = 0u64;
-        let now = Utc::now();
         for (record, outcome) in records.iter().zip(outcomes) {
-            let outcome = match outcome {
+            match outcome {
                 Outcome::Delivered { prefix, .. }
-                    if !data.contains_key(&prefix)
-                        && data.len() >= self.config.max_active_partitions =>
+                    if !delivered.contains_key(&prefix)
+                        && delivered.len() >= self.config.max_active_partitions =>
                 {
-                    Outcome::Failed(Failure {
+                    let failure = Failure {
                         output: ErrorOutputType::PartitioningFailed,
                         code: "DynamicPartitioning.ActivePartitionsLimitExceeded".into(),
                         message: format!(
@@ -526,83 +535,127 @@ impl Delivery {
                             self.config.max_active_partitions
                         ),
                         attempts: 1,
-                    })
+                    };
+                    failed.push((record, failure, record.data.clone()));
                 }
-                other => other,
-            };
-            match outcome {
-                Outcome::Delivered {
-                    prefix,
-                    data: bytes,
-                } => {
-                    let object = data.entry(prefix).or_insert_with(|| Object {
-                        body: Vec::new(),
-                        oldest: record.arrival,
-                        records: 0,
-                    });
-                    object.body.extend_from_slice(&bytes);
-                    object.oldest = object.oldest.min(record.arrival);
-                    object.records += 1;
+                Outcome::Delivered { prefix, data } => {
+                    delivered.entry(prefix).or_default().push((record, data))
                 }
                 Outcome::Dropped => dropped += 1,
-                Outcome::Failed(failure) => {
-                    let ctx = PrefixContext {
-                        lambda_keys: &[],
-                        error_output_type: Some(failure.output),
-                        arrival: record.arrival,
-                    };
-                    let prefix = self.error_prefix.evaluate(&ctx).unwrap_or_else(|e| {
-                        tracing::error!("cannot evaluate the error prefix: {e}");
-                        format!("{}{}/", layout::ERROR_ROOT, failure.output)
-                    });
-                    let line = ErrorRecord {
-                        attempts_made: failure.attempts,
-                        arrival_timestamp: record.arrival.timestamp_millis(),
-                        error_code: failure.code,
-                        error_message: failure.message,
-                        attempt_ending_timestamp: now.timestamp_millis(),
-                        raw_data: STANDARD.encode(&record.data),
-                        lambda_arn: self.transform.spec().arn(),
-                    };
-                    let object = errors.entry(prefix).or_insert_with(|| Object {
-                        body: Vec::new(),
-                        oldest: record.arrival,
-                        records: 0,
-                    });
-                    serde_json::to_writer(&mut object.body, &line)
-                        .expect("error records serialize");
-                    object.body.push(b'\n');
-                    object.oldest = object.oldest.min(record.arrival);
-                    object.records += 1;
-                }
+                Outcome::Failed(failure) => failed.push((record, failure, record.data.clone())),
             }
         }
-        for (is_error, (prefix, object)) in data
-            .into_iter()
-            .map(|o| (false, o))
-            .chain(errors.into_iter().map(|o| (true, o)))
-        {
-            let name = layout::object_name(
-                &self.config.delivery_stream,
-                1,
-                &object.oldest,
-                &uuid::Uuid::new_v4().to_string(),
-                "",
-            );
-            let key = format!("{prefix}{name}");
-            self.put(&key, object.body).await;
+
+        let mut objects: Vec<(String, Vec<u8>, u64, bool)> = Vec::new();
+        let extension = self.config.format.extension();
+        for (prefix, group) in delivered {
+            let oldest = group
+                .iter()
+                .map(|(r, _)| r.arrival)
+                .min()
+                .expect("a group has records");
+            let (body, rows) = match self.config.format {
+                OutputFormat::Ndjson => (group.concat_data(), group.len()),
+                OutputFormat::NdjsonGzip => (formats::gzip(&group.concat_data()), group.len()),
+                OutputFormat::Parquet => {
+                    let lines: Vec<&[u8]> = group.iter().map(|(_, d)| d.as_slice()).collect();
+                    match columnar::ndjson_to_parquet(&lines) {
+                        Ok(converted) => {
+                            for (i, reason) in converted.rejected {
+                                let (record, data) = &group[i];
+                                let failure = Failure {
+                                    output: ErrorOutputType::FormatConversionFailed,
+                                    code: "DataFormatConversion.MalformedData".into(),
+                                    message: reason,
+                                    attempts: 1,
+                                };
+                                failed.push((record, failure, data.clone()));
+                            }
+                            (converted.parquet.unwrap_or_default(), converted.rows)
+                        }
+                        Err(e) => {
+                            for (record, data) in &group {
+                                let failure = Failure {
+                                    output: ErrorOutputType::FormatConversionFailed,
+                                    code: "DataFormatConversion.ConversionFailed".into(),
+                                    message: e.to_string(),
+                                    attempts: 1,
+                                };
+                                failed.push((record, failure, data.clone()));
+                            }
+                            (Vec::new(), 0)
+                        }
+                    }
+                }
+            };
+            if rows > 0 {
+                let name = self.object_name(&oldest, extension);
+                objects.push((format!("{prefix}{name}"), body, rows as u64, false));
+            }
+        }
+
+        let now = Utc::now();
+        let mut errors: BTreeMap<String, (Vec<u8>, DateTime<Utc>, u64)> = BTreeMap::new();
+        for (record, failure, raw) in failed {
+            let ctx = PrefixContext {
+                lambda_keys: &[],
+                error_output_type: Some(failure.output),
+                arrival: record.arrival,
+            };
+            let prefix = self.error_prefix.evaluate(&ctx).unwrap_or_else(|e| {
+                tracing::error!("cannot evaluate the error prefix: {e}");
+                format!("{}{}/", layout::ERROR_ROOT, failure.output)
+            });
+            let line = ErrorRecord {
+                attempts_made: failure.attempts,
+                arrival_timestamp: record.arrival.timestamp_millis(),
+                error_code: failure.code,
+                error_message: failure.message,
+                attempt_ending_timestamp: now.timestamp_millis(),
+                raw_data: STANDARD.encode(&raw),
+                lambda_arn: self.transform.spec().arn(),
+            };
+            let (body, oldest, count) = errors
+                .entry(prefix)
+                .or_insert_with(|| (Vec::new(), record.arrival, 0));
+            serde_json::to_writer(&mut *body, &line).expect("error records serialize");
+            body.push(b'\n');
+            *oldest = (*oldest).min(record.arrival);
+            *count += 1;
+        }
+        for (prefix, (body, oldest, count)) in errors {
+            objects.push((
+                format!("{prefix}{}", self.object_name(&oldest, "")),
+                body,
+                count,
+                true,
+            ));
+        }
+
+        for (key, body, count, is_error) in objects {
+            self.put(&key, body).await;
             let mut s = self.stats.lock().expect("not poisoned");
             s.objects += 1;
-            s.in_flight -= object.records;
+            s.in_flight -= count;
             if is_error {
-                s.failed += object.records;
+                s.failed += count;
             } else {
-                s.delivered += object.records;
+                s.delivered += count;
             }
         }
         let mut s = self.stats.lock().expect("not poisoned");
         s.dropped += dropped;
         s.in_flight -= dropped;
+    }
+
+    fn object_name(&self, oldest: &DateTime<Utc>, extension: &str) -> String {
+        layout::object_name(
+            &self.config.delivery_stream,
+            1,
+            oldest,
+            &uuid::Uuid::new_v4().to_string(),
+            extension,
+        )
     }
 
     /// Writes one object, retrying as Firehose does until S3 accepts it.

@@ -1,0 +1,155 @@
+//! Reading the lake's objects whatever their format: NDJSON, GZIP'd NDJSON or Parquet
+//! (told apart by the key's extension, as Firehose names them).
+
+use std::io::Read;
+
+use arrow_array::RecordBatch;
+use flate2::read::GzDecoder;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use serde_json::{Map, Value};
+use thiserror::Error;
+
+use crate::layout::OutputFormat;
+
+/// An object that cannot be read.
+#[derive(Debug, Error)]
+pub enum ReadError {
+    /// Not GZIP.
+    #[error("{key}: not GZIP: {source}")]
+    Gzip {
+        /// The object.
+        key: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Not Parquet, or not readable as Arrow.
+    #[error("{key}: not readable Parquet: {message}")]
+    Parquet {
+        /// The object.
+        key: String,
+        /// The cause.
+        message: String,
+    },
+}
+
+/// Records in an object (lines for NDJSON, rows for Parquet).
+pub fn count_records(key: &str, body: &[u8]) -> Result<u64, ReadError> {
+    match OutputFormat::of_key(key) {
+        OutputFormat::Ndjson => Ok(count_lines(body)),
+        OutputFormat::NdjsonGzip => Ok(count_lines(&gunzip(key, body)?)),
+        OutputFormat::Parquet => {
+            let reader = SerializedFileReader::new(bytes::Bytes::copy_from_slice(body))
+                .map_err(|e| parquet_error(key, e))?;
+            Ok(u64::try_from(reader.metadata().file_metadata().num_rows()).unwrap_or(0))
+        }
+    }
+}
+
+/// The records of an object as JSON objects (lines that are not JSON objects are
+/// skipped and counted in the second value).
+pub fn read_records(key: &str, body: &[u8]) -> Result<(Vec<Map<String, Value>>, u64), ReadError> {
+    match OutputFormat::of_key(key) {
+        OutputFormat::Ndjson => Ok(parse_lines(body)),
+        OutputFormat::NdjsonGzip => Ok(parse_lines(&gunzip(key, body)?)),
+        OutputFormat::Parquet => {
+            let batches = read_parquet(key, body)?;
+            let mut writer = arrow_json::LineDelimitedWriter::new(Vec::new());
+            for batch in &batches {
+                writer.write(batch).map_err(|e| parquet_error(key, e))?;
+            }
+            writer.finish().map_err(|e| parquet_error(key, e))?;
+            Ok(parse_lines(&writer.into_inner()))
+        }
+    }
+}
+
+/// The record batches of a Parquet object.
+pub fn read_parquet(key: &str, body: &[u8]) -> Result<Vec<RecordBatch>, ReadError> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::copy_from_slice(body))
+        .and_then(|b| b.build())
+        .map_err(|e| parquet_error(key, e))?;
+    reader
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| parquet_error(key, e))
+}
+
+fn parquet_error(key: &str, e: impl std::fmt::Display) -> ReadError {
+    ReadError::Parquet {
+        key: key.to_owned(),
+        message: e.to_string(),
+    }
+}
+
+fn gunzip(key: &str, body: &[u8]) -> Result<Vec<u8>, ReadError> {
+    let mut out = Vec::new();
+    GzDecoder::new(body)
+        .read_to_end(&mut out)
+        .map_err(|source| ReadError::Gzip {
+            key: key.to_owned(),
+            source,
+        })?;
+    Ok(out)
+}
+
+fn lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {
+    body.split(|&b| b == b'\n')
+        .filter(|l| !l.trim_ascii().is_empty())
+}
+
+fn count_lines(body: &[u8]) -> u64 {
+    lines(body).count() as u64
+}
+
+fn parse_lines(body: &[u8]) -> (Vec<Map<String, Value>>, u64) {
+    let mut records = Vec::new();
+    let mut unreadable = 0;
+    for line in lines(body) {
+        match serde_json::from_slice(line) {
+            Ok(record) => records.push(record),
+            Err(_) => unreadable += 1,
+        }
+    }
+    (records, unreadable)
+}
+
+/// GZIP-compresses an object body.
+pub fn gzip(body: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder
+        .write_all(body)
+        .expect("writing to a Vec cannot fail");
+    encoder.finish().expect("writing to a Vec cannot fail")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::columnar::ndjson_to_parquet;
+
+    const LINES: &[u8] = b"{\"stationid\":\"S1\",\"station_name\":null,\"datatype\":\"PRCP\",\"value\":5.0,\"observed_at\":\"2021-10-01T00:00:00Z\",\"date\":\"2021-10-01\",\"ingested_at\":\"2021-10-01T00:00:01Z\"}\n{\"stationid\":\"S2\",\"station_name\":\"B\",\"datatype\":\"TMAX\",\"value\":20.5,\"observed_at\":\"2021-10-01T00:00:00Z\",\"date\":\"2021-10-01\",\"ingested_at\":\"2021-10-01T00:00:01Z\"}\n";
+
+    #[test]
+    fn every_format_reads_the_same_records() {
+        let lines: Vec<&[u8]> = LINES.split_inclusive(|&b| b == b'\n').collect();
+        let parquet = ndjson_to_parquet(&lines).unwrap().parquet.unwrap();
+        let objects = [
+            ("a".to_owned(), LINES.to_vec()),
+            ("a.gz".to_owned(), gzip(LINES)),
+            ("a.parquet".to_owned(), parquet),
+        ];
+        for (key, body) in &objects {
+            assert_eq!(count_records(key, body).unwrap(), 2, "{key}");
+            let (records, unreadable) = read_records(key, body).unwrap();
+            assert_eq!(unreadable, 0);
+            let stations: Vec<&str> = records
+                .iter()
+                .map(|r| r["stationid"].as_str().unwrap())
+                .collect();
+            assert_eq!(stations, ["S1", "S2"], "{key}");
+            assert_eq!(records[1]["value"], 20.5, "{key}");
+            assert_eq!(records[0]["date"], "2021-10-01", "{key}");
+        }
+    }
+}
