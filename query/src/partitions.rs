@@ -1,7 +1,10 @@
 //! The partition tree: objects, bytes and records per day.
 
 use streamlake_core::PartitionKeys;
-use streamlake_core::lake::{DateRange, Lake, LakeError};
+use streamlake_core::formats::count_records;
+use streamlake_core::lake::{DateRange, Lake};
+
+use crate::QueryError;
 
 /// What one partition holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,7 +24,7 @@ pub async fn summarize_partitions(
     lake: &Lake,
     range: DateRange,
     mut each: impl FnMut(&PartitionSummary),
-) -> Result<Vec<PartitionSummary>, LakeError> {
+) -> Result<Vec<PartitionSummary>, QueryError> {
     let mut out = Vec::new();
     for partition in lake.partitions(range).await? {
         let mut summary = PartitionSummary {
@@ -34,10 +37,7 @@ pub async fn summarize_partitions(
             let body = lake.read(&object.key).await?;
             summary.objects += 1;
             summary.bytes += object.size;
-            summary.records += body
-                .split(|&b| b == b'\n')
-                .filter(|l| !l.is_empty())
-                .count() as u64;
+            summary.records += count_records(&object.key, &body)?;
         }
         each(&summary);
         out.push(summary);

@@ -1,7 +1,10 @@
 //! Scanning records of a date range, with filters.
 
 use serde_json::{Map, Value};
-use streamlake_core::lake::{DateRange, Lake, LakeError};
+use streamlake_core::formats::read_records;
+use streamlake_core::lake::{DateRange, Lake};
+
+use crate::QueryError;
 
 use crate::filter::Filter;
 
@@ -33,12 +36,13 @@ pub struct ScanStats {
     pub unreadable: u64,
 }
 
-/// Reads the partitions of the range and calls `each` with every matching record.
+/// Reads the partitions of the range (objects of any format) and calls `each` with every
+/// matching record.
 pub async fn scan(
     lake: &Lake,
     options: &ScanOptions,
     mut each: impl FnMut(Map<String, Value>),
-) -> Result<ScanStats, LakeError> {
+) -> Result<ScanStats, QueryError> {
     let mut stats = ScanStats::default();
     for partition in lake.partitions(options.range).await? {
         stats.partitions += 1;
@@ -46,12 +50,10 @@ pub async fn scan(
             let body = lake.read(&object.key).await?;
             stats.objects += 1;
             stats.bytes += body.len() as u64;
-            for line in body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-                stats.records += 1;
-                let Ok(record) = serde_json::from_slice::<Map<String, Value>>(line) else {
-                    stats.unreadable += 1;
-                    continue;
-                };
+            let (records, unreadable) = read_records(&object.key, &body)?;
+            stats.records += records.len() as u64 + unreadable;
+            stats.unreadable += unreadable;
+            for record in records {
                 if options.filters.iter().all(|f| f.matches(&record)) {
                     stats.matched += 1;
                     each(record);
