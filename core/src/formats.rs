@@ -23,6 +23,14 @@ pub enum ReadError {
         /// The cause.
         source: std::io::Error,
     },
+    /// NDJSON lines that do not fit the observation schema.
+    #[error("{key}: does not fit the observation schema: {message}")]
+    Schema {
+        /// The object.
+        key: String,
+        /// The cause.
+        message: String,
+    },
     /// Not Parquet, or not readable as Arrow.
     #[error("{key}: not readable Parquet: {message}")]
     Parquet {
@@ -61,6 +69,21 @@ pub fn read_records(key: &str, body: &[u8]) -> Result<(Vec<Map<String, Value>>, 
             writer.finish().map_err(|e| parquet_error(key, e))?;
             Ok(parse_lines(&writer.into_inner()))
         }
+    }
+}
+
+/// The records of an object as record batches of the observation schema.
+pub fn read_batches(key: &str, body: &[u8]) -> Result<Vec<RecordBatch>, ReadError> {
+    let ndjson = |text: &[u8]| {
+        crate::columnar::decode_ndjson(lines(text)).map_err(|e| ReadError::Schema {
+            key: key.to_owned(),
+            message: e.to_string(),
+        })
+    };
+    match OutputFormat::of_key(key) {
+        OutputFormat::Ndjson => ndjson(body),
+        OutputFormat::NdjsonGzip => ndjson(&gunzip(key, body)?),
+        OutputFormat::Parquet => read_parquet(key, body),
     }
 }
 
@@ -150,6 +173,12 @@ mod tests {
             assert_eq!(stations, ["S1", "S2"], "{key}");
             assert_eq!(records[1]["value"], 20.5, "{key}");
             assert_eq!(records[0]["date"], "2021-10-01", "{key}");
+            let batches = read_batches(key, body).unwrap();
+            assert_eq!(
+                batches.iter().map(RecordBatch::num_rows).sum::<usize>(),
+                2,
+                "{key}"
+            );
         }
     }
 }

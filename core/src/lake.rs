@@ -99,6 +99,16 @@ pub struct ObjectInfo {
     pub size: u64,
 }
 
+impl ObjectInfo {
+    /// The object's name: the last segment of its key.
+    pub fn name(&self) -> &str {
+        self.key
+            .rsplit(['/', std::path::MAIN_SEPARATOR])
+            .next()
+            .unwrap_or(&self.key)
+    }
+}
+
 /// Failure to read the lake.
 #[derive(Debug, Error)]
 pub enum LakeError {
@@ -241,6 +251,74 @@ impl Lake {
                 path: key.to_owned(),
                 source,
             }),
+        }
+    }
+
+    /// The key (or path) of an object named `name` in a partition.
+    pub fn key_in(&self, partition: &PartitionKeys, name: &str) -> String {
+        match &self.location {
+            LakeLocation::S3 { prefix, .. } => format!("{prefix}{partition}/{name}"),
+            LakeLocation::Local(root) => root
+                .join(partition.to_string())
+                .join(name)
+                .display()
+                .to_string(),
+        }
+    }
+
+    /// Writes an object (a key from [`Lake::key_in`]).
+    pub async fn write(&self, key: &str, body: Vec<u8>) -> Result<(), LakeError> {
+        match (&self.location, &self.s3) {
+            (LakeLocation::S3 { bucket, .. }, Some(s3)) => s3
+                .put_object()
+                .bucket(bucket)
+                .key(key)
+                .body(body.into())
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| LakeError::S3 {
+                    operation: "PutObject",
+                    target: format!("s3://{bucket}/{key}"),
+                    message: DisplayErrorContext(e).to_string(),
+                }),
+            _ => {
+                let path = Path::new(key);
+                let write = || -> std::io::Result<()> {
+                    if let Some(dir) = path.parent() {
+                        std::fs::create_dir_all(dir)?;
+                    }
+                    // Write aside, then rename: a reader never sees half a file.
+                    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+                    std::fs::write(&tmp, &body)?;
+                    std::fs::rename(&tmp, path)
+                };
+                write().map_err(|e| io_error(path, e))
+            }
+        }
+    }
+
+    /// Deletes an object.
+    pub async fn delete(&self, key: &str) -> Result<(), LakeError> {
+        match (&self.location, &self.s3) {
+            (LakeLocation::S3 { bucket, .. }, Some(s3)) => s3
+                .delete_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| LakeError::S3 {
+                    operation: "DeleteObject",
+                    target: format!("s3://{bucket}/{key}"),
+                    message: DisplayErrorContext(e).to_string(),
+                }),
+            _ => match std::fs::remove_file(key) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(io_error(Path::new(key), e))
+                }
+                _ => Ok(()),
+            },
         }
     }
 

@@ -1,12 +1,18 @@
-//! Reading the streamlake lake back: browse its partitions, scan its records.
+//! Reading the streamlake lake back: browse its partitions, scan its records, query it
+//! with SQL (Apache DataFusion), compact it.
 //!
 //! Both work on the lake in S3 or on a local folder with the same layout, on NDJSON,
 //! GZIP'd NDJSON and Parquet objects, and read only the `year=/month=/day=` partitions of
 //! the requested date range.
 
+pub mod compaction;
 pub mod filter;
+pub mod output;
 pub mod partitions;
 pub mod scan;
+pub mod sql;
+pub mod store;
+pub mod table;
 
 pub use filter::{Filter, FilterError};
 
@@ -21,6 +27,18 @@ pub enum QueryError {
     /// An object is not of the format its name says.
     #[error(transparent)]
     Format(#[from] streamlake_core::formats::ReadError),
+    /// The SQL failed.
+    #[error(transparent)]
+    Sql(#[from] datafusion::error::DataFusionError),
+    /// Arrow could not format the result.
+    #[error(transparent)]
+    Arrow(#[from] datafusion::arrow::error::ArrowError),
+    /// The object store for DataFusion could not be set up.
+    #[error("object store: {0}")]
+    Store(String),
+    /// A compaction could not write its file.
+    #[error("compaction: {0}")]
+    Compaction(String),
 }
 pub use partitions::{PartitionSummary, summarize_partitions};
 pub use scan::{ScanOptions, ScanStats, scan};

@@ -1,13 +1,16 @@
 use anyhow::Result;
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand, ValueEnum};
+use std::io::IsTerminal;
+
 use comfy_table::{Cell, CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use query::{Filter, ScanOptions, scan, summarize_partitions};
 use serde_json::Value;
 use streamlake_core::lake::{DateRange, Lake, LakeLocation};
 use streamlake_core::schema::FIELDS;
 
-/// Reads the streamlake lake: browse partitions, scan records.
+/// Reads the streamlake lake: browse partitions, scan records, run SQL, compact.
 ///
 /// The lake is `s3://bucket/prefix/` (credentials and region from the standard AWS
 /// configuration; AWS_ENDPOINT_URL for an emulator) or a local folder with the same
@@ -38,6 +41,31 @@ enum Command {
         #[arg(long)]
         to: Option<NaiveDate>,
     },
+    /// Run SQL over the lake (Apache DataFusion); the lake is the table `weather`, with
+    /// `year`, `month`, `day` partition columns that prune whole partitions.
+    Sql {
+        /// The statement, e.g. "SELECT datatype, count(*) FROM weather GROUP BY datatype".
+        query: String,
+        /// Name of the lake's table.
+        #[arg(long, default_value = query::sql::TABLE)]
+        table: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = SqlFormat::Table)]
+        format: SqlFormat,
+        /// Write the result to this file instead (Parquet if it ends in .parquet, else CSV).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
+    /// Rewrite each partition's objects into one Parquet file (readers never see a
+    /// partition with data missing or doubled).
+    Compact {
+        /// First day, inclusive.
+        #[arg(long)]
+        from: Option<NaiveDate>,
+        /// Last day, inclusive.
+        #[arg(long)]
+        to: Option<NaiveDate>,
+    },
     /// Records of a date range, reading only its partitions.
     Scan {
         /// First day, inclusive.
@@ -56,6 +84,42 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum SqlFormat {
+    /// A table on the terminal.
+    Table,
+    /// CSV with a header.
+    Csv,
+    /// One JSON array.
+    Json,
+    /// One JSON object per line.
+    Ndjson,
+}
+
+impl From<SqlFormat> for query::output::Format {
+    fn from(f: SqlFormat) -> Self {
+        match f {
+            SqlFormat::Table => Self::Table,
+            SqlFormat::Csv => Self::Csv,
+            SqlFormat::Json => Self::Json,
+            SqlFormat::Ndjson => Self::Ndjson,
+        }
+    }
+}
+
+/// A progress indicator on a terminal (hidden otherwise).
+fn progress(len: Option<u64>, template: &str) -> ProgressBar {
+    let bar = match len {
+        Some(n) => ProgressBar::new(n),
+        None => ProgressBar::new_spinner(),
+    };
+    if !std::io::stderr().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar.set_style(ProgressStyle::with_template(template).expect("valid template"));
+    bar
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -98,6 +162,52 @@ async fn main() -> Result<()> {
                 lake.location()
             );
         }
+        Command::Sql {
+            query,
+            table,
+            format,
+            out,
+        } => {
+            let session = query::sql::LakeSession::new(lake, &table).await?;
+            let batches = session.run(&query).await?;
+            match out {
+                Some(path) => {
+                    query::output::write_file(&batches, &path)?;
+                    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+                    eprintln!("{rows} rows written to {}", path.display());
+                }
+                None => {
+                    query::output::print(&batches, format.into(), &mut std::io::stdout().lock())?
+                }
+            }
+            let c = session.counters();
+            tracing::info!(
+                partitions = c.partitions.load(std::sync::atomic::Ordering::Relaxed),
+                objects = c.objects.load(std::sync::atomic::Ordering::Relaxed),
+                bytes = c.bytes.load(std::sync::atomic::Ordering::Relaxed),
+                "read"
+            );
+        }
+        Command::Compact { from, to } => {
+            let range = DateRange { from, to };
+            let total = lake.partitions(range).await?.len() as u64;
+            let bar = progress(
+                Some(total),
+                "{spinner} compacting {bar:40} {pos}/{len} partitions {elapsed}",
+            );
+            let done = query::compaction::compact(&lake, range, |_| bar.inc(1)).await?;
+            bar.finish_and_clear();
+            let objects: usize = done.iter().map(|p| p.objects_in).sum();
+            let records: u64 = done.iter().map(|p| p.records).sum();
+            let (bytes_in, bytes_out) = done
+                .iter()
+                .fold((0, 0), |(i, o), p| (i + p.bytes_in, o + p.bytes_out));
+            println!(
+                "compacted {} of {total} partitions: {objects} objects ({bytes_in} bytes) into {} Parquet files ({bytes_out} bytes), {records} records",
+                done.len(),
+                done.len()
+            );
+        }
         Command::Scan {
             from,
             to,
@@ -113,17 +223,22 @@ async fn main() -> Result<()> {
             let mut table = Table::new();
             table.load_preset(UTF8_FULL_CONDENSED);
             table.set_header(FIELDS.iter().map(|f| f.name));
-            let stats = scan(&lake, &options, |record| match format {
-                Format::Ndjson => println!("{}", Value::Object(record)),
-                Format::Table => {
-                    table.add_row(FIELDS.iter().map(|f| match record.get(f.name) {
-                        Some(Value::String(s)) => s.clone(),
-                        Some(Value::Null) | None => String::new(),
-                        Some(other) => other.to_string(),
-                    }));
+            let bar = progress(None, "{spinner} {pos} records {elapsed}");
+            let stats = scan(&lake, &options, |record| {
+                bar.inc(1);
+                match format {
+                    Format::Ndjson => println!("{}", Value::Object(record)),
+                    Format::Table => {
+                        table.add_row(FIELDS.iter().map(|f| match record.get(f.name) {
+                            Some(Value::String(s)) => s.clone(),
+                            Some(Value::Null) | None => String::new(),
+                            Some(other) => other.to_string(),
+                        }));
+                    }
                 }
             })
             .await?;
+            bar.finish_and_clear();
             if matches!(format, Format::Table) {
                 println!("{table}");
             }

@@ -33,7 +33,7 @@ pub async fn summarize_partitions(
             bytes: 0,
             records: 0,
         };
-        for object in lake.objects(&partition).await? {
+        for object in crate::compaction::live_objects(lake, &partition).await? {
             let body = lake.read(&object.key).await?;
             summary.objects += 1;
             summary.bytes += object.size;

@@ -46,7 +46,7 @@ pub async fn scan(
     let mut stats = ScanStats::default();
     for partition in lake.partitions(options.range).await? {
         stats.partitions += 1;
-        for object in lake.objects(&partition).await? {
+        for object in crate::compaction::live_objects(lake, &partition).await? {
             let body = lake.read(&object.key).await?;
             stats.objects += 1;
             stats.bytes += body.len() as u64;

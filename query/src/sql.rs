@@ -1,0 +1,46 @@
+//! SQL over the lake with Apache DataFusion.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::prelude::SessionContext;
+use streamlake_core::lake::Lake;
+
+use crate::QueryError;
+use crate::table::{LakeTable, ScanCounters};
+
+/// The default table name.
+pub const TABLE: &str = "weather";
+
+/// A SQL session with the lake registered as a table.
+pub struct LakeSession {
+    ctx: SessionContext,
+    counters: Arc<ScanCounters>,
+}
+
+impl LakeSession {
+    /// A session where `lake` is the table `table`.
+    pub async fn new(lake: Lake, table: &str) -> Result<Self, QueryError> {
+        let ctx = SessionContext::new();
+        let store = crate::store::register(&ctx, lake.location()).await?;
+        let provider = LakeTable::new(lake, store);
+        let counters = provider.counters();
+        ctx.register_table(table, Arc::new(provider))?;
+        Ok(Self { ctx, counters })
+    }
+
+    /// Runs one statement and collects its result.
+    pub async fn run(&self, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
+        Ok(self.ctx.sql(sql).await?.collect().await?)
+    }
+
+    /// The DataFusion context, for more than `run` offers.
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// What the session's scans opened so far.
+    pub fn counters(&self) -> &ScanCounters {
+        &self.counters
+    }
+}

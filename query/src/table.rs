@@ -1,0 +1,296 @@
+//! The lake as a DataFusion table: the observation columns plus `year`, `month`, `day`
+//! partition columns taken from the paths.
+//!
+//! Filters on the partition columns prune whole partitions before any object is listed
+//! or opened. NDJSON objects (which Firehose writes without an extension) and Parquet
+//! objects are read by DataFusion's own sources; GZIP'd NDJSON is decoded here. The
+//! compaction protocol is honoured ([`crate::compaction::live_objects`]).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Int32Array, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::{DFSchema, Result, ScalarValue};
+use datafusion::datasource::TableType;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::physical_plan::{
+    FileGroup, FileScanConfigBuilder, FileSource, JsonSource, ParquetSource,
+};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::datasource::table_schema::TableSchema;
+use datafusion::error::DataFusionError;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::union::UnionExec;
+use streamlake_core::PartitionKeys;
+use streamlake_core::columnar::arrow_schema;
+use streamlake_core::formats::read_batches;
+use streamlake_core::lake::{DateRange, Lake, LakeLocation, ObjectInfo};
+use streamlake_core::layout::OutputFormat;
+use streamlake_core::schema::PARTITION_COLUMNS;
+
+use crate::compaction::live_objects;
+
+/// What scans of the table opened (for tests and for the curious).
+#[derive(Debug, Default)]
+pub struct ScanCounters {
+    /// Partitions read.
+    pub partitions: AtomicU64,
+    /// Objects read.
+    pub objects: AtomicU64,
+    /// Their bytes.
+    pub bytes: AtomicU64,
+}
+
+/// The lake as a table.
+#[derive(Debug)]
+pub struct LakeTable {
+    lake: Lake,
+    store: ObjectStoreUrl,
+    schema: SchemaRef,
+    counters: Arc<ScanCounters>,
+}
+
+fn partition_fields() -> Vec<FieldRef> {
+    PARTITION_COLUMNS
+        .iter()
+        .map(|name| Arc::new(Field::new(*name, DataType::Int32, false)))
+        .collect()
+}
+
+fn to_df(e: impl std::fmt::Display) -> DataFusionError {
+    DataFusionError::External(e.to_string().into())
+}
+
+impl LakeTable {
+    /// The table over `lake`, read through the object store registered at `store`.
+    pub fn new(lake: Lake, store: ObjectStoreUrl) -> Self {
+        let mut fields: Vec<FieldRef> = arrow_schema().fields().iter().cloned().collect();
+        fields.extend(partition_fields());
+        Self {
+            lake,
+            store,
+            schema: Arc::new(Schema::new(fields)),
+            counters: Arc::default(),
+        }
+    }
+
+    /// What scans opened so far.
+    pub fn counters(&self) -> Arc<ScanCounters> {
+        self.counters.clone()
+    }
+
+    /// The partitions the partition filters keep.
+    async fn partitions(
+        &self,
+        state: &dyn Session,
+        filters: &[Expr],
+    ) -> Result<Vec<PartitionKeys>> {
+        let all = self
+            .lake
+            .partitions(DateRange::default())
+            .await
+            .map_err(to_df)?;
+        let filters: Vec<&Expr> = filters.iter().filter(|f| is_partition_filter(f)).collect();
+        if filters.is_empty() || all.is_empty() {
+            return Ok(all);
+        }
+        let column = |f: fn(&PartitionKeys) -> i32| -> ArrayRef {
+            Arc::new(Int32Array::from_iter_values(all.iter().map(f)))
+        };
+        let schema = Arc::new(Schema::new(partition_fields()));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                column(|p| chrono::Datelike::year(&p.date())),
+                column(|p| chrono::Datelike::month(&p.date()) as i32),
+                column(|p| chrono::Datelike::day(&p.date()) as i32),
+            ],
+        )?;
+        let df_schema = DFSchema::try_from(schema)?;
+        let mut keep = vec![true; all.len()];
+        for filter in filters {
+            let expr = state.create_physical_expr((*filter).clone(), &df_schema)?;
+            let result = expr.evaluate(&batch)?.into_array(all.len())?;
+            let result = result
+                .as_any()
+                .downcast_ref::<BooleanArray>()
+                .ok_or_else(|| to_df("a partition filter is not a predicate"))?;
+            for (i, k) in keep.iter_mut().enumerate() {
+                *k &= result.is_valid(i) && result.value(i);
+            }
+        }
+        Ok(all
+            .into_iter()
+            .zip(keep)
+            .filter_map(|(p, k)| k.then_some(p))
+            .collect())
+    }
+
+    /// The object store path of an object.
+    fn store_path(&self, object: &ObjectInfo) -> Result<String> {
+        match self.lake.location() {
+            LakeLocation::S3 { .. } => Ok(object.key.clone()),
+            LakeLocation::Local(_) => {
+                let absolute = std::path::absolute(&object.key).map_err(to_df)?;
+                Ok(object_store::path::Path::from_absolute_path(absolute)
+                    .map_err(to_df)?
+                    .to_string())
+            }
+        }
+    }
+
+    /// A scan of files with one of DataFusion's sources, spread over `groups` groups.
+    fn file_scan(
+        &self,
+        source: Arc<dyn FileSource>,
+        files: Vec<PartitionedFile>,
+        groups: usize,
+        projection: Option<&Vec<usize>>,
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let groups = groups.clamp(1, files.len());
+        let mut file_groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); groups];
+        for (i, file) in files.into_iter().enumerate() {
+            file_groups[i % groups].push(file);
+        }
+        let config = FileScanConfigBuilder::new(self.store.clone(), source)
+            .with_file_groups(file_groups.into_iter().map(FileGroup::new).collect())
+            .with_projection_indices(projection.cloned())?
+            .with_limit(limit)
+            .build();
+        Ok(DataSourceExec::from_data_source(config))
+    }
+}
+
+/// Whether a filter uses only partition columns.
+fn is_partition_filter(filter: &Expr) -> bool {
+    let columns = filter.column_refs();
+    !columns.is_empty()
+        && columns
+            .iter()
+            .all(|c| PARTITION_COLUMNS.contains(&c.name.as_str()))
+}
+
+/// Appends the partition columns to a batch of the observation schema.
+fn with_partition_columns(
+    batch: &RecordBatch,
+    partition: &PartitionKeys,
+    schema: &SchemaRef,
+) -> Result<RecordBatch> {
+    let date = partition.date();
+    let rows = batch.num_rows();
+    let mut columns = batch.columns().to_vec();
+    for value in [
+        chrono::Datelike::year(&date),
+        chrono::Datelike::month(&date) as i32,
+        chrono::Datelike::day(&date) as i32,
+    ] {
+        columns.push(Arc::new(Int32Array::from(vec![value; rows])));
+    }
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+#[async_trait]
+impl TableProvider for LakeTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|f| {
+                if is_partition_filter(f) {
+                    TableProviderFilterPushDown::Inexact
+                } else {
+                    TableProviderFilterPushDown::Unsupported
+                }
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let partitions = self.partitions(state, filters).await?;
+        let (mut parquet, mut ndjson, mut gzip) = (Vec::new(), Vec::new(), Vec::new());
+        for partition in &partitions {
+            self.counters.partitions.fetch_add(1, Ordering::Relaxed);
+            let date = partition.date();
+            let values = vec![
+                ScalarValue::Int32(Some(chrono::Datelike::year(&date))),
+                ScalarValue::Int32(Some(chrono::Datelike::month(&date) as i32)),
+                ScalarValue::Int32(Some(chrono::Datelike::day(&date) as i32)),
+            ];
+            for object in live_objects(&self.lake, partition).await.map_err(to_df)? {
+                self.counters.objects.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .bytes
+                    .fetch_add(object.size, Ordering::Relaxed);
+                let file = || -> Result<PartitionedFile> {
+                    Ok(PartitionedFile::new(self.store_path(&object)?, object.size)
+                        .with_partition_values(values.clone()))
+                };
+                match OutputFormat::of_key(&object.key) {
+                    OutputFormat::Parquet => parquet.push(file()?),
+                    OutputFormat::Ndjson => ndjson.push(file()?),
+                    OutputFormat::NdjsonGzip => {
+                        let body = self.lake.read(&object.key).await.map_err(to_df)?;
+                        for batch in read_batches(&object.key, &body).map_err(to_df)? {
+                            gzip.push(with_partition_columns(&batch, partition, &self.schema)?);
+                        }
+                    }
+                }
+            }
+        }
+        let table_schema = TableSchema::builder(arrow_schema())
+            .with_table_partition_cols(partition_fields())
+            .build();
+        let groups = state.config().target_partitions();
+        let mut plans: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
+        if !parquet.is_empty() {
+            let source = Arc::new(ParquetSource::new(table_schema.clone()));
+            plans.push(self.file_scan(source, parquet, groups, projection, limit)?);
+        }
+        if !ndjson.is_empty() {
+            let source = Arc::new(JsonSource::new(table_schema));
+            plans.push(self.file_scan(source, ndjson, groups, projection, limit)?);
+        }
+        if !gzip.is_empty() {
+            plans.push(MemorySourceConfig::try_new_exec(
+                &[gzip],
+                self.schema.clone(),
+                projection.cloned(),
+            )?);
+        }
+        match plans.len() {
+            0 => {
+                let schema = match projection {
+                    Some(p) => Arc::new(self.schema.project(p)?),
+                    None => self.schema.clone(),
+                };
+                Ok(Arc::new(EmptyExec::new(schema)))
+            }
+            1 => Ok(plans.pop().expect("one plan")),
+            _ => UnionExec::try_new(plans),
+        }
+    }
+}
