@@ -274,29 +274,54 @@ async fn run_demo(config: StackConfig, options: DemoOptions) -> Result<ExitCode>
     let c = stack.config();
     let day = options.start.to_string();
     let lake = format!("s3://{}/{}", c.bucket, streamlake_core::layout::DATA_ROOT);
-    let args = [
-        "scan",
-        "--lake",
-        &lake,
-        "--from",
-        &day,
-        "--to",
-        &day,
-        "--where",
-        "datatype=TMAX",
+    let month = options
+        .start
+        .format("year = %Y AND month = %-m")
+        .to_string();
+    let sql = format!(
+        "SELECT datatype, count(*) AS observations, round(avg(value), 1) AS average \
+         FROM weather WHERE {month} GROUP BY datatype ORDER BY datatype"
+    );
+    let commands: [Vec<&str>; 2] = [
+        vec![
+            "scan",
+            "--lake",
+            &lake,
+            "--from",
+            &day,
+            "--to",
+            &day,
+            "--where",
+            "datatype=TMAX",
+        ],
+        vec!["--lake", &lake, "sql", &sql],
     ];
-    println!();
-    println!("$ query {}", args.join(" "));
-    let output = tokio::process::Command::new(stack.binaries().path("query"))
-        .args(args)
-        .envs(stack.clients().child_env.iter().map(|(k, v)| (k, v)))
-        .output()
-        .await
-        .context("running query")?;
-    print!("{}", String::from_utf8_lossy(&output.stdout));
-    eprint!("{}", String::from_utf8_lossy(&output.stderr));
+    let mut queries_ok = true;
+    for args in commands {
+        println!();
+        let shown: Vec<String> = args
+            .iter()
+            .map(|a| {
+                if a.contains(' ') {
+                    format!("\"{a}\"")
+                } else {
+                    (*a).to_owned()
+                }
+            })
+            .collect();
+        println!("$ query {}", shown.join(" "));
+        let output = tokio::process::Command::new(stack.binaries().path("query"))
+            .args(&args)
+            .envs(stack.clients().child_env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .await
+            .context("running query")?;
+        print!("{}", String::from_utf8_lossy(&output.stdout));
+        eprint!("{}", String::from_utf8_lossy(&output.stderr));
+        queries_ok &= output.status.success();
+    }
     stack.stop().await;
-    Ok(if report.reconciles() && output.status.success() {
+    Ok(if report.reconciles() && queries_ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
