@@ -1,0 +1,155 @@
+//! Athena parity: the DDL in `infra/athena/` has the one schema's columns, and the saved
+//! queries give, through `query sql`, the values computed here independently.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use query::output::{Format, print};
+use query::sql::LakeSession;
+use serde_json::Value;
+use streamlake_core::lake::{Lake, LakeLocation};
+use streamlake_core::schema::{FIELDS, PARTITION_COLUMNS};
+
+fn athena(path: &str) -> String {
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../infra/athena")
+        .join(path);
+    std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+}
+
+#[test]
+fn the_ddl_has_the_schemas_columns() {
+    for ddl in ["weather_ndjson.sql", "weather_parquet.sql"] {
+        let text = athena(ddl);
+        let columns: Vec<(String, String, String)> = text
+            .lines()
+            .filter_map(|l| {
+                let l = l.trim().trim_end_matches(',');
+                let (name, rest) = l.split_once(' ')?;
+                let (ty, comment) = rest.split_once(" COMMENT '")?;
+                Some((
+                    name.to_owned(),
+                    ty.to_owned(),
+                    comment.trim_end_matches('\'').replace("''", "'"),
+                ))
+            })
+            .collect();
+        let schema: Vec<(String, String, String)> = FIELDS
+            .iter()
+            .map(|f| {
+                (
+                    f.name.to_owned(),
+                    f.ty.glue_type().to_owned(),
+                    f.doc.to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(columns, schema, "{ddl}");
+        let partitions = format!(
+            "PARTITIONED BY ({})",
+            PARTITION_COLUMNS
+                .iter()
+                .map(|c| format!("{c} int"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        assert!(text.contains(&partitions), "{ddl}");
+    }
+}
+
+/// Runs a saved query and returns its rows.
+async fn saved(session: &LakeSession, name: &str) -> Vec<BTreeMap<String, Value>> {
+    let batches = session
+        .run(&athena(&format!("queries/{name}.sql")))
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    print(&batches, Format::Ndjson, &mut out).unwrap();
+    out.split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect()
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-9 * (1.0 + b.abs())
+}
+
+#[tokio::test]
+async fn saved_queries_agree_with_independent_computation() {
+    let (root, observations) = common::lake("athena", 2000, common::Layout::Mixed);
+    let session = LakeSession::new(
+        Lake::open(LakeLocation::Local(root.clone())).await,
+        "weather",
+    )
+    .await
+    .unwrap();
+
+    // Daily precipitation per station, October 2021.
+    let mut expected: BTreeMap<(String, String), f64> = BTreeMap::new();
+    for o in observations.iter().filter(|o| o.datatype == "PRCP") {
+        if chrono::Datelike::month(&o.date) == 10 {
+            *expected
+                .entry((o.stationid.to_string(), o.date.to_string()))
+                .or_default() += o.value;
+        }
+    }
+    let rows = saved(&session, "daily_precipitation_per_station").await;
+    assert_eq!(rows.len(), expected.len());
+    for (row, ((station, date), total)) in rows.iter().zip(&expected) {
+        assert_eq!(
+            (
+                row["stationid"].as_str().unwrap(),
+                row["date"].as_str().unwrap()
+            ),
+            (station.as_str(), date.as_str())
+        );
+        assert!(
+            close(row["precipitation"].as_f64().unwrap(), *total),
+            "{row:?} vs {total}"
+        );
+    }
+
+    // Temperature range per day.
+    let mut days: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    for o in &observations {
+        let day = days
+            .entry(o.date.to_string())
+            .or_insert((f64::INFINITY, f64::NEG_INFINITY));
+        match o.datatype.as_ref() {
+            "TMIN" => day.0 = day.0.min(o.value),
+            "TMAX" => day.1 = day.1.max(o.value),
+            _ => {}
+        }
+    }
+    days.retain(|_, (lo, hi)| lo.is_finite() || hi.is_finite());
+    let rows = saved(&session, "temperature_range_per_day").await;
+    assert_eq!(rows.len(), days.len());
+    for (row, (date, (lo, hi))) in rows.iter().zip(&days) {
+        assert_eq!(row["date"].as_str().unwrap(), date);
+        assert!(close(row["lowest"].as_f64().unwrap(), *lo));
+        assert!(close(row["highest"].as_f64().unwrap(), *hi));
+        assert!(close(row["temperature_range"].as_f64().unwrap(), hi - lo));
+    }
+
+    // Top stations by snowfall.
+    let mut snow: BTreeMap<String, (f64, u64)> = BTreeMap::new();
+    for o in observations.iter().filter(|o| o.datatype == "SNOW") {
+        let s = snow.entry(o.stationid.to_string()).or_default();
+        s.0 += o.value;
+        s.1 += 1;
+    }
+    let mut top: Vec<(String, f64, u64)> = snow.into_iter().map(|(k, (s, n))| (k, s, n)).collect();
+    top.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    top.truncate(10);
+    let rows = saved(&session, "top_stations_by_snowfall").await;
+    assert_eq!(rows.len(), top.len());
+    for (row, (station, total, n)) in rows.iter().zip(&top) {
+        assert_eq!(row["stationid"].as_str().unwrap(), station);
+        assert!(close(row["snowfall"].as_f64().unwrap(), *total));
+        assert_eq!(row["observations"].as_u64().unwrap(), *n);
+    }
+    std::fs::remove_dir_all(root).unwrap();
+}
