@@ -1,0 +1,74 @@
+"""The same work as `cargo bench -p query --bench lake`, done by DuckDB (queries) and
+pyarrow (NDJSON -> Parquet encode), on the same lake, for a same-run comparison.
+
+Usage: compare.py LAKE_ROOT   (prints one JSON object: seconds per query, best of 3, and
+pyarrow's encode throughput in MB/s of NDJSON)
+"""
+
+import glob
+import json
+import os
+import sys
+import tempfile
+import time
+
+import duckdb
+import pyarrow as pa
+import pyarrow.json as pj
+import pyarrow.parquet as pq
+
+root = sys.argv[1]
+QUERIES = {
+    "group_by": "SELECT datatype, count(*) AS n, avg(value) AS average FROM weather GROUP BY datatype ORDER BY datatype",
+    "one_day": "SELECT count(*) AS n, avg(value) AS average FROM weather "
+    "WHERE year = 2021 AND month = 10 AND day = 15 AND datatype = 'TMAX'",
+}
+COLUMNS = (
+    "{'stationid': 'VARCHAR', 'station_name': 'VARCHAR', 'datatype': 'VARCHAR', 'value': 'DOUBLE', "
+    "'observed_at': 'TIMESTAMPTZ', 'date': 'DATE', 'ingested_at': 'TIMESTAMPTZ'}"
+)
+SOURCES = {
+    "ndjson": f"read_json('{root}/ndjson/*/*/*/*', format = 'newline_delimited', columns = {COLUMNS}, "
+    "hive_partitioning = true, hive_types = {'year': INTEGER, 'month': INTEGER, 'day': INTEGER})",
+    "parquet": f"read_parquet('{root}/parquet/*/*/*/*.parquet', hive_partitioning = true, "
+    "hive_types = {'year': INTEGER, 'month': INTEGER, 'day': INTEGER})",
+}
+
+
+def best_of(runs, fn):
+    best = None
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        elapsed = time.perf_counter() - start
+        best = elapsed if best is None else min(best, elapsed)
+    return best
+
+
+result = {"duckdb": {}, "duckdb_version": duckdb.__version__, "pyarrow_version": pa.__version__}
+con = duckdb.connect()
+for fmt, source in SOURCES.items():
+    con.execute(f"CREATE OR REPLACE VIEW weather AS SELECT * FROM {source}")
+    result["duckdb"][fmt] = {name: best_of(3, lambda q=q: con.execute(q).fetchall()) for name, q in QUERIES.items()}
+
+schema = pa.schema(
+    [
+        ("stationid", pa.string()),
+        ("station_name", pa.string()),
+        ("datatype", pa.string()),
+        ("value", pa.float64()),
+        ("observed_at", pa.timestamp("us", tz="+00:00")),
+        ("date", pa.date32()),
+        ("ingested_at", pa.timestamp("us", tz="+00:00")),
+    ]
+)
+files = sorted(glob.glob(f"{root}/ndjson/*/*/*/*"))
+total = sum(os.path.getsize(f) for f in files)
+with tempfile.TemporaryDirectory() as out:
+    start = time.perf_counter()
+    for i, f in enumerate(files):
+        table = pj.read_json(f, parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"))
+        pq.write_table(table, os.path.join(out, f"{i}.parquet"), compression="snappy")
+    elapsed = time.perf_counter() - start
+result["pyarrow_encode_mb_s"] = total / 1e6 / elapsed
+print(json.dumps(result))

@@ -1,0 +1,246 @@
+//! The lake at scale: 10 million records over 31 days, NDJSON and Parquet.
+//!
+//! `cargo bench -p query --bench lake` generates the lake once (under the build
+//! directory), measures the NDJSON -> Parquet encode throughput while writing the Parquet
+//! copy, runs a GROUP BY over the whole lake and a one-day filter on both formats with
+//! `query sql` (best of 3), and, when Python 3 is available, the same work with DuckDB and
+//! pyarrow in the same run (installed, pinned, into a virtualenv under the build
+//! directory). Results are printed as ratios.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use chrono::{Duration, NaiveDate, TimeZone, Utc};
+use query::sql::LakeSession;
+use streamlake_core::Observation;
+use streamlake_core::columnar::ndjson_to_parquet;
+use streamlake_core::lake::{Lake, LakeLocation};
+
+const RECORDS: usize = 10_000_000;
+const DAYS: u32 = 31;
+const OBJECTS_PER_DAY: usize = 8;
+const DATATYPES: [&str; 4] = ["PRCP", "SNOW", "TMAX", "TMIN"];
+const QUERIES: [(&str, &str); 2] = [
+    (
+        "group_by",
+        "SELECT datatype, count(*) AS n, avg(value) AS average FROM weather GROUP BY datatype ORDER BY datatype",
+    ),
+    (
+        "one_day",
+        "SELECT count(*) AS n, avg(value) AS average FROM weather \
+         WHERE year = 2021 AND month = 10 AND day = 15 AND datatype = 'TMAX'",
+    ),
+];
+
+fn build_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the bench has a path");
+    // target/release/deps/lake-... -> target/
+    exe.ancestors()
+        .nth(3)
+        .expect("inside the build directory")
+        .to_owned()
+}
+
+/// Writes the NDJSON lake (once): `stations` stations report four datatypes a day.
+fn generate(root: &Path) {
+    let marker = root.join("ndjson/.complete");
+    if marker.exists() {
+        return;
+    }
+    let stations = RECORDS / (DAYS as usize * DATATYPES.len());
+    let mut rng = fastrand::Rng::with_seed(2021);
+    let start = Instant::now();
+    for d in 0..DAYS {
+        let date = NaiveDate::from_ymd_opt(2021, 10, 1 + d).unwrap();
+        let dir = root.join(format!("ndjson/year=2021/month=10/day={:02}", d + 1));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut objects = vec![Vec::new(); OBJECTS_PER_DAY];
+        for s in 0..stations {
+            let id = format!("GHCND:USBENCH{s:06}");
+            let name = format!("BENCH STATION {s}, MD US");
+            for datatype in DATATYPES {
+                let observed_at = Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0).unwrap());
+                let o = Observation {
+                    stationid: id.as_str().into(),
+                    station_name: Some(name.as_str().into()),
+                    datatype: datatype.into(),
+                    value: f64::from(rng.i32(-300..600)) / 10.0,
+                    observed_at,
+                    date,
+                    ingested_at: observed_at + Duration::milliseconds(rng.i64(0..86_400_000)),
+                };
+                o.write_ndjson(&mut objects[s % OBJECTS_PER_DAY]);
+            }
+        }
+        for (i, body) in objects.iter().enumerate() {
+            std::fs::write(
+                dir.join(format!(
+                    "streamlake-delivery-1-2021-10-{:02}-00-00-00-{i}",
+                    d + 1
+                )),
+                body,
+            )
+            .unwrap();
+        }
+    }
+    std::fs::write(marker, b"").unwrap();
+    eprintln!(
+        "generated {RECORDS} records in {:.0} s",
+        start.elapsed().as_secs_f64()
+    );
+}
+
+/// Writes the Parquet copy, timing only the encode; returns MB/s of NDJSON.
+fn encode(root: &Path) -> f64 {
+    let mut bytes = 0usize;
+    let mut seconds = 0.0;
+    for day in std::fs::read_dir(root.join("ndjson/year=2021/month=10")).unwrap() {
+        let day = day.unwrap().path();
+        let out = root
+            .join("parquet/year=2021/month=10")
+            .join(day.file_name().unwrap());
+        std::fs::create_dir_all(&out).unwrap();
+        for object in std::fs::read_dir(&day).unwrap() {
+            let path = object.unwrap().path();
+            let body = std::fs::read(&path).unwrap();
+            let start = Instant::now();
+            let lines: Vec<&[u8]> = body
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .collect();
+            let converted = ndjson_to_parquet(&lines).unwrap();
+            seconds += start.elapsed().as_secs_f64();
+            assert!(converted.rejected.is_empty());
+            bytes += body.len();
+            let name = format!("{}.parquet", path.file_name().unwrap().to_string_lossy());
+            std::fs::write(out.join(name), converted.parquet.unwrap()).unwrap();
+        }
+    }
+    bytes as f64 / 1e6 / seconds
+}
+
+fn best_of<F: Future<Output = ()>>(
+    runtime: &tokio::runtime::Runtime,
+    runs: usize,
+    f: impl Fn() -> F,
+) -> f64 {
+    (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            runtime.block_on(f());
+            start.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// DuckDB and pyarrow on the same lake, or `None` when Python is not usable.
+fn compare(root: &Path) -> Option<serde_json::Value> {
+    let venv = build_dir().join("streamlake/bench-venv-1");
+    if !venv.join(".installed").exists() {
+        let ok = Command::new("python3")
+            .args(["-m", "venv", "--clear"])
+            .arg(&venv)
+            .status()
+            .ok()?
+            .success()
+            && Command::new(venv.join("bin/pip"))
+                .args(["install", "--quiet", "duckdb==1.5.6", "pyarrow==26.0.1"])
+                .status()
+                .ok()?
+                .success();
+        if !ok {
+            eprintln!("could not install duckdb and pyarrow: no comparison");
+            return None;
+        }
+        std::fs::write(venv.join(".installed"), b"").ok()?;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/compare.py");
+    let output = Command::new(venv.join("bin/python"))
+        .arg(script)
+        .arg(root)
+        .output()
+        .ok()?;
+    if !output.status.success() {
+        eprintln!(
+            "compare.py failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        return None;
+    }
+    serde_json::from_slice(&output.stdout).ok()
+}
+
+fn main() {
+    let root = build_dir().join("bench-lake");
+    generate(&root);
+    let _ = std::fs::remove_dir_all(root.join("parquet"));
+    let encode_mb_s = encode(&root);
+    let size = |dir: &str| -> u64 {
+        fn walk(p: &Path) -> u64 {
+            std::fs::read_dir(p)
+                .map(|d| {
+                    d.map(|e| {
+                        let e = e.unwrap();
+                        if e.file_type().unwrap().is_dir() {
+                            walk(&e.path())
+                        } else {
+                            e.metadata().unwrap().len()
+                        }
+                    })
+                    .sum()
+                })
+                .unwrap_or(0)
+        }
+        walk(&root.join(dir))
+    };
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut ours: BTreeMap<(&str, &str), f64> = BTreeMap::new();
+    for format in ["ndjson", "parquet"] {
+        let lake = runtime.block_on(Lake::open(LakeLocation::Local(root.join(format))));
+        let session = runtime.block_on(LakeSession::new(lake, "weather")).unwrap();
+        for (name, sql) in QUERIES {
+            let seconds = best_of(&runtime, 3, || async {
+                let batches = session.run(sql).await.unwrap();
+                assert!(!batches.is_empty());
+            });
+            ours.insert((format, name), seconds);
+        }
+    }
+    let theirs = compare(&root);
+
+    println!(
+        "lake bench: {RECORDS} records, {DAYS} days, {} objects per day; NDJSON {:.0} MB, Parquet {:.0} MB",
+        OBJECTS_PER_DAY,
+        size("ndjson") as f64 / 1e6,
+        size("parquet") as f64 / 1e6
+    );
+    match &theirs {
+        Some(t) => {
+            let pyarrow = t["pyarrow_encode_mb_s"].as_f64().unwrap();
+            println!(
+                "  encode NDJSON -> Parquet: streamlake {encode_mb_s:.0} MB/s, pyarrow {} {pyarrow:.0} MB/s: {:.2}x",
+                t["pyarrow_version"].as_str().unwrap_or("?"),
+                encode_mb_s / pyarrow
+            );
+            for ((format, name), seconds) in &ours {
+                let duck = t["duckdb"][format][name].as_f64().unwrap();
+                println!(
+                    "  {format:<8} {name:<9} streamlake {seconds:>7.3} s, DuckDB {} {duck:>7.3} s: {:.2}x DuckDB's time",
+                    t["duckdb_version"].as_str().unwrap_or("?"),
+                    seconds / duck
+                );
+            }
+        }
+        None => {
+            println!(
+                "  encode NDJSON -> Parquet: streamlake {encode_mb_s:.0} MB/s (no Python comparison)"
+            );
+            for ((format, name), seconds) in &ours {
+                println!("  {format:<8} {name:<9} streamlake {seconds:>7.3} s");
+            }
+        }
+    }
+}
