@@ -1,5 +1,6 @@
 """The same work as `cargo bench -p query --bench lake`, done by DuckDB (queries) and
-pyarrow (NDJSON -> Parquet encode), on the same lake, for a same-run comparison.
+pyarrow (NDJSON -> Parquet encode, one thread like the Rust encoder), on the same lake,
+for a same-run comparison.
 
 Usage: compare.py LAKE_ROOT   (prints one JSON object: seconds per query, best of 3, and
 pyarrow's encode throughput in MB/s of NDJSON)
@@ -67,7 +68,12 @@ total = sum(os.path.getsize(f) for f in files)
 with tempfile.TemporaryDirectory() as out:
     start = time.perf_counter()
     for i, f in enumerate(files):
-        table = pj.read_json(f, parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"))
+        # One thread, as the Rust encoder uses: throughput per core.
+        table = pj.read_json(
+            f,
+            read_options=pj.ReadOptions(use_threads=False),
+            parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
+        )
         pq.write_table(table, os.path.join(out, f"{i}.parquet"), compression="snappy")
     elapsed = time.perf_counter() - start
 result["pyarrow_encode_mb_s"] = total / 1e6 / elapsed
