@@ -5,12 +5,16 @@
 //! or opened. NDJSON objects (which Firehose writes without an extension) and Parquet
 //! objects are read by DataFusion's own sources; GZIP'd NDJSON is decoded here. The
 //! compaction protocol is honoured ([`crate::compaction::live_objects`]).
+//!
+//! String columns are `Utf8View`, DataFusion's own string type: Parquet pages decode into
+//! views without copying, and GROUP BY on them uses DataFusion's view-keyed hash table.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Int32Array, RecordBatch};
+use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::{DFSchema, Result, ScalarValue};
@@ -57,6 +61,19 @@ pub struct LakeTable {
     counters: Arc<ScanCounters>,
 }
 
+/// The observation columns as the table reads them: the core schema, strings as views.
+fn data_schema() -> SchemaRef {
+    let fields: Vec<FieldRef> = arrow_schema()
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8 => Arc::new(f.as_ref().clone().with_data_type(DataType::Utf8View)),
+            _ => f.clone(),
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
 fn partition_fields() -> Vec<FieldRef> {
     PARTITION_COLUMNS
         .iter()
@@ -71,7 +88,7 @@ fn to_df(e: impl std::fmt::Display) -> DataFusionError {
 impl LakeTable {
     /// The table over `lake`, read through the object store registered at `store`.
     pub fn new(lake: Lake, store: ObjectStoreUrl) -> Self {
-        let mut fields: Vec<FieldRef> = arrow_schema().fields().iter().cloned().collect();
+        let mut fields: Vec<FieldRef> = data_schema().fields().iter().cloned().collect();
         fields.extend(partition_fields());
         Self {
             lake,
@@ -178,7 +195,7 @@ fn is_partition_filter(filter: &Expr) -> bool {
             .all(|c| PARTITION_COLUMNS.contains(&c.name.as_str()))
 }
 
-/// Appends the partition columns to a batch of the observation schema.
+/// A batch of the observation schema in the table's types, with the partition columns.
 fn with_partition_columns(
     batch: &RecordBatch,
     partition: &PartitionKeys,
@@ -186,7 +203,12 @@ fn with_partition_columns(
 ) -> Result<RecordBatch> {
     let date = partition.date();
     let rows = batch.num_rows();
-    let mut columns = batch.columns().to_vec();
+    let mut columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(column, field)| cast(column, field.data_type()))
+        .collect::<Result<Vec<_>, _>>()?;
     for value in [
         chrono::Datelike::year(&date),
         chrono::Datelike::month(&date) as i32,
@@ -261,7 +283,7 @@ impl TableProvider for LakeTable {
                 }
             }
         }
-        let table_schema = TableSchema::builder(arrow_schema())
+        let table_schema = TableSchema::builder(data_schema())
             .with_table_partition_cols(partition_fields())
             .build();
         let groups = state.config().target_partitions();
