@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{SessionConfig, SessionContext};
 use streamlake_core::lake::Lake;
 
 use crate::QueryError;
@@ -20,8 +20,11 @@ pub struct LakeSession {
 
 impl LakeSession {
     /// A session where `lake` is the table `table`.
+    ///
+    /// DataFusion's settings come from `DATAFUSION_*` environment variables (for example
+    /// `DATAFUSION_EXECUTION_BATCH_SIZE`, `DATAFUSION_EXECUTION_TARGET_PARTITIONS`).
     pub async fn new(lake: Lake, table: &str) -> Result<Self, QueryError> {
-        let ctx = SessionContext::new();
+        let ctx = SessionContext::new_with_config(SessionConfig::from_env()?);
         let store = crate::store::register(&ctx, lake.location()).await?;
         let provider = LakeTable::new(lake, store);
         let counters = provider.counters();

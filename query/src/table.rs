@@ -17,6 +17,7 @@ use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Int32Array, Record
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::config::TableParquetOptions;
 use datafusion::common::{DFSchema, Result, ScalarValue};
 use datafusion::datasource::TableType;
 use datafusion::datasource::listing::PartitionedFile;
@@ -289,7 +290,13 @@ impl TableProvider for LakeTable {
         let groups = state.config().target_partitions();
         let mut plans: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
         if !parquet.is_empty() {
-            let source = Arc::new(ParquetSource::new(table_schema.clone()));
+            let options = TableParquetOptions {
+                global: state.config_options().execution.parquet.clone(),
+                ..TableParquetOptions::default()
+            };
+            let source = Arc::new(
+                ParquetSource::new(table_schema.clone()).with_table_parquet_options(options),
+            );
             plans.push(self.file_scan(source, parquet, groups, projection, limit)?);
         }
         if !ndjson.is_empty() {
