@@ -12,6 +12,9 @@ use crate::table::{LakeTable, ScanCounters};
 /// The default table name.
 pub const TABLE: &str = "weather";
 
+/// The variable that sets DataFusion's partitions per query (default: four per thread).
+const TARGET_PARTITIONS: &str = "DATAFUSION_EXECUTION_TARGET_PARTITIONS";
+
 /// A SQL session with the lake registered as a table.
 pub struct LakeSession {
     ctx: SessionContext,
@@ -24,7 +27,15 @@ impl LakeSession {
     /// DataFusion's settings come from `DATAFUSION_*` environment variables (for example
     /// `DATAFUSION_EXECUTION_BATCH_SIZE`, `DATAFUSION_EXECUTION_TARGET_PARTITIONS`).
     pub async fn new(lake: Lake, table: &str) -> Result<Self, QueryError> {
-        let ctx = SessionContext::new_with_config(SessionConfig::from_env()?);
+        let mut config = SessionConfig::from_env()?;
+        if std::env::var_os(TARGET_PARTITIONS).is_none() {
+            // Four partitions per thread: a thread that finishes its share early takes
+            // another, so one slow object or a descheduled thread does not hold the
+            // query up (GROUP BY over the Parquet lake: 0.09 s instead of 0.11 s, 2 cores).
+            let partitions = config.target_partitions() * 4;
+            config = config.with_target_partitions(partitions);
+        }
+        let ctx = SessionContext::new_with_config(config);
         let store = crate::store::register(&ctx, lake.location()).await?;
         let provider = LakeTable::new(lake, store);
         let counters = provider.counters();

@@ -287,9 +287,7 @@ impl TableProvider for LakeTable {
         let table_schema = TableSchema::builder(data_schema())
             .with_table_partition_cols(partition_fields())
             .build();
-        // More file groups than threads: a thread that finishes early takes another group,
-        // so one slow object or a descheduled thread does not hold the query up.
-        let groups = state.config().target_partitions() * 4;
+        let groups = state.config().target_partitions();
         let mut plans: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
         if !parquet.is_empty() {
             let options = TableParquetOptions {
