@@ -13,11 +13,14 @@ use std::process::Command;
 use std::time::Instant;
 
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::datatypes::Int64Type;
 use query::sql::LakeSession;
 use streamlake_core::Observation;
 use streamlake_core::columnar::ndjson_to_parquet;
 use streamlake_core::lake::{Lake, LakeLocation};
 
+/// At least this many records (whole station-days: 10,000,104).
 const RECORDS: usize = 10_000_000;
 const DAYS: u32 = 31;
 const OBJECTS_PER_DAY: usize = 8;
@@ -44,12 +47,16 @@ fn build_dir() -> PathBuf {
 }
 
 /// Writes the NDJSON lake (once): `stations` stations report four datatypes a day.
-fn generate(root: &Path) {
+/// Returns the number of records.
+fn generate(root: &Path) -> usize {
+    let stations = RECORDS.div_ceil(DAYS as usize * DATATYPES.len());
+    let records = stations * DAYS as usize * DATATYPES.len();
+    // The marker holds the record count of a complete lake.
     let marker = root.join("ndjson/.complete");
-    if marker.exists() {
-        return;
+    if std::fs::read_to_string(&marker).ok() == Some(records.to_string()) {
+        return records;
     }
-    let stations = RECORDS / (DAYS as usize * DATATYPES.len());
+    let _ = std::fs::remove_dir_all(root.join("ndjson"));
     let mut rng = fastrand::Rng::with_seed(2021);
     let start = Instant::now();
     for d in 0..DAYS {
@@ -85,11 +92,12 @@ fn generate(root: &Path) {
             .unwrap();
         }
     }
-    std::fs::write(marker, b"").unwrap();
+    std::fs::write(marker, records.to_string()).unwrap();
     eprintln!(
-        "generated {RECORDS} records in {:.0} s",
+        "generated {records} records in {:.0} s",
         start.elapsed().as_secs_f64()
     );
+    records
 }
 
 /// Writes the Parquet copy, timing only the encode; returns MB/s of NDJSON.
@@ -174,7 +182,7 @@ fn compare(root: &Path) -> Option<serde_json::Value> {
 
 fn main() {
     let root = build_dir().join("bench-lake");
-    generate(&root);
+    let records = generate(&root);
     let _ = std::fs::remove_dir_all(root.join("parquet"));
     let encode_mb_s = encode(&root);
     let size = |dir: &str| -> u64 {
@@ -201,6 +209,14 @@ fn main() {
     for format in ["ndjson", "parquet"] {
         let lake = runtime.block_on(Lake::open(LakeLocation::Local(root.join(format))));
         let session = runtime.block_on(LakeSession::new(lake, "weather")).unwrap();
+        let counted = runtime
+            .block_on(session.run("SELECT count(*) FROM weather"))
+            .unwrap();
+        let counted = counted[0].column(0).as_primitive::<Int64Type>().value(0);
+        assert_eq!(
+            counted as usize, records,
+            "every record of the {format} lake"
+        );
         for (name, sql) in QUERIES {
             let seconds = best_of(&runtime, 3, || async {
                 let batches = session.run(sql).await.unwrap();
@@ -212,7 +228,7 @@ fn main() {
     let theirs = compare(&root);
 
     println!(
-        "lake bench: {RECORDS} records, {DAYS} days, {} objects per day; NDJSON {:.0} MB, Parquet {:.0} MB",
+        "lake bench: {records} records, {DAYS} days, {} objects per day; NDJSON {:.0} MB, Parquet {:.0} MB",
         OBJECTS_PER_DAY,
         size("ndjson") as f64 / 1e6,
         size("parquet") as f64 / 1e6
