@@ -232,25 +232,18 @@ impl Lake {
     pub async fn read(&self, key: &str) -> Result<Vec<u8>, LakeError> {
         match (&self.location, &self.s3) {
             (LakeLocation::S3 { bucket, .. }, Some(s3)) => {
-                let err = |e: String| LakeError::S3 {
-                    operation: "GetObject",
-                    target: format!("s3://{bucket}/{key}"),
-                    message: e,
-                };
+                let err = |e: &dyn std::error::Error| s3_error("GetObject", bucket, key, e);
                 let out = s3
                     .get_object()
                     .bucket(bucket)
                     .key(key)
                     .send()
                     .await
-                    .map_err(|e| err(DisplayErrorContext(e).to_string()))?;
-                let body = out.body.collect().await.map_err(|e| err(e.to_string()))?;
+                    .map_err(|e| err(&e))?;
+                let body = out.body.collect().await.map_err(|e| err(&e))?;
                 Ok(body.into_bytes().to_vec())
             }
-            _ => std::fs::read(key).map_err(|source| LakeError::Io {
-                path: key.to_owned(),
-                source,
-            }),
+            _ => std::fs::read(key).map_err(|e| io_error(Path::new(key), e)),
         }
     }
 
@@ -277,11 +270,7 @@ impl Lake {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| LakeError::S3 {
-                    operation: "PutObject",
-                    target: format!("s3://{bucket}/{key}"),
-                    message: DisplayErrorContext(e).to_string(),
-                }),
+                .map_err(|e| s3_error("PutObject", bucket, key, &e)),
             _ => {
                 let path = Path::new(key);
                 let write = || -> std::io::Result<()> {
@@ -308,11 +297,7 @@ impl Lake {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| LakeError::S3 {
-                    operation: "DeleteObject",
-                    target: format!("s3://{bucket}/{key}"),
-                    message: DisplayErrorContext(e).to_string(),
-                }),
+                .map_err(|e| s3_error("DeleteObject", bucket, key, &e)),
             _ => match std::fs::remove_file(key) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                     Err(io_error(Path::new(key), e))
@@ -371,11 +356,7 @@ impl Lake {
         let mut dirs = Vec::new();
         let mut objects = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| LakeError::S3 {
-                operation: "ListObjectsV2",
-                target: format!("s3://{bucket}/{prefix}"),
-                message: DisplayErrorContext(e).to_string(),
-            })?;
+            let page = page.map_err(|e| s3_error("ListObjectsV2", bucket, prefix, &e))?;
             dirs.extend(
                 page.common_prefixes()
                     .iter()
@@ -395,6 +376,19 @@ impl Lake {
 fn value_of<'a>(folder: &'a str, name: &str) -> Option<&'a str> {
     let last = folder.trim_end_matches('/').rsplit('/').next()?;
     last.strip_prefix(name)?.strip_prefix('=')
+}
+
+fn s3_error(
+    operation: &'static str,
+    bucket: &str,
+    key: &str,
+    error: &dyn std::error::Error,
+) -> LakeError {
+    LakeError::S3 {
+        operation,
+        target: format!("s3://{bucket}/{key}"),
+        message: DisplayErrorContext(error).to_string(),
+    }
 }
 
 fn io_error(path: &Path, source: std::io::Error) -> LakeError {
