@@ -9,8 +9,8 @@
 //! String columns are `Utf8View`, DataFusion's own string type: Parquet pages decode into
 //! views without copying, and GROUP BY on them uses DataFusion's view-keyed hash table.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Int32Array, RecordBatch};
@@ -64,15 +64,18 @@ pub struct LakeTable {
 
 /// The observation columns as the table reads them: the core schema, strings as views.
 fn data_schema() -> SchemaRef {
-    let fields: Vec<FieldRef> = arrow_schema()
-        .fields()
-        .iter()
-        .map(|f| match f.data_type() {
-            DataType::Utf8 => Arc::new(f.as_ref().clone().with_data_type(DataType::Utf8View)),
-            _ => f.clone(),
-        })
-        .collect();
-    Arc::new(Schema::new(fields))
+    static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+        let fields: Vec<FieldRef> = arrow_schema()
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                DataType::Utf8 => Arc::new(f.as_ref().clone().with_data_type(DataType::Utf8View)),
+                _ => f.clone(),
+            })
+            .collect();
+        Arc::new(Schema::new(fields))
+    });
+    SCHEMA.clone()
 }
 
 fn partition_fields() -> Vec<FieldRef> {
