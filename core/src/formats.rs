@@ -1,6 +1,7 @@
 //! Reading the lake's objects whatever their format: NDJSON, GZIP'd NDJSON or Parquet
 //! (told apart by the key's extension, as Firehose names them).
 
+use std::borrow::Cow;
 use std::io::Read;
 
 use arrow_array::RecordBatch;
@@ -101,6 +102,14 @@ fn parquet_error(key: &str, e: impl std::fmt::Display) -> ReadError {
     ReadError::Parquet {
         key: key.to_owned(),
         message: e.to_string(),
+    }
+}
+
+/// An NDJSON object's text: the body itself, or decompressed when the key ends in `.gz`.
+pub fn decompress<'a>(key: &str, body: &'a [u8]) -> Result<Cow<'a, [u8]>, ReadError> {
+    match OutputFormat::of_key(key) {
+        OutputFormat::NdjsonGzip => gunzip(key, body).map(Cow::Owned),
+        _ => Ok(Cow::Borrowed(body)),
     }
 }
 

@@ -20,6 +20,8 @@ pub mod generate;
 pub mod lake;
 pub mod layout;
 pub mod names;
+#[cfg(feature = "formats")]
+pub mod ndjson;
 pub mod observation;
 pub mod partition;
 pub mod routing;

@@ -7,6 +7,7 @@
 
 pub mod compaction;
 pub mod filter;
+pub mod ndjson_scan;
 pub mod output;
 pub mod partitions;
 pub mod scan;

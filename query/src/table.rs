@@ -2,9 +2,10 @@
 //! partition columns taken from the paths.
 //!
 //! Filters on the partition columns prune whole partitions before any object is listed
-//! or opened. NDJSON objects (which Firehose writes without an extension) and Parquet
-//! objects are read by DataFusion's own sources; GZIP'd NDJSON is decoded here. The
-//! compaction protocol is honoured ([`crate::compaction::live_objects`]).
+//! or opened. Parquet objects are read by DataFusion's Parquet source; NDJSON objects
+//! (which Firehose writes without an extension, or GZIP'd with `.gz`) by
+//! [`crate::ndjson_scan`], which decodes only the columns a query uses. The compaction
+//! protocol is honoured ([`crate::compaction::live_objects`]).
 //!
 //! String columns are `Utf8View`, DataFusion's own string type: Parquet pages decode into
 //! views without copying, and GROUP BY on them uses DataFusion's view-keyed hash table.
@@ -14,16 +15,14 @@ use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Int32Array, RecordBatch};
-use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::config::TableParquetOptions;
 use datafusion::common::{DFSchema, Result, ScalarValue};
 use datafusion::datasource::TableType;
 use datafusion::datasource::listing::PartitionedFile;
-use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::physical_plan::{
-    FileGroup, FileScanConfigBuilder, FileSource, JsonSource, ParquetSource,
+    FileGroup, FileScanConfigBuilder, FileSource, ParquetSource,
 };
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::table_schema::TableSchema;
@@ -35,12 +34,12 @@ use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
 use streamlake_core::PartitionKeys;
 use streamlake_core::columnar::arrow_schema;
-use streamlake_core::formats::read_batches;
 use streamlake_core::lake::{DateRange, Lake, LakeLocation, ObjectInfo};
 use streamlake_core::layout::OutputFormat;
 use streamlake_core::schema::PARTITION_COLUMNS;
 
 use crate::compaction::live_objects;
+use crate::ndjson_scan::{NdjsonObject, ndjson_scan};
 
 /// What scans of the table opened (for tests and for the curious).
 #[derive(Debug, Default)]
@@ -199,30 +198,6 @@ fn is_partition_filter(filter: &Expr) -> bool {
             .all(|c| PARTITION_COLUMNS.contains(&c.name.as_str()))
 }
 
-/// A batch of the observation schema in the table's types, with the partition columns.
-fn with_partition_columns(
-    batch: &RecordBatch,
-    partition: &PartitionKeys,
-    schema: &SchemaRef,
-) -> Result<RecordBatch> {
-    let date = partition.date();
-    let rows = batch.num_rows();
-    let mut columns = batch
-        .columns()
-        .iter()
-        .zip(schema.fields())
-        .map(|(column, field)| cast(column, field.data_type()))
-        .collect::<Result<Vec<_>, _>>()?;
-    for value in [
-        chrono::Datelike::year(&date),
-        chrono::Datelike::month(&date) as i32,
-        chrono::Datelike::day(&date) as i32,
-    ] {
-        columns.push(Arc::new(Int32Array::from(vec![value; rows])));
-    }
-    Ok(RecordBatch::try_new(schema.clone(), columns)?)
-}
-
 #[async_trait]
 impl TableProvider for LakeTable {
     fn schema(&self) -> SchemaRef {
@@ -257,7 +232,7 @@ impl TableProvider for LakeTable {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let partitions = self.partitions(state, filters).await?;
-        let (mut parquet, mut ndjson, mut gzip) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut parquet, mut ndjson) = (Vec::new(), Vec::new());
         for partition in &partitions {
             self.counters.partitions.fetch_add(1, Ordering::Relaxed);
             let date = partition.date();
@@ -271,19 +246,15 @@ impl TableProvider for LakeTable {
                 self.counters
                     .bytes
                     .fetch_add(object.size, Ordering::Relaxed);
-                let file = || -> Result<PartitionedFile> {
-                    Ok(PartitionedFile::new(self.store_path(&object)?, object.size)
-                        .with_partition_values(values.clone()))
-                };
                 match OutputFormat::of_key(&object.key) {
-                    OutputFormat::Parquet => parquet.push(file()?),
-                    OutputFormat::Ndjson => ndjson.push(file()?),
-                    OutputFormat::NdjsonGzip => {
-                        let body = self.lake.read(&object.key).await.map_err(to_df)?;
-                        for batch in read_batches(&object.key, &body).map_err(to_df)? {
-                            gzip.push(with_partition_columns(&batch, partition, &self.schema)?);
-                        }
-                    }
+                    OutputFormat::Parquet => parquet.push(
+                        PartitionedFile::new(self.store_path(&object)?, object.size)
+                            .with_partition_values(values.clone()),
+                    ),
+                    OutputFormat::Ndjson | OutputFormat::NdjsonGzip => ndjson.push(NdjsonObject {
+                        key: object.key,
+                        date,
+                    }),
                 }
             }
         }
@@ -303,14 +274,13 @@ impl TableProvider for LakeTable {
             plans.push(self.file_scan(source, parquet, groups, projection, limit)?);
         }
         if !ndjson.is_empty() {
-            let source = Arc::new(JsonSource::new(table_schema));
-            plans.push(self.file_scan(source, ndjson, groups, projection, limit)?);
-        }
-        if !gzip.is_empty() {
-            plans.push(MemorySourceConfig::try_new_exec(
-                &[gzip],
-                self.schema.clone(),
-                projection.cloned(),
+            plans.push(ndjson_scan(
+                state,
+                &self.lake,
+                ndjson,
+                &self.schema,
+                projection,
+                limit,
             )?);
         }
         match plans.len() {
