@@ -28,6 +28,11 @@ fn text(batches: &[RecordBatch]) -> String {
 const BY_DAY: &str = "SELECT \"date\", datatype, count(*) AS n, round(sum(value), 3) AS total \
                       FROM weather GROUP BY \"date\", datatype ORDER BY \"date\", datatype";
 
+/// Every column, partition columns between data columns, in an order of its own.
+const ROWS: &str = "SELECT day, stationid, station_name, year, observed_at, ingested_at, value, \
+                    month, datatype, \"date\" FROM weather \
+                    ORDER BY stationid, observed_at, datatype LIMIT 60";
+
 #[tokio::test]
 async fn every_format_gives_the_same_answers() {
     let mut answers = Vec::new();
@@ -46,11 +51,41 @@ async fn every_format_gives_the_same_answers() {
             text(&count)
         );
         answers.push((name, text(&s.run(BY_DAY).await.unwrap())));
+        answers.push((name, text(&s.run(ROWS).await.unwrap())));
+        let limited = s.run("SELECT stationid FROM weather LIMIT 3").await.unwrap();
+        assert_eq!(limited.iter().map(RecordBatch::num_rows).sum::<usize>(), 3);
         std::fs::remove_dir_all(root).unwrap();
     }
-    for (name, answer) in &answers[1..] {
-        assert_eq!(answer, &answers[0].1, "{name} differs from NDJSON");
+    for (i, (name, answer)) in answers.iter().enumerate().skip(2) {
+        assert_eq!(answer, &answers[i % 2].1, "{name} differs from NDJSON");
     }
+}
+
+#[tokio::test]
+async fn a_line_that_does_not_fit_fails_the_query_naming_object_line_and_field() {
+    let (root, _) = common::lake("sql-bad-line", 200, common::Layout::Mixed);
+    let object = std::fs::read_dir(root.join("year=2021/month=10/day=01"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| OutputFormat::of_key(&p.to_string_lossy()) == OutputFormat::Ndjson)
+        .unwrap();
+    let mut body = std::fs::read(&object).unwrap();
+    let lines = body.iter().filter(|&&b| b == b'\n').count();
+    body.extend_from_slice(br#"{"stationid":"S","datatype":"TMAX","value":"warm"}"#);
+    std::fs::write(&object, body).unwrap();
+    let error = session(&root)
+        .await
+        .run("SELECT avg(value) FROM weather")
+        .await
+        .unwrap_err()
+        .to_string();
+    let expected = format!(
+        "{}: line {}: field `value`: expected a number, found `\"warm\"`",
+        object.display(),
+        lines + 1
+    );
+    assert!(error.contains(&expected), "{error}");
+    std::fs::remove_dir_all(root).unwrap();
 }
 
 #[tokio::test]
