@@ -6,7 +6,6 @@
 use std::sync::{Arc, LazyLock};
 
 use arrow_array::RecordBatch;
-use arrow_json::ReaderBuilder;
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
@@ -14,6 +13,7 @@ use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
 use thiserror::Error;
 
+use crate::ndjson::{DecodeError, NdjsonDecoder};
 use crate::schema::{FIELDS, FieldType};
 
 /// The Arrow type of a column.
@@ -49,6 +49,9 @@ pub enum EncodeError {
     /// Arrow could not build the batch.
     #[error("arrow: {0}")]
     Arrow(#[from] ArrowError),
+    /// The lines could not be decoded.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
     /// Parquet could not write it.
     #[error("parquet: {0}")]
     Parquet(#[from] ParquetError),
@@ -65,49 +68,37 @@ pub struct Converted {
     pub rejected: Vec<(usize, String)>,
 }
 
-/// Reads NDJSON lines into record batches of the observation schema.
+/// Reads NDJSON lines into record batches of the observation schema (with the lake's
+/// one NDJSON decoder, [`NdjsonDecoder`]).
 pub fn decode_ndjson<'a>(
     lines: impl IntoIterator<Item = &'a [u8]>,
-) -> Result<Vec<RecordBatch>, ArrowError> {
-    let mut decoder = ReaderBuilder::new(arrow_schema())
-        .with_batch_size(ROW_GROUP_ROWS)
-        .build_decoder()?;
-    let mut batches = Vec::new();
-    for line in lines {
-        for mut rest in [line, b"\n".as_slice()] {
-            while !rest.is_empty() {
-                let read = decoder.decode(rest)?;
-                rest = &rest[read..];
-                if read == 0 {
-                    // The batch is full.
-                    batches.extend(decoder.flush()?);
-                }
-            }
-        }
-    }
-    batches.extend(decoder.flush()?);
-    Ok(batches)
+) -> Result<Vec<RecordBatch>, DecodeError> {
+    NdjsonDecoder::new(arrow_schema(), ROW_GROUP_ROWS)?.decode_lines(lines)
 }
 
 /// Converts NDJSON lines (the transform's output) to a Parquet file, as Firehose
 /// record-format conversion does: lines that do not fit the schema are left out and
 /// reported with the reason.
 pub fn ndjson_to_parquet(lines: &[&[u8]]) -> Result<Converted, EncodeError> {
-    let (batches, rejected) = match decode_ndjson(lines.iter().copied()) {
-        Ok(batches) => (batches, Vec::new()),
-        Err(_) => {
-            // Find the lines at fault one by one, then decode the others together.
-            let mut rejected = Vec::new();
-            let mut good = Vec::with_capacity(lines.len());
-            for (i, line) in lines.iter().enumerate() {
-                match decode_ndjson([*line]) {
-                    Ok(_) => good.push(*line),
-                    Err(e) => rejected.push((i, e.to_string())),
-                }
+    let decoder = NdjsonDecoder::new(arrow_schema(), ROW_GROUP_ROWS)?;
+    let (mut batches, mut rejected) = (Vec::new(), Vec::new());
+    let mut from = 0;
+    // A line at fault stops the decoder: keep the lines before it, report it, go on.
+    loop {
+        match decoder.decode_lines(lines[from..].iter().copied()) {
+            Ok(rest) => {
+                batches.extend(rest);
+                break;
             }
-            (decode_ndjson(good)?, rejected)
+            Err(DecodeError::Line { line, reason }) => {
+                let at = from + line - 1;
+                batches.extend(decoder.decode_lines(lines[from..at].iter().copied())?);
+                rejected.push((at, reason));
+                from = at + 1;
+            }
+            Err(e) => return Err(e.into()),
         }
-    };
+    }
     let rows = batches.iter().map(RecordBatch::num_rows).sum();
     let parquet = if rows > 0 {
         Some(write_parquet(&batches)?)
@@ -191,6 +182,18 @@ mod tests {
         let observed = batch.column(4).as_primitive::<TimestampMicrosecondType>();
         assert_eq!(observed.value(0), 1_633_069_800_000_000);
         assert!(batch.column(1).is_null(1), "a missing station name is null");
+
+        // Lines at fault anywhere, one after another: each reported, the others kept.
+        let lines: Vec<&[u8]> = vec![bad, &good, bad, b"nope", &no_name, bad];
+        let converted = ndjson_to_parquet(&lines).unwrap();
+        assert_eq!(converted.rows, 2);
+        let at: Vec<usize> = converted.rejected.iter().map(|(i, _)| *i).collect();
+        assert_eq!(at, [0, 2, 3, 5]);
+        assert_eq!(
+            converted.rejected[0].1,
+            "field `value`: expected a number, found `\"five\"`"
+        );
+        assert_eq!(converted.rejected[2].1, "not a JSON object");
     }
 
     fn bytes_reader(bytes: Vec<u8>) -> bytes::Bytes {

@@ -169,17 +169,34 @@ impl NdjsonDecoder {
             line: line_of(body, e.valid_up_to()),
             reason: "not UTF-8 text".into(),
         })?;
-        let mut batch = BatchBuilder::new(&self.columns, self.batch_size);
+        self.decode_text(text.split('\n').map(Ok))
+    }
+
+    /// Decodes lines given one by one (blank ones are skipped; numbers count them all).
+    pub fn decode_lines<'a>(
+        &self,
+        lines: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<Vec<RecordBatch>, DecodeError> {
+        self.decode_text(lines.into_iter().map(std::str::from_utf8))
+    }
+
+    fn decode_text<'a>(
+        &self,
+        lines: impl Iterator<Item = Result<&'a str, std::str::Utf8Error>>,
+    ) -> Result<Vec<RecordBatch>, DecodeError> {
+        // Builders grow as lines come: a large batch size costs nothing for few lines.
+        let mut batch = BatchBuilder::new(&self.columns, self.batch_size.min(8192));
         let mut tokens = vec![Token::Absent; self.columns.len()];
         let mut batches = Vec::new();
-        for (index, line) in text.split('\n').enumerate() {
-            if line.bytes().all(|b| b.is_ascii_whitespace()) {
-                continue;
-            }
+        for (index, line) in lines.enumerate() {
             let at = |reason: String| DecodeError::Line {
                 line: index + 1,
                 reason,
             };
+            let line = line.map_err(|_| at("not UTF-8 text".into()))?;
+            if line.bytes().all(|b| b.is_ascii_whitespace()) {
+                continue;
+            }
             tokens.fill(Token::Absent);
             scan_object(line.as_bytes(), &self.keys, &mut tokens).map_err(at)?;
             batch.append(line, &tokens, &self.schema).map_err(at)?;
@@ -713,7 +730,7 @@ fn append_value(builder: &mut Builder, line: &str, token: Token) -> Result<(), S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::columnar::{arrow_schema, decode_ndjson};
+    use crate::columnar::arrow_schema;
     use crate::generate::{GeneratorConfig, WeatherGenerator};
     use crate::observation::normalize;
     use crate::time::from_epoch_millis;
@@ -748,11 +765,18 @@ mod tests {
         body
     }
 
+    /// The lines as arrow-json reads them.
+    fn decode_ndjson(body: &[u8]) -> Vec<RecordBatch> {
+        let reader = arrow_json::ReaderBuilder::new(arrow_schema())
+            .build(body)
+            .unwrap();
+        reader.collect::<Result<_, _>>().unwrap()
+    }
+
     #[test]
     fn reads_what_arrow_json_reads() {
         let body = transform_output(3000);
-        let lines = body.split(|&b| b == b'\n').filter(|l| !l.is_empty());
-        let expected = decode_ndjson(lines).unwrap();
+        let expected = decode_ndjson(&body);
         let ours = NdjsonDecoder::new(arrow_schema(), 1000)
             .unwrap()
             .decode(&body)
@@ -770,7 +794,7 @@ mod tests {
     fn reads_only_the_wanted_columns_in_their_order() {
         let body = transform_output(50);
         let batches = decoder(&["value", "datatype"]).decode(&body).unwrap();
-        let full = decode_ndjson(body.split(|&b| b == b'\n').filter(|l| !l.is_empty())).unwrap();
+        let full = decode_ndjson(&body);
         assert_eq!(batches[0].num_columns(), 2);
         assert_eq!(batches[0].column(0), full[0].column(3));
         assert_eq!(batches[0].column(1), full[0].column(2));

@@ -52,7 +52,10 @@ async fn every_format_gives_the_same_answers() {
         );
         answers.push((name, text(&s.run(BY_DAY).await.unwrap())));
         answers.push((name, text(&s.run(ROWS).await.unwrap())));
-        let limited = s.run("SELECT stationid FROM weather LIMIT 3").await.unwrap();
+        let limited = s
+            .run("SELECT stationid FROM weather LIMIT 3")
+            .await
+            .unwrap();
         assert_eq!(limited.iter().map(RecordBatch::num_rows).sum::<usize>(), 3);
         std::fs::remove_dir_all(root).unwrap();
     }
