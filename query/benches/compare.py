@@ -2,7 +2,7 @@
 pyarrow (NDJSON -> Parquet encode, one thread like the Rust encoder), on the same lake,
 for a same-run comparison.
 
-Usage: compare.py LAKE_ROOT   (prints one JSON object: seconds per query, best of 3, and
+Usage: compare.py LAKE_ROOT RUNS   (prints one JSON object: seconds per query, best of RUNS, and
 pyarrow's encode throughput in MB/s of NDJSON)
 """
 
@@ -19,6 +19,7 @@ import pyarrow.json as pj
 import pyarrow.parquet as pq
 
 root = sys.argv[1]
+runs = int(sys.argv[2])
 QUERIES = {
     "group_by": "SELECT datatype, count(*) AS n, avg(value) AS average FROM weather GROUP BY datatype ORDER BY datatype",
     "one_day": "SELECT count(*) AS n, avg(value) AS average FROM weather "
@@ -50,7 +51,7 @@ result = {"duckdb": {}, "duckdb_version": duckdb.__version__, "pyarrow_version":
 con = duckdb.connect()
 for fmt, source in SOURCES.items():
     con.execute(f"CREATE OR REPLACE VIEW weather AS SELECT * FROM {source}")
-    result["duckdb"][fmt] = {name: best_of(3, lambda q=q: con.execute(q).fetchall()) for name, q in QUERIES.items()}
+    result["duckdb"][fmt] = {name: best_of(runs, lambda q=q: con.execute(q).fetchall()) for name, q in QUERIES.items()}
 
 schema = pa.schema(
     [
