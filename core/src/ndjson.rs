@@ -626,12 +626,12 @@ impl BatchBuilder {
 fn append_value(builder: &mut Builder, line: &str, token: Token) -> Result<(), String> {
     // Tokens start and end at ASCII bytes (quotes, digits, brackets): character
     // boundaries of the line, which is UTF-8 already.
-    let text = |start: usize, end: usize| -> Result<&str, String> { Ok(&line[start..end]) };
+    let text = |start: usize, end: usize| -> &str { &line[start..end] };
     let string = |start: usize, end: usize, escaped: bool| -> Result<Cow<'_, str>, String> {
         if escaped {
             unescape(&line.as_bytes()[start - 1..=end])
         } else {
-            text(start, end).map(Cow::Borrowed)
+            Ok(Cow::Borrowed(text(start, end)))
         }
     };
     let found = |what: &str, start: usize, end: usize| {
@@ -667,7 +667,7 @@ fn append_value(builder: &mut Builder, line: &str, token: Token) -> Result<(), S
             b.append_value(string(start, end, escaped)?);
         }
         (Token::Number { start, end }, Builder::Float64(b)) => {
-            b.append_value(parse_f64(text(start, end)?));
+            b.append_value(parse_f64(text(start, end)));
         }
         (
             Token::String {
@@ -695,7 +695,7 @@ fn append_value(builder: &mut Builder, line: &str, token: Token) -> Result<(), S
             b.append_value(at.timestamp_micros());
         }
         (Token::Number { start, end }, Builder::Timestamp(b, _)) => {
-            let value = text(start, end)?.parse();
+            let value = text(start, end).parse();
             b.append_value(value.map_err(|_| found("a timestamp", start, end))?);
         }
         (
@@ -711,7 +711,7 @@ fn append_value(builder: &mut Builder, line: &str, token: Token) -> Result<(), S
             b.append_value(days.ok_or_else(|| found("a date (YYYY-MM-DD)", start - 1, end + 1))?);
         }
         (Token::Number { start, end }, Builder::Date32(b)) => {
-            let value = text(start, end)?.parse();
+            let value = text(start, end).parse();
             b.append_value(value.map_err(|_| found("a date", start, end))?);
         }
         (
