@@ -45,8 +45,7 @@ pub enum ReadError {
 /// Records in an object (lines for NDJSON, rows for Parquet).
 pub fn count_records(key: &str, body: &[u8]) -> Result<u64, ReadError> {
     match OutputFormat::of_key(key) {
-        OutputFormat::Ndjson => Ok(count_lines(body)),
-        OutputFormat::NdjsonGzip => Ok(count_lines(&gunzip(key, body)?)),
+        OutputFormat::Ndjson | OutputFormat::NdjsonGzip => Ok(count_lines(&decompress(key, body)?)),
         OutputFormat::Parquet => {
             let reader = SerializedFileReader::new(bytes::Bytes::copy_from_slice(body))
                 .map_err(|e| parquet_error(key, e))?;
@@ -59,8 +58,7 @@ pub fn count_records(key: &str, body: &[u8]) -> Result<u64, ReadError> {
 /// skipped and counted in the second value).
 pub fn read_records(key: &str, body: &[u8]) -> Result<(Vec<Map<String, Value>>, u64), ReadError> {
     match OutputFormat::of_key(key) {
-        OutputFormat::Ndjson => Ok(parse_lines(body)),
-        OutputFormat::NdjsonGzip => Ok(parse_lines(&gunzip(key, body)?)),
+        OutputFormat::Ndjson | OutputFormat::NdjsonGzip => Ok(parse_lines(&decompress(key, body)?)),
         OutputFormat::Parquet => {
             let batches = read_parquet(key, body)?;
             let mut writer = arrow_json::LineDelimitedWriter::new(Vec::new());
@@ -75,15 +73,15 @@ pub fn read_records(key: &str, body: &[u8]) -> Result<(Vec<Map<String, Value>>, 
 
 /// The records of an object as record batches of the observation schema.
 pub fn read_batches(key: &str, body: &[u8]) -> Result<Vec<RecordBatch>, ReadError> {
-    let ndjson = |text: &[u8]| {
-        crate::columnar::decode_ndjson(lines(text)).map_err(|e| ReadError::Schema {
-            key: key.to_owned(),
-            message: e.to_string(),
-        })
-    };
     match OutputFormat::of_key(key) {
-        OutputFormat::Ndjson => ndjson(body),
-        OutputFormat::NdjsonGzip => ndjson(&gunzip(key, body)?),
+        OutputFormat::Ndjson | OutputFormat::NdjsonGzip => {
+            crate::columnar::decode_ndjson(lines(&decompress(key, body)?)).map_err(|e| {
+                ReadError::Schema {
+                    key: key.to_owned(),
+                    message: e.to_string(),
+                }
+            })
+        }
         OutputFormat::Parquet => read_parquet(key, body),
     }
 }

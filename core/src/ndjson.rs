@@ -158,11 +158,6 @@ impl NdjsonDecoder {
         })
     }
 
-    /// The schema of the batches.
-    pub fn schema(&self) -> &SchemaRef {
-        &self.schema
-    }
-
     /// Decodes a whole NDJSON body (blank lines are skipped).
     pub fn decode(&self, body: &[u8]) -> Result<Vec<RecordBatch>, DecodeError> {
         let text = std::str::from_utf8(body).map_err(|e| DecodeError::Line {
@@ -626,102 +621,71 @@ impl BatchBuilder {
 fn append_value(builder: &mut Builder, line: &str, token: Token) -> Result<(), String> {
     // Tokens start and end at ASCII bytes (quotes, digits, brackets): character
     // boundaries of the line, which is UTF-8 already.
-    let text = |start: usize, end: usize| -> &str { &line[start..end] };
-    let string = |start: usize, end: usize, escaped: bool| -> Result<Cow<'_, str>, String> {
-        if escaped {
-            unescape(&line.as_bytes()[start - 1..=end])
-        } else {
-            Ok(Cow::Borrowed(text(start, end)))
-        }
-    };
     let found = |what: &str, start: usize, end: usize| {
         let shown: String = line[start..end].chars().take(40).collect();
         format!("expected {what}, found `{shown}`")
     };
-    match (token, builder) {
-        (Token::Absent | Token::Null, builder) => match builder {
+    match token {
+        Token::Absent | Token::Null => match builder {
             Builder::Utf8(b) => b.append_null(),
             Builder::Utf8View(b) => b.append_null(),
             Builder::Float64(b) => b.append_null(),
             Builder::Timestamp(b, _) => b.append_null(),
             Builder::Date32(b) => b.append_null(),
         },
-        (
-            Token::String {
-                start,
-                end,
-                escaped,
-            },
-            Builder::Utf8(b),
-        ) => {
-            b.append_value(string(start, end, escaped)?);
+        Token::String {
+            start,
+            end,
+            escaped,
+        } => {
+            let s = if escaped {
+                unescape(&line.as_bytes()[start - 1..=end])?
+            } else {
+                Cow::Borrowed(&line[start..end])
+            };
+            // Shown with its quotes when it does not fit.
+            let found = |what: &str| found(what, start - 1, end + 1);
+            match builder {
+                Builder::Utf8(b) => b.append_value(s),
+                Builder::Utf8View(b) => b.append_value(s),
+                Builder::Float64(b) => {
+                    let value = s.trim().parse::<f64>();
+                    b.append_value(value.map_err(|_| found("a number"))?);
+                }
+                Builder::Timestamp(b, tz) => {
+                    let at =
+                        string_to_datetime(tz, &s).map_err(|_| found("an RFC 3339 timestamp"))?;
+                    b.append_value(at.timestamp_micros());
+                }
+                Builder::Date32(b) => {
+                    let days = Date32Type::parse(&s);
+                    b.append_value(days.ok_or_else(|| found("a date (YYYY-MM-DD)"))?);
+                }
+            }
         }
-        (
-            Token::String {
-                start,
-                end,
-                escaped,
-            },
-            Builder::Utf8View(b),
-        ) => {
-            b.append_value(string(start, end, escaped)?);
+        Token::Number { start, end } => {
+            let text = &line[start..end];
+            match builder {
+                Builder::Float64(b) => b.append_value(parse_f64(text)),
+                Builder::Timestamp(b, _) => {
+                    let value = text.parse();
+                    b.append_value(value.map_err(|_| found("a timestamp", start, end))?);
+                }
+                Builder::Date32(b) => {
+                    let value = text.parse();
+                    b.append_value(value.map_err(|_| found("a date", start, end))?);
+                }
+                Builder::Utf8(_) | Builder::Utf8View(_) => {
+                    return Err(found("a string", start, end));
+                }
+            }
         }
-        (Token::Number { start, end }, Builder::Float64(b)) => {
-            b.append_value(parse_f64(text(start, end)));
-        }
-        (
-            Token::String {
-                start,
-                end,
-                escaped,
-            },
-            Builder::Float64(b),
-        ) => {
-            let s = string(start, end, escaped)?;
-            let value = s.trim().parse::<f64>();
-            b.append_value(value.map_err(|_| found("a number", start - 1, end + 1))?);
-        }
-        (
-            Token::String {
-                start,
-                end,
-                escaped,
-            },
-            Builder::Timestamp(b, tz),
-        ) => {
-            let s = string(start, end, escaped)?;
-            let at = string_to_datetime(tz, &s)
-                .map_err(|_| found("an RFC 3339 timestamp", start - 1, end + 1))?;
-            b.append_value(at.timestamp_micros());
-        }
-        (Token::Number { start, end }, Builder::Timestamp(b, _)) => {
-            let value = text(start, end).parse();
-            b.append_value(value.map_err(|_| found("a timestamp", start, end))?);
-        }
-        (
-            Token::String {
-                start,
-                end,
-                escaped,
-            },
-            Builder::Date32(b),
-        ) => {
-            let s = string(start, end, escaped)?;
-            let days = Date32Type::parse(&s);
-            b.append_value(days.ok_or_else(|| found("a date (YYYY-MM-DD)", start - 1, end + 1))?);
-        }
-        (Token::Number { start, end }, Builder::Date32(b)) => {
-            let value = text(start, end).parse();
-            b.append_value(value.map_err(|_| found("a date", start, end))?);
-        }
-        (
-            Token::Number { start, end } | Token::Other { start, end },
-            Builder::Utf8(_) | Builder::Utf8View(_),
-        ) => {
-            return Err(found("a string", start, end));
-        }
-        (Token::Other { start, end }, _) => {
-            return Err(found("a value of the column's type", start, end));
+        Token::Other { start, end } => {
+            let what = match builder {
+                Builder::Utf8(_) | Builder::Utf8View(_) => "a string",
+                _ => "a value of the column's type",
+            };
+            return Err(found(what, start, end));
         }
     }
     Ok(())
