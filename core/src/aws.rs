@@ -1,9 +1,22 @@
 //! The standard AWS configuration, as every streamlake tool loads it.
 
 use aws_config::meta::region::RegionProviderChain;
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
+use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 
 use crate::names::DEFAULT_REGION;
+
+/// The SDK's configuration loader with the project's HTTPS client: rustls on `ring`, the
+/// one crypto library in the workspace (`object_store`, which `query` reads S3 through,
+/// signs with `ring` and its `reqwest` picks rustls on `ring`; the SDK's default client
+/// would add `aws-lc-rs` as a second one). Clients built from what it loads, and the
+/// credential providers it sets up, share that client.
+pub fn loader() -> ConfigLoader {
+    let https = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    aws_config::defaults(BehaviorVersion::latest()).http_client(https)
+}
 
 /// Loads the shared configuration from the standard provider chain (environment,
 /// `AWS_PROFILE` and the config files, SSO, container and instance roles), with
@@ -11,8 +24,5 @@ use crate::names::DEFAULT_REGION;
 /// client at an emulator.
 pub async fn load_config() -> SdkConfig {
     let region = RegionProviderChain::default_provider().or_else(DEFAULT_REGION);
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(region)
-        .load()
-        .await
+    loader().region(region).load().await
 }

@@ -1,6 +1,6 @@
 //! AWS clients pointed at the emulator, and the environment the stack's processes get.
 
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::SdkConfig;
 use streamlake_core::names::DEFAULT_REGION;
 
 /// Placeholder access key for the stack's own emulator, which accepts any key. It is not
@@ -38,7 +38,7 @@ impl Clients {
             ] {
                 child_env.push((k.to_owned(), v.to_owned()));
             }
-            aws_config::defaults(BehaviorVersion::latest())
+            streamlake_core::aws::loader()
                 .endpoint_url(endpoint)
                 .region(DEFAULT_REGION)
                 .test_credentials()
