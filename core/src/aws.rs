@@ -1,7 +1,6 @@
 //! The standard AWS configuration, as every streamlake tool loads it.
 
-use aws_config::meta::region::RegionProviderChain;
-use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
+use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
 use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 
 use crate::names::DEFAULT_REGION;
@@ -23,6 +22,16 @@ pub fn loader() -> ConfigLoader {
 /// [`DEFAULT_REGION`] when no region is configured. `AWS_ENDPOINT_URL` points every
 /// client at an emulator.
 pub async fn load_config() -> SdkConfig {
-    let region = RegionProviderChain::default_provider().or_else(DEFAULT_REGION);
-    loader().region(region).load().await
+    // The loader's own region chain, which (unlike `RegionProviderChain::default_provider`)
+    // uses its HTTPS client for the instance metadata lookup.
+    let config = loader().load().await;
+    if config.region().is_some() {
+        return config;
+    }
+    // Loaded again rather than patched, so that the credential providers that depend on
+    // the region (STS web identity, SSO) see it too.
+    loader()
+        .region(Region::from_static(DEFAULT_REGION))
+        .load()
+        .await
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use crate::error::StackError;
+use crate::progress;
 
 /// Packages whose binaries the stack runs.
 const PACKAGES: &[&str] = &["transform_lambda", "consumer_lambda", "query"];
@@ -60,7 +61,8 @@ impl Binaries {
     }
 }
 
-/// Builds the binaries with the cargo that runs us, in the profile of `dir`.
+/// Builds the binaries with the cargo that runs us, in the profile of `dir`. With
+/// progress on, cargo's own output shows what it compiles.
 async fn build(cargo: &std::ffi::OsStr, dir: &Path) -> Result<(), StackError> {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
@@ -69,13 +71,12 @@ async fn build(cargo: &std::ffi::OsStr, dir: &Path) -> Result<(), StackError> {
         return Ok(());
     }
     let mut command = tokio::process::Command::new(cargo);
-    command
-        .arg("build")
-        .arg("--quiet")
-        .arg("--manifest-path")
-        .arg(&manifest);
-    // Building `streamlake` along gives the same feature set as `cargo run -p streamlake`,
-    // so the two builds do not keep recompiling shared crates for each other.
+    command.arg("build").arg("--manifest-path").arg(&manifest);
+    if !progress::enabled() {
+        command.arg("--quiet");
+    }
+    // The same packages as every other build of the workspace resolve the same features
+    // (`streamlake` depends on the others), so this build reuses what is built.
     command.args(["--package", env!("CARGO_PKG_NAME")]);
     for package in PACKAGES {
         command.args(["--package", package]);
@@ -89,7 +90,19 @@ async fn build(cargo: &std::ffi::OsStr, dir: &Path) -> Result<(), StackError> {
             command.args(["--profile", profile]);
         }
     }
-    tracing::info!("building the Lambda and query binaries");
+    // Cargo gave this process (`cargo run`, `cargo test`) the variables it sets for a
+    // crate; build scripts (ring's, cc's) rerun when they change, so passing them on would
+    // rebuild ring and everything above it (rustls, the AWS SDK, DataFusion) here, and
+    // again in the next build from a shell.
+    // https://doc.rust-lang.org/cargo/reference/environment-variables.html#environment-variables-cargo-sets-for-crates
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(set_by_cargo_for_crates) {
+            command.env_remove(name);
+        }
+    }
+    if progress::enabled() {
+        eprintln!("streamlake: building the Lambda and query binaries (cargo build)");
+    }
     let status = command
         .stdin(Stdio::null())
         .status()
@@ -103,6 +116,19 @@ async fn build(cargo: &std::ffi::OsStr, dir: &Path) -> Result<(), StackError> {
             PACKAGES.join(", ")
         )))
     }
+}
+
+/// Whether cargo sets this variable for the crate it runs (not one that configures cargo).
+fn set_by_cargo_for_crates(name: &str) -> bool {
+    const EXACT: &[&str] = &[
+        "OUT_DIR",
+        "CARGO_CRATE_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "CARGO_RUSTC_CURRENT_DIR",
+    ];
+    const PREFIXES: &[&str] = &["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_BIN_"];
+    EXACT.contains(&name) || PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
 /// The default state folder: `streamlake/` in the build directory (`target/`) of the
@@ -120,4 +146,30 @@ pub fn default_state_dir() -> PathBuf {
             Some(profile_dir.parent()?.join("streamlake"))
         })
         .unwrap_or_else(|| PathBuf::from("streamlake-state"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::set_by_cargo_for_crates;
+
+    #[test]
+    fn only_the_variables_cargo_sets_for_a_crate_are_dropped() {
+        for name in [
+            "CARGO_PKG_NAME",
+            "CARGO_MANIFEST_DIR",
+            "CARGO_BIN_EXE_query",
+            "OUT_DIR",
+        ] {
+            assert!(set_by_cargo_for_crates(name), "{name}");
+        }
+        for name in [
+            "CARGO_HOME",
+            "CARGO_TARGET_DIR",
+            "CARGO_BUILD_JOBS",
+            "CARGO",
+            "PATH",
+        ] {
+            assert!(!set_by_cargo_for_crates(name), "{name}");
+        }
+    }
 }

@@ -14,6 +14,7 @@ use streamlake_core::layout::{CONSUMER_DEAD_LETTER_PREFIX, DATA_ROOT, ERROR_ROOT
 
 use crate::clients::Clients;
 use crate::error::StackError;
+use crate::progress::Step;
 use crate::stack::{LocalStack, StackConfig};
 
 /// What the demo produces.
@@ -158,18 +159,35 @@ pub async fn run(stack: &LocalStack, options: &DemoOptions) -> Result<DemoReport
         stack.clients().kinesis.clone(),
         ProducerConfig::new(&config.stream),
     );
+    let producing = Step::start(
+        format!("producing {} records to {}", records.len(), config.stream),
+        "",
+    );
     let summary = producer
         .send(records.into_iter().map(Entry::from), |_| {})
         .await
         .map_err(|e| StackError::aws("PutRecords", e))?;
-    eprintln!(
-        "streamlake: produced {} records in {:.1} s; waiting for Firehose and the consumer",
-        summary.sent,
-        summary.elapsed.as_secs_f64()
-    );
-    stack
-        .wait_settled(summary.sent, Duration::from_secs(300))
-        .await?;
+    drop(producing);
+    let waiting = Step::start("waiting for Firehose and the consumer to settle them", "");
+    let settled = stack.wait_settled(summary.sent, Duration::from_secs(300));
+    tokio::pin!(settled);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            result = &mut settled => break result?,
+            _ = tick.tick() => {
+                let (f, m) = (stack.firehose_stats(), stack.mapping_stats());
+                waiting.set_detail(format!(
+                    "Firehose {} of {} settled, consumer {} of {}",
+                    f.delivered + f.failed + f.dropped,
+                    summary.sent,
+                    m.succeeded + m.discarded,
+                    summary.sent
+                ));
+            }
+        }
+    }
+    drop(waiting);
     let counts = count(stack.clients(), config).await?;
     Ok(DemoReport {
         stream: config.stream.clone(),

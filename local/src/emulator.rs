@@ -11,12 +11,17 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
+use crate::progress::Step;
+
 /// The moto release the local stack installs.
 pub const MOTO_VERSION: &str = "5.2.5";
+
+/// How long installing moto took on first runs here (2 cores, PyPI over the network).
+const INSTALL_TAKES: &str = "about a minute, first run only";
 
 /// A running (or external) emulator.
 #[derive(Debug)]
@@ -67,8 +72,9 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> EmulatorErro
 }
 
 impl Emulator {
-    /// The emulator named by `AWS_ENDPOINT_URL`, or moto started under `state_dir`.
-    pub async fn start(state_dir: &Path) -> Result<Self, EmulatorError> {
+    /// The emulator named by `AWS_ENDPOINT_URL`, or moto installed under `state_dir` and
+    /// started with its log in `log_dir`.
+    pub async fn start(state_dir: &Path, log_dir: &Path) -> Result<Self, EmulatorError> {
         if let Some(endpoint) = std::env::var("AWS_ENDPOINT_URL")
             .ok()
             .filter(|e| !e.is_empty())
@@ -89,7 +95,7 @@ impl Emulator {
         let server = ensure_moto(state_dir).await?;
         let port = free_port().map_err(io("finding a free port"))?;
         let endpoint = format!("http://127.0.0.1:{port}");
-        let log_path = state_dir.join(format!("moto-{port}.log"));
+        let log_path = log_dir.join(format!("moto-{port}.log"));
         let log =
             File::create(&log_path).map_err(io(format!("creating {}", log_path.display())))?;
         let child = Command::new(&server)
@@ -166,24 +172,40 @@ url = urllib.parse.urljoin(index, url)
 wheel = os.path.join(tempfile.mkdtemp(), url.rsplit("/", 1)[1])
 urllib.request.urlretrieve(url, wheel)
 sys.path.insert(0, wheel)
-sys.argv = ["pip", "install", "--quiet", sys.argv[1]]
+sys.argv = ["pip", "install", sys.argv[1]]
 runpy.run_module("pip", run_name="__main__")
 "#;
 
-/// Runs a program to completion, its output appended to `log`.
-async fn run_logged(program: &str, args: &[&str], log: &Path) -> Result<(), String> {
+/// Runs a program to completion, its output appended to `log`; each line it prints
+/// becomes the detail of `step`.
+async fn run_logged(program: &str, args: &[&str], log: &Path, step: &Step) -> Result<(), String> {
     let file = File::options()
         .create(true)
         .append(true)
         .open(log)
         .map_err(|e| format!("cannot open {}: {e}", log.display()))?;
-    let stdout = file.try_clone().map_err(|e| e.to_string())?;
-    let status = Command::new(program)
+    let stderr = file.try_clone().map_err(|e| e.to_string())?;
+    let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(file)
-        .status()
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
+    let mut file = tokio::fs::File::from_std(file);
+    while let Some(line) = lines.next_line().await.map_err(|e| e.to_string())? {
+        file.write_all(format!("{line}\n").as_bytes())
+            .await
+            .map_err(|e| format!("cannot write {}: {e}", log.display()))?;
+        // pip's steps ("Collecting ...", "Installing ..."), not its progress bars.
+        let line = line.trim();
+        if line.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            step.set_detail(line.chars().take(80).collect::<String>());
+        }
+    }
+    let status = child
+        .wait()
         .await
         .map_err(|e| format!("cannot run {program}: {e}"))?;
     if status.success() {
@@ -233,9 +255,9 @@ async fn ensure_moto(state_dir: &Path) -> Result<PathBuf, EmulatorError> {
     if marker.exists() {
         return Ok(server);
     }
-    eprintln!(
-        "streamlake: installing moto {MOTO_VERSION} (the AWS emulator) into {} - first run only",
-        venv.display()
+    let step = Step::start(
+        format!("installing the AWS emulator (moto {MOTO_VERSION})"),
+        INSTALL_TAKES,
     );
     let log_path = state_dir.join("moto-install.log");
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
@@ -247,15 +269,8 @@ async fn ensure_moto(state_dir: &Path) -> Result<PathBuf, EmulatorError> {
     let requirement = format!("moto[server]=={MOTO_VERSION}");
     let venv_arg = venv.display().to_string();
     let bin = |name: &str| venv.join("bin").join(name).display().to_string();
-    let with_pip = match run_logged(&python, &["-m", "venv", &venv_arg], &log_path).await {
-        Ok(()) => {
-            run_logged(
-                &bin("pip"),
-                &["install", "--quiet", &requirement],
-                &log_path,
-            )
-            .await
-        }
+    let with_pip = match run_logged(&python, &["-m", "venv", &venv_arg], &log_path, &step).await {
+        Ok(()) => run_logged(&bin("pip"), &["install", &requirement], &log_path, &step).await,
         Err(e) => Err(e),
     };
     if let Err(first) = with_pip {
@@ -263,13 +278,14 @@ async fn ensure_moto(state_dir: &Path) -> Result<PathBuf, EmulatorError> {
         // virtualenv without pip, and run pip from its wheel, fetched from PyPI.
         tracing::info!("a virtualenv with pip failed ({first}); bootstrapping pip from PyPI");
         let venv_without_pip = ["-m", "venv", "--clear", "--without-pip", &venv_arg];
-        run_logged(&python, &venv_without_pip, &log_path)
+        run_logged(&python, &venv_without_pip, &log_path, &step)
             .await
             .map_err(|e| fail(format!("{first}; then {e}")))?;
         run_logged(
             &bin("python"),
             &["-c", PIP_BOOTSTRAP, &requirement],
             &log_path,
+            &step,
         )
         .await
         .map_err(|e| fail(format!("{first}; then {e}")))?;

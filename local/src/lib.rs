@@ -20,6 +20,8 @@ pub mod faults;
 pub mod firehose;
 pub mod kinesis_source;
 pub mod lambda_host;
+pub mod logs;
+pub mod progress;
 pub mod resources;
 pub mod stack;
 

@@ -178,6 +178,7 @@ fn seconds(value: f64, max: f64) -> Result<Duration> {
 #[tokio::main]
 async fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
+    streamlake::progress::enable();
     let default_filter = match cli.command {
         Command::Up(_) => "info",
         Command::Demo { .. } => "warn",
@@ -235,8 +236,8 @@ async fn up(config: StackConfig) -> Result<ExitCode> {
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     println!("  export {}", env.join(" "));
-    println!("  cargo run -p producer -- --generate weather --count 1000");
-    println!("  cargo run -p query -- partitions");
+    println!("  cargo run --bin producer -- --generate weather --count 1000");
+    println!("  cargo run --bin query -- partitions");
     let mut last = (stack.firehose_stats(), stack.mapping_stats());
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     loop {

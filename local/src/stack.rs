@@ -19,6 +19,7 @@ use crate::faults::{Fault, FaultProxy};
 use crate::firehose::{Firehose, FirehoseConfig, FirehoseStats};
 use crate::kinesis_source::StartingPosition;
 use crate::lambda_host::{FunctionSpec, LambdaFunction};
+use crate::logs;
 use crate::resources::{self, Resources};
 
 /// Everything that can be set about the local stack.
@@ -142,9 +143,13 @@ impl LocalStack {
     /// delivery and the event source mapping.
     pub async fn start(config: StackConfig) -> Result<Self, StackError> {
         let binaries = Binaries::locate().await?;
+        let log_dir = logs::create_run_dir(&config.state_dir).map_err(StackError::io(format!(
+            "creating a log folder in {}",
+            config.state_dir.display()
+        )))?;
         let emulator = match &config.endpoint {
             Some(endpoint) => Emulator::shared(endpoint),
-            None => Emulator::start(&config.state_dir).await?,
+            None => Emulator::start(&config.state_dir, &log_dir).await?,
         };
         let clients = Clients::connect(emulator.endpoint(), emulator.is_local()).await;
         let region = clients.region();
@@ -176,14 +181,6 @@ impl LocalStack {
         } else {
             None
         };
-
-        let log_dir = config.state_dir.join("logs").join(format!(
-            "{}-{}",
-            chrono::Utc::now().format("%Y%m%dT%H%M%S"),
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&log_dir)
-            .map_err(StackError::io(format!("creating {}", log_dir.display())))?;
 
         let function =
             |name: &str, binary: &str, memory_mb, env: Vec<(String, String)>| FunctionSpec {

@@ -14,6 +14,7 @@ use consumer_lambda::{InputRecord, WriteOptions, apply, plan_batch};
 use streamlake::binaries::default_state_dir;
 use streamlake::clients::Clients;
 use streamlake::emulator::Emulator;
+use streamlake::logs;
 use streamlake::resources::{self, Resources};
 use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
 use streamlake_core::normalize;
@@ -94,7 +95,7 @@ async fn baseline(clients: &Clients, routing: &Routing, records: &[(String, Vec<
 
 #[tokio::main]
 async fn main() {
-    let mut emulator = Emulator::start(&default_state_dir())
+    let mut emulator = Emulator::start(&default_state_dir(), &run_logs())
         .await
         .expect("emulator");
     let clients = Clients::connect(emulator.endpoint(), true).await;
@@ -197,4 +198,9 @@ async fn main() {
     );
     println!("  items/s ratio: {:.1}x", rate(&o) / rate(&b));
     emulator.stop().await;
+}
+
+/// A log folder for an emulator started here.
+fn run_logs() -> std::path::PathBuf {
+    logs::create_run_dir(&default_state_dir()).expect("a log folder")
 }

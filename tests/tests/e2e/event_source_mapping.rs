@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::run_logs;
 use producer::{Entry, Producer, ProducerConfig};
 use streamlake::binaries::default_state_dir;
 use streamlake::clients::Clients;
@@ -34,7 +35,7 @@ async fn run(
     configure: impl FnOnce(&mut MappingConfig),
 ) -> Run {
     let state_dir = default_state_dir();
-    let mut emulator = Emulator::start(&state_dir).await.unwrap();
+    let mut emulator = Emulator::start(&state_dir, &run_logs()).await.unwrap();
     let clients = Clients::connect(emulator.endpoint(), true).await;
     let provisioned = resources::ensure(
         &clients,

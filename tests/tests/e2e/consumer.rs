@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::support::run_logs;
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -109,7 +110,9 @@ async fn throttled_writes_and_invalid_records_lose_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replaying_the_whole_stream_leaves_the_tables_identical() {
-    let mut emulator = Emulator::start(&default_state_dir()).await.unwrap();
+    let mut emulator = Emulator::start(&default_state_dir(), &run_logs())
+        .await
+        .unwrap();
     let stack = LocalStack::start(config(Some(emulator.endpoint())))
         .await
         .unwrap();
@@ -155,7 +158,7 @@ async fn replaying_the_whole_stream_leaves_the_tables_identical() {
 async fn the_newest_value_wins_whatever_the_order() {
     let state_dir = default_state_dir();
     let binaries = Binaries::locate().await.unwrap();
-    let mut emulator = Emulator::start(&state_dir).await.unwrap();
+    let mut emulator = Emulator::start(&state_dir, &run_logs()).await.unwrap();
     let clients = Clients::connect(emulator.endpoint(), true).await;
     resources::ensure(
         &clients,
@@ -255,7 +258,9 @@ async fn the_newest_value_wins_whatever_the_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_restarted_stack_resumes_without_loss_or_duplicates() {
-    let mut emulator = Emulator::start(&default_state_dir()).await.unwrap();
+    let mut emulator = Emulator::start(&default_state_dir(), &run_logs())
+        .await
+        .unwrap();
     let first = weather(21, 300, 0.02);
     let second = weather(22, 300, 0.02);
     let all: Vec<Entry> = first.iter().chain(&second).cloned().collect();

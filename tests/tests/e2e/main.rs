@@ -1,0 +1,10 @@
+//! End-to-end tests over the local stack: one test binary, so that cargo runs them all at
+//! once (`RUST_TEST_THREADS` in `.cargo/config.toml`). Each test starts its own emulator
+//! and Lambdas and spends most of its time waiting on them, so they overlap well even on
+//! two cores.
+
+mod consumer;
+mod event_source_mapping;
+mod infra;
+mod pipeline;
+mod support;
