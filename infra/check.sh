@@ -5,26 +5,38 @@
 #   3. a smoke deploy to moto with `aws cloudformation create-stack`, then teardown.sh;
 #   4. deploy.sh run without credentials stops early, with a clear message.
 # The Python tools (pinned) are installed into a virtualenv under the build directory
-# ($STREAMLAKE_STATE_DIR, default target/streamlake) on first use.
+# ($STREAMLAKE_STATE_DIR, default target/streamlake) on first use, with the uv the local
+# stack installs its emulator with (local/src/python.rs: same version, same lock).
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 state="${STREAMLAKE_STATE_DIR:-${root}/target/streamlake}"
-venv="${state}/infra-venv-1"
+venv="${state}/infra-venv-2"
 python="${PYTHON:-python3}"
+uv_version="0.13.9"
+uv_venv="${state}/uv-${uv_version}"
 
-if [ ! -f "${venv}/.installed" ]; then
-    echo "infra checks: installing cfn-lint, checkov, the AWS CLI, moto and cargo-lambda into ${venv}"
-    "$python" -m venv --clear "$venv"
-    "${venv}/bin/pip" install --quiet \
-        "cfn-lint==1.58.0" \
-        "checkov==3.3.30" \
-        "awscli==1.46.3" \
-        "moto[server]==5.2.5" \
-        "cargo-lambda==1.9.2" \
-        "ziglang==0.17.1"
-    touch "${venv}/.installed"
-fi
+mkdir -p "$state"
+(
+    flock 9
+    if [ ! -f "${uv_venv}/.installed" ]; then
+        "$python" -m venv --clear "$uv_venv"
+        "${uv_venv}/bin/pip" install --quiet "uv==${uv_version}"
+        touch "${uv_venv}/.installed"
+    fi
+    if [ ! -f "${venv}/.installed" ]; then
+        echo "infra checks: installing cfn-lint, checkov, the AWS CLI, moto and cargo-lambda into ${venv}"
+        export UV_PYTHON_DOWNLOADS=never
+        "${uv_venv}/bin/uv" venv --quiet --clear --python "$python" "$venv"
+        "${uv_venv}/bin/uv" pip install --quiet --python "${venv}/bin/python" \
+            "cfn-lint==1.58.0" \
+            "checkov==3.3.30" \
+            "awscli==1.46.3" \
+            "moto[server]==5.2.5" \
+            "cargo-lambda==1.9.2"
+        touch "${venv}/.installed"
+    fi
+) 9>"${state}/python-tools.lock"
 export PATH="${venv}/bin:${PATH}"
 template="${root}/infra/template.yaml"
 

@@ -4,24 +4,24 @@
 //! is installed into a virtualenv under the state directory on first use, started on a
 //! free loopback port, and stopped when the [`Emulator`] is dropped.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
-use crate::progress::Step;
+use crate::python::{self, InstallError};
 
 /// The moto release the local stack installs.
 pub const MOTO_VERSION: &str = "5.2.5";
 
 /// How long installing moto took on first runs here (2 cores, PyPI over the network).
-const INSTALL_TAKES: &str = "about a minute, first run only";
+const INSTALL_TAKES: &str = "about 10 s, first run only";
 
 /// A running (or external) emulator.
 #[derive(Debug)]
@@ -37,15 +37,8 @@ pub struct Emulator {
 #[derive(Debug, Error)]
 pub enum EmulatorError {
     /// Python could not create the virtualenv or install moto.
-    #[error("installing moto {MOTO_VERSION} into {venv} failed: {reason} (see {log})")]
-    Install {
-        /// Virtualenv folder.
-        venv: String,
-        /// What failed.
-        reason: String,
-        /// Log of the installation.
-        log: String,
-    },
+    #[error(transparent)]
+    Install(#[from] InstallError),
     /// The server did not start or did not answer.
     #[error("moto did not start on {endpoint}: {reason} (see {log})")]
     Start {
@@ -161,63 +154,6 @@ impl Emulator {
     }
 }
 
-/// Installs a requirement with pip run from its wheel (no pip installed): the wheel is
-/// fetched from PyPI with the standard library.
-const PIP_BOOTSTRAP: &str = r#"
-import json, os, runpy, sys, tempfile, urllib.parse, urllib.request
-index = "https://pypi.org/pypi/pip/json"
-meta = json.load(urllib.request.urlopen(index))
-url = next(u["url"] for u in meta["urls"] if u["filename"].endswith(".whl"))
-url = urllib.parse.urljoin(index, url)
-wheel = os.path.join(tempfile.mkdtemp(), url.rsplit("/", 1)[1])
-urllib.request.urlretrieve(url, wheel)
-sys.path.insert(0, wheel)
-sys.argv = ["pip", "install", sys.argv[1]]
-runpy.run_module("pip", run_name="__main__")
-"#;
-
-/// Runs a program to completion, its output appended to `log`; each line it prints
-/// becomes the detail of `step`.
-async fn run_logged(program: &str, args: &[&str], log: &Path, step: &Step) -> Result<(), String> {
-    let file = File::options()
-        .create(true)
-        .append(true)
-        .open(log)
-        .map_err(|e| format!("cannot open {}: {e}", log.display()))?;
-    let stderr = file.try_clone().map_err(|e| e.to_string())?;
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
-    let mut file = tokio::fs::File::from_std(file);
-    while let Some(line) = lines.next_line().await.map_err(|e| e.to_string())? {
-        file.write_all(format!("{line}\n").as_bytes())
-            .await
-            .map_err(|e| format!("cannot write {}: {e}", log.display()))?;
-        // pip's steps ("Collecting ...", "Installing ..."), not its progress bars.
-        let line = line.trim();
-        if line.starts_with(|c: char| c.is_ascii_alphabetic()) {
-            step.set_detail(line.chars().take(80).collect::<String>());
-        }
-    }
-    let status = child
-        .wait()
-        .await
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{program} {}` exited with {status}",
-            args.join(" ")
-        ))
-    }
-}
-
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
@@ -237,60 +173,15 @@ async fn ready(port: u16) -> bool {
 }
 
 /// The `moto_server` executable, installing moto into a virtualenv under `state_dir` when
-/// it is missing. A file lock keeps concurrent starts from installing twice.
+/// it is missing.
 async fn ensure_moto(state_dir: &Path) -> Result<PathBuf, EmulatorError> {
-    let venv = state_dir.join(format!("moto-{MOTO_VERSION}"));
-    let server = venv.join("bin").join("moto_server");
-    let marker = venv.join(".installed");
-    if marker.exists() {
-        return Ok(server);
-    }
-    fs::create_dir_all(state_dir).map_err(io(format!("creating {}", state_dir.display())))?;
-    let lock_path = state_dir.join("moto-install.lock");
-    let lock = File::create(&lock_path).map_err(io(format!("creating {}", lock_path.display())))?;
-    let lock = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
-        .await
-        .expect("lock task does not panic")
-        .map_err(io("waiting for the moto install lock"))?;
-    if marker.exists() {
-        return Ok(server);
-    }
-    let step = Step::start(
-        format!("installing the AWS emulator (moto {MOTO_VERSION})"),
+    let venv = python::ensure_venv(
+        state_dir,
+        &format!("moto-{MOTO_VERSION}"),
+        &[&format!("moto[server]=={MOTO_VERSION}")],
+        &format!("installing the AWS emulator (moto {MOTO_VERSION})"),
         INSTALL_TAKES,
-    );
-    let log_path = state_dir.join("moto-install.log");
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    let fail = |reason: String| EmulatorError::Install {
-        venv: venv.display().to_string(),
-        reason,
-        log: log_path.display().to_string(),
-    };
-    let requirement = format!("moto[server]=={MOTO_VERSION}");
-    let venv_arg = venv.display().to_string();
-    let bin = |name: &str| venv.join("bin").join(name).display().to_string();
-    let with_pip = match run_logged(&python, &["-m", "venv", &venv_arg], &log_path, &step).await {
-        Ok(()) => run_logged(&bin("pip"), &["install", &requirement], &log_path, &step).await,
-        Err(e) => Err(e),
-    };
-    if let Err(first) = with_pip {
-        // Python without ensurepip (Debian's python3 without python3-venv): make the
-        // virtualenv without pip, and run pip from its wheel, fetched from PyPI.
-        tracing::info!("a virtualenv with pip failed ({first}); bootstrapping pip from PyPI");
-        let venv_without_pip = ["-m", "venv", "--clear", "--without-pip", &venv_arg];
-        run_logged(&python, &venv_without_pip, &log_path, &step)
-            .await
-            .map_err(|e| fail(format!("{first}; then {e}")))?;
-        run_logged(
-            &bin("python"),
-            &["-c", PIP_BOOTSTRAP, &requirement],
-            &log_path,
-            &step,
-        )
-        .await
-        .map_err(|e| fail(format!("{first}; then {e}")))?;
-    }
-    File::create(&marker).map_err(io(format!("creating {}", marker.display())))?;
-    drop(lock);
-    Ok(server)
+    )
+    .await?;
+    Ok(venv.join("bin").join("moto_server"))
 }

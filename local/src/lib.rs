@@ -22,6 +22,7 @@ pub mod kinesis_source;
 pub mod lambda_host;
 pub mod logs;
 pub mod progress;
+pub mod python;
 pub mod resources;
 pub mod stack;
 

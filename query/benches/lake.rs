@@ -1,11 +1,12 @@
 //! The lake at scale: 10 million records over 31 days, NDJSON and Parquet.
 //!
-//! `cargo bench -p query --bench lake` generates the lake once (under the build
-//! directory), measures the NDJSON -> Parquet encode throughput while writing the Parquet
+//! `cargo bench -p query --bench lake` generates the lake (about 2.3 GB, in
+//! `STREAMLAKE_BENCH_DIR` or the system's temporary folder, never under `target/`), measures the NDJSON -> Parquet encode throughput while writing the Parquet
 //! copy, runs a GROUP BY over the whole lake and a one-day filter on both formats with
 //! `query sql` (best of [`RUNS`]), and, when Python 3 is available, the same work with DuckDB and
 //! pyarrow in the same run (installed, pinned, into a virtualenv under the build
-//! directory). Results are printed as ratios.
+//! directory). Results are printed as ratios. The lake is removed at the end unless
+//! `STREAMLAKE_BENCH_KEEP=1`, with which the next run reuses it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -184,8 +185,16 @@ fn compare(root: &Path) -> Option<serde_json::Value> {
     serde_json::from_slice(&output.stdout).ok()
 }
 
+/// Where the generated lake goes: outside the build directory, which it would double.
+fn data_dir() -> PathBuf {
+    std::env::var_os("STREAMLAKE_BENCH_DIR")
+        .map_or_else(std::env::temp_dir, PathBuf::from)
+        .join("streamlake-bench-lake")
+}
+
 fn main() {
-    let root = build_dir().join("bench-lake");
+    let root = data_dir();
+    let keep = std::env::var_os("STREAMLAKE_BENCH_KEEP").is_some_and(|v| v == "1");
     let records = generate(&root);
     let _ = std::fs::remove_dir_all(root.join("parquet"));
     let encode_mb_s = encode(&root);
@@ -262,5 +271,13 @@ fn main() {
                 println!("  {format:<8} {name:<9} streamlake {seconds:>7.3} s");
             }
         }
+    }
+    if keep {
+        eprintln!(
+            "the lake is kept in {} (STREAMLAKE_BENCH_KEEP=1)",
+            root.display()
+        );
+    } else {
+        let _ = std::fs::remove_dir_all(&root);
     }
 }

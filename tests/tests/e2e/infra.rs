@@ -181,3 +181,12 @@ fn deployment_checks_pass_without_an_aws_account() {
     assert!(output.status.success(), "infra/check.sh failed:\n{report}");
     assert!(report.contains("infra checks passed"), "{report}");
 }
+
+#[test]
+fn the_checks_install_with_the_stacks_uv() {
+    // Both install under one lock into one `uv-<version>` folder: the versions must agree.
+    let script = std::fs::read_to_string(root().join("infra/check.sh")).unwrap();
+    let pinned = format!("uv_version=\"{}\"", streamlake::python::UV_VERSION);
+    assert!(script.contains(&pinned), "infra/check.sh must pin {pinned}");
+    assert!(script.contains(streamlake::python::LOCK_FILE));
+}
