@@ -81,7 +81,7 @@ lake=$(aws cloudformation describe-stacks --stack-name "$STACK_NAME" \
     --query "Stacks[0].Outputs[?OutputKey=='Lake'].OutputValue" --output text)
 cat <<NEXT
 
-Send data:   cargo run -p producer -- --stream ${stream} --generate weather --count 1000
-Read it:     cargo run -p query -- --lake ${lake} partitions
+Send data:   cargo run --bin producer -- --stream ${stream} --generate weather --count 1000
+Read it:     cargo run --bin query -- --lake ${lake} partitions
 Tear down:   STACK_NAME=${STACK_NAME} infra/teardown.sh --empty-bucket
 NEXT
