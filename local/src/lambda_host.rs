@@ -3,8 +3,13 @@
 //! The function is a child process with `AWS_LAMBDA_RUNTIME_API` pointing at a small
 //! HTTP server here. It polls `GET /2018-06-01/runtime/invocation/next`, and posts the
 //! result to `.../{request id}/response` or `.../{request id}/error`, exactly as on AWS.
-//! A process that exits is started again (a new sandbox); its in-flight invocation fails.
-//! An invocation that outlives the timeout fails and its process is restarted.
+//! A process that exits is started again (a new sandbox); its in-flight invocation fails
+//! (`Runtime.ExitError`). As on Lambda, the timeout runs from the moment the function
+//! takes the invocation (the `Lambda-Runtime-Deadline-Ms` it gets is that moment plus the
+//! timeout), and a function still running at its deadline is stopped (`Sandbox.Timedout`)
+//! and started again. An invocation whose caller stopped waiting before the function took
+//! it is never delivered.
+//! <https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html#runtimes-api-next>
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -22,7 +27,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use thiserror::Error;
 use tokio::sync::{Mutex, Notify, mpsc, oneshot};
-use tokio::task::JoinHandle;
+use tokio::task::{AbortHandle, JoinHandle};
 
 use crate::error::StackError;
 
@@ -71,11 +76,12 @@ pub enum InvokeError {
         /// `errorMessage` of the report.
         message: String,
     },
-    /// The process exited during the invocation.
-    #[error("the function process exited during the invocation ({0})")]
+    /// The process exited during the invocation (`Runtime.ExitError`).
+    #[error("Runtime.ExitError: the function process exited during the invocation ({0})")]
     Crashed(String),
-    /// The invocation outlived the timeout.
-    #[error("the invocation timed out after {0:?}")]
+    /// The invocation was still running at its deadline and the function was stopped
+    /// (`Sandbox.Timedout`).
+    #[error("Sandbox.Timedout: the invocation timed out after {0:?}")]
     Timeout(Duration),
     /// The request or response is larger than Lambda allows.
     #[error("{0} of {1} bytes exceeds the 6 MB limit")]
@@ -90,14 +96,20 @@ type Reply = oneshot::Sender<Result<Bytes, InvokeError>>;
 struct Invocation {
     id: String,
     payload: Bytes,
-    deadline_ms: u128,
     reply: Reply,
+}
+
+/// An invocation the function has taken: where its result goes, and the timer that stops
+/// the function at its deadline.
+struct Running {
+    reply: Reply,
+    timer: AbortHandle,
 }
 
 struct Shared {
     spec: FunctionSpec,
     queue: Mutex<mpsc::Receiver<Invocation>>,
-    in_flight: std::sync::Mutex<HashMap<String, Reply>>,
+    in_flight: std::sync::Mutex<HashMap<String, Running>>,
     restart: Notify,
     shutdown: Notify,
     stopped: std::sync::atomic::AtomicBool,
@@ -105,22 +117,24 @@ struct Shared {
 
 impl Shared {
     fn fail_in_flight(&self, error: &InvokeError) {
-        let pending: Vec<Reply> = self
+        let pending: Vec<Running> = self
             .in_flight
             .lock()
             .expect("not poisoned")
             .drain()
             .map(|(_, r)| r)
             .collect();
-        for reply in pending {
-            let _ = reply.send(Err(error.clone()));
+        for running in pending {
+            running.timer.abort();
+            let _ = running.reply.send(Err(error.clone()));
         }
     }
 
     fn complete(&self, id: &str, result: Result<Bytes, InvokeError>) -> bool {
         match self.in_flight.lock().expect("not poisoned").remove(id) {
-            Some(reply) => {
-                let _ = reply.send(result);
+            Some(running) => {
+                running.timer.abort();
+                let _ = running.reply.send(result);
                 true
             }
             None => false,
@@ -196,45 +210,26 @@ impl LambdaFunction {
         &self.shared.spec
     }
 
-    /// Invokes the function synchronously (`RequestResponse`) with a JSON payload.
+    /// Invokes the function synchronously (`RequestResponse`) with a JSON payload. It
+    /// waits while the function is busy with earlier invocations; dropping the future
+    /// before the function takes this one withdraws it.
     pub async fn invoke(&self, payload: impl Into<Bytes>) -> Result<Bytes, InvokeError> {
         let payload = payload.into();
         if payload.len() > MAX_PAYLOAD_BYTES {
             return Err(InvokeError::TooLarge("request", payload.len()));
         }
-        let timeout = self.shared.spec.timeout;
-        let id = uuid::Uuid::new_v4().to_string();
-        let deadline_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .saturating_add(timeout)
-            .as_millis();
         let (reply, result) = oneshot::channel();
         let invocation = Invocation {
-            id: id.clone(),
+            id: uuid::Uuid::new_v4().to_string(),
             payload,
-            deadline_ms,
             reply,
         };
         self.queue
             .send(invocation)
             .await
             .map_err(|_| InvokeError::Stopped)?;
-        // The timeout runs from the moment the function takes the invocation; waiting in
-        // the queue for a busy function is bounded separately.
-        match tokio::time::timeout(timeout * 4, result).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(InvokeError::Stopped),
-            Err(_) => {
-                if self
-                    .shared
-                    .complete(&id, Err(InvokeError::Timeout(timeout)))
-                {
-                    self.shared.restart.notify_one();
-                }
-                Err(InvokeError::Timeout(timeout))
-            }
-        }
+        // Bounded by the function's timeout once it takes the invocation (`next`).
+        result.await.unwrap_or(Err(InvokeError::Stopped))
     }
 
     /// Stops the process and the server; pending invocations fail with
@@ -354,16 +349,39 @@ async fn supervise(shared: Arc<Shared>, addr: SocketAddr) {
 
 async fn next(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     let mut queue = shared.queue.lock().await;
-    let Some(invocation) = queue.recv().await else {
-        return (StatusCode::GONE, HeaderMap::new(), Bytes::new());
+    // An invocation whose caller stopped waiting is dropped, never run.
+    let invocation = loop {
+        match queue.recv().await {
+            Some(invocation) if invocation.reply.is_closed() => continue,
+            Some(invocation) => break invocation,
+            None => return (StatusCode::GONE, HeaderMap::new(), Bytes::new()),
+        }
     };
     drop(queue);
+    // The timeout runs from now: the deadline the function sees, and the moment it is
+    // stopped if it has not answered.
+    let timeout = shared.spec.timeout;
+    let deadline_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .saturating_add(timeout)
+        .as_millis();
+    let timer = {
+        let (shared, id) = (shared.clone(), invocation.id.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            if shared.complete(&id, Err(InvokeError::Timeout(timeout))) {
+                shared.restart.notify_one();
+            }
+        })
+        .abort_handle()
+    };
     let mut headers = HeaderMap::new();
     let header = |v: &str| HeaderValue::from_str(v).expect("ASCII header value");
     headers.insert("lambda-runtime-aws-request-id", header(&invocation.id));
     headers.insert(
         "lambda-runtime-deadline-ms",
-        header(&invocation.deadline_ms.to_string()),
+        header(&deadline_ms.to_string()),
     );
     headers.insert(
         "lambda-runtime-invoked-function-arn",
@@ -377,11 +395,13 @@ async fn next(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
         )),
     );
     headers.insert("content-type", header("application/json"));
-    shared
-        .in_flight
-        .lock()
-        .expect("not poisoned")
-        .insert(invocation.id, invocation.reply);
+    shared.in_flight.lock().expect("not poisoned").insert(
+        invocation.id,
+        Running {
+            reply: invocation.reply,
+            timer,
+        },
+    );
     (StatusCode::OK, headers, invocation.payload)
 }
 

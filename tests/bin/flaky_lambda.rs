@@ -1,45 +1,66 @@
-//! A Kinesis consumer for testing the local event source mapping: it fails on records
-//! containing `poison`, and logs the sequence number of every record of the batches it
-//! completes to `FLAKY_LOG` (as `partition-key sequence-number` lines).
+//! A Kinesis consumer for testing the local event source mapping and Lambda host: it fails
+//! on records containing `poison`, and logs the sequence number of every record of the
+//! batches it completes to `FLAKY_LOG` (as `partition-key sequence-number` lines).
 //!
-//! `FLAKY_MODE=error` (default) fails the whole invocation; `FLAKY_MODE=partial` reports
-//! the poison record in `batchItemFailures` and logs the records before it.
+//! `FLAKY_MODE` says how it fails:
+//! - `error` (default): the whole invocation fails;
+//! - `partial`: the poison record is reported in `batchItemFailures`, the records before
+//!   it are logged;
+//! - `malformed`: like `partial`, but the `itemIdentifier` is a number, which Lambda takes
+//!   as a failure of the whole batch;
+//! - `hang`: the invocation never answers.
+//!
+//! With `FLAKY_REMAINING_LOG`, every invocation appends the milliseconds it had left when
+//! it started (its deadline minus the time it read the event).
 
 use std::io::Write;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::event::kinesis::KinesisEvent;
-use aws_lambda_events::event::streams::KinesisEventResponse;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use serde_json::{Value, json};
 
-async fn handle(event: LambdaEvent<KinesisEvent>) -> Result<KinesisEventResponse, Error> {
-    let partial = std::env::var("FLAKY_MODE").is_ok_and(|m| m == "partial");
+fn append(path: &str, line: &str) -> std::io::Result<()> {
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    writeln!(log, "{line}")
+}
+
+async fn handle(event: LambdaEvent<KinesisEvent>) -> Result<Value, Error> {
+    if let Ok(path) = std::env::var("FLAKY_REMAINING_LOG") {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64;
+        let deadline = event.context.deadline;
+        append(&path, &(deadline.saturating_sub(now)).to_string())?;
+    }
+    let mode = std::env::var("FLAKY_MODE").unwrap_or_else(|_| "error".into());
     let records = &event.payload.records;
     let poison = records
         .iter()
         .position(|r| r.kinesis.data.0.windows(6).any(|w| w == b"poison"));
-    let done = match (poison, partial) {
-        (Some(_), false) => return Err("poison record".into()),
-        (Some(i), true) => &records[..i],
+    let done = match (poison, mode.as_str()) {
+        (Some(_), "hang") => loop {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        },
+        (Some(i), "partial" | "malformed") => &records[..i],
+        (Some(_), _) => return Err("poison record".into()),
         (None, _) => &records[..],
     };
     if let Ok(path) = std::env::var("FLAKY_LOG") {
-        let mut log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
         for r in done {
-            writeln!(
-                log,
-                "{} {}",
-                r.kinesis.partition_key, r.kinesis.sequence_number
+            append(
+                &path,
+                &format!("{} {}", r.kinesis.partition_key, r.kinesis.sequence_number),
             )?;
         }
     }
-    let mut response = KinesisEventResponse::default();
-    if let Some(i) = poison {
-        response.add_failure(records[i].kinesis.sequence_number.clone());
-    }
-    Ok(response)
+    let failures = match poison.map(|i| &records[i].kinesis.sequence_number) {
+        None => json!([]),
+        Some(_) if mode == "malformed" => json!([{ "itemIdentifier": 123 }]),
+        Some(seq) => json!([{ "itemIdentifier": seq }]),
+    };
+    Ok(json!({ "batchItemFailures": failures }))
 }
 
 #[tokio::main]

@@ -121,33 +121,45 @@ pub enum BatchResult {
     },
 }
 
-/// Reads a partial batch response (`ReportBatchItemFailures`).
+/// Reads a partial batch response (`ReportBatchItemFailures`) as Lambda does: a null or
+/// empty response, or a null or empty `batchItemFailures` list, is a complete success; a
+/// failure whose `itemIdentifier` is missing, null, empty, not a string or not a sequence
+/// number of the batch fails the whole batch, and so does a response that is not a JSON
+/// object. Otherwise the batch is retried from the lowest reported sequence number.
+/// <https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-batchfailurereporting.html>
 pub fn interpret(response: &[u8], records: &[&StreamRecord]) -> BatchResult {
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Response {
-        #[serde(default)]
-        batch_item_failures: Option<Vec<Failure>>,
-    }
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Failure {
-        #[serde(default)]
-        item_identifier: Option<String>,
-    }
+    use serde_json::Value;
     let whole = |reason: String| BatchResult::Failed {
         reason,
         function_error: false,
     };
-    // A response that is not an object (e.g. `null`) means success without failures.
-    let Ok(Some(parsed)) = serde_json::from_slice::<Option<Response>>(response) else {
-        return BatchResult::Success;
+    let value = if response.iter().all(u8::is_ascii_whitespace) {
+        Value::Null
+    } else {
+        match serde_json::from_slice(response) {
+            Ok(value) => value,
+            Err(e) => return whole(format!("the response is not JSON: {e}")),
+        }
     };
-    let failures = parsed.batch_item_failures.unwrap_or_default();
+    let failures = match &value {
+        Value::Null => return BatchResult::Success,
+        Value::Object(response) => match response.get("batchItemFailures") {
+            None | Some(Value::Null) => return BatchResult::Success,
+            Some(Value::Array(failures)) => failures,
+            Some(other) => return whole(format!("batchItemFailures is not a list: {other}")),
+        },
+        other => return whole(format!("the response is not a JSON object: {other}")),
+    };
     let mut lowest: Option<&str> = None;
-    for f in &failures {
-        let Some(id) = f.item_identifier.as_deref().filter(|id| !id.is_empty()) else {
-            return whole("a batch item failure has no identifier".into());
+    for failure in failures {
+        let Some(id) = failure
+            .get("itemIdentifier")
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty())
+        else {
+            return whole(format!(
+                "a batch item failure has no itemIdentifier string: {failure}"
+            ));
         };
         if !records.iter().any(|r| r.sequence_number == id) {
             return whole(format!("reported sequence number {id} is not in the batch"));
@@ -238,6 +250,11 @@ mod tests {
         );
         assert_eq!(interpret(b"null", &batch), BatchResult::Success);
         assert_eq!(interpret(b"{}", &batch), BatchResult::Success);
+        assert_eq!(interpret(b"", &batch), BatchResult::Success);
+        assert_eq!(
+            interpret(br#"{"batchItemFailures":null,"state":{}}"#, &batch),
+            BatchResult::Success
+        );
         assert_eq!(
             interpret(
                 br#"{"batchItemFailures":[{"itemIdentifier":"11"},{"itemIdentifier":"9"}]}"#,
@@ -250,6 +267,14 @@ mod tests {
             &br#"{"batchItemFailures":[{"itemIdentifier":""}]}"#[..],
             br#"{"batchItemFailures":[{"itemIdentifier":null}]}"#,
             br#"{"batchItemFailures":[{"itemIdentifier":"7"}]}"#,
+            // Malformed: a number, a missing or misspelled key, not a list, not an object.
+            br#"{"batchItemFailures":[{"itemIdentifier":123}]}"#,
+            br#"{"batchItemFailures":[{}]}"#,
+            br#"{"batchItemFailures":[{"itemIdentifer":"9"}]}"#,
+            br#"{"batchItemFailures":{"itemIdentifier":"9"}}"#,
+            br#"[{"itemIdentifier":"9"}]"#,
+            b"\"ok\"",
+            b"not json",
         ] {
             assert!(matches!(
                 interpret(whole, &batch),

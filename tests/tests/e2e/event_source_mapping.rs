@@ -70,7 +70,8 @@ async fn run(
                 ("FLAKY_LOG".into(), log.display().to_string()),
                 ("FLAKY_MODE".into(), mode.into()),
             ],
-            timeout: Duration::from_secs(30),
+            // A hung function is stopped at its timeout: keep that short.
+            timeout: Duration::from_secs(if mode == "hang" { 2 } else { 30 }),
             memory_mb: 128,
             log_path: std::env::temp_dir().join(format!("flaky-{}.stderr", std::process::id())),
             region: clients.region(),
@@ -280,4 +281,58 @@ async fn parallelization_keeps_each_partition_keys_order() {
         );
     }
     assert!(run.failures.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_malformed_partial_batch_response_fails_the_whole_batch() {
+    // The function reports `{"itemIdentifier": 123}` for the poison record: Lambda cannot
+    // read it, so the whole batch failed and is retried, then given up on.
+    let run = run("malformed", records_with_poison(), |c| {
+        c.batch_size = 10;
+        c.bisect_on_error = false;
+        c.max_retries = Some(1);
+    })
+    .await;
+    // Records 10-12 were handled on both attempts (at least once, as on AWS).
+    let expected: Vec<String> = run.produced[..13]
+        .iter()
+        .chain(&run.produced[10..13])
+        .chain(&run.produced[20..])
+        .cloned()
+        .collect();
+    assert_eq!(completed_seqs(&run), expected);
+    assert_eq!(run.failures.len(), 1);
+    let info = &run.failures[0].kinesis_batch_info;
+    assert_eq!(
+        (
+            info.batch_size,
+            &info.start_sequence_number,
+            &info.end_sequence_number
+        ),
+        (10, &run.produced[10], &run.produced[19])
+    );
+    assert_eq!(run.failures[0].request_context.approximate_invoke_count, 2);
+    assert_eq!(run.stats.discarded, 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hung_function_is_stopped_at_its_timeout_and_the_batch_bisected() {
+    let run = run("hang", records_with_poison(), |c| {
+        c.batch_size = 10;
+        c.bisect_on_error = true;
+        c.max_retries = Some(0);
+    })
+    .await;
+    let poison = &run.produced[13];
+    let mut expected = run.produced.clone();
+    expected.remove(13);
+    assert_eq!(
+        completed_seqs(&run),
+        expected,
+        "every other record, in order"
+    );
+    assert_eq!(run.failures.len(), 1);
+    let info = &run.failures[0].kinesis_batch_info;
+    assert_eq!((info.batch_size, &info.start_sequence_number), (1, poison));
+    assert_eq!((run.stats.discarded, run.stats.on_failure_records), (1, 1));
 }

@@ -6,5 +6,6 @@
 mod consumer;
 mod event_source_mapping;
 mod infra;
+mod lambda_host;
 mod pipeline;
 mod support;
