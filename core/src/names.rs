@@ -19,3 +19,7 @@ pub const SUMMARY_TABLE: &str = "DailySummary";
 pub const DEFAULT_REGION: &str = "us-east-1";
 /// Account id the local stack uses in ARNs (moto's default account).
 pub const LOCAL_ACCOUNT: &str = "123456789012";
+/// Glue database of the lake (the template's `<NamePrefix>_lake`).
+pub const GLUE_DATABASE: &str = "streamlake_lake";
+/// Glue table of the lake's observations.
+pub const GLUE_TABLE: &str = "weather";

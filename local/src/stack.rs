@@ -183,10 +183,14 @@ impl LocalStack {
         };
 
         let function =
-            |name: &str, binary: &str, memory_mb, env: Vec<(String, String)>| FunctionSpec {
+            |name: &str, binary: &str, memory_mb, mut env: Vec<(String, String)>| FunctionSpec {
                 name: name.to_owned(),
                 binary: binaries.path(binary),
-                env,
+                env: {
+                    // JSON log lines, as the template's `LoggingConfig` asks of Lambda.
+                    env.push(("AWS_LAMBDA_LOG_FORMAT".into(), "JSON".into()));
+                    env
+                },
                 timeout: config.function_timeout,
                 memory_mb,
                 log_path: log_dir.join(format!("{name}.log")),

@@ -40,4 +40,19 @@ pub struct FirehoseRecord<'a> {
     /// The record, base64-encoded.
     #[serde(borrow)]
     pub data: Cow<'a, str>,
+    /// Where the record was read from, when the source is a Kinesis stream.
+    #[serde(borrow, default)]
+    pub kinesis_record_metadata: Option<KinesisRecordMetadata<'a>>,
+}
+
+/// The source stream's coordinates of a record (Kinesis source only).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KinesisRecordMetadata<'a> {
+    /// The shard the record was read from.
+    #[serde(borrow, default)]
+    pub shard_id: Cow<'a, str>,
+    /// The record's sequence number in its shard.
+    #[serde(borrow, default)]
+    pub sequence_number: Cow<'a, str>,
 }

@@ -8,9 +8,11 @@
 //!   holds `year`, `month`, `day` of the observation's UTC event time (for Firehose
 //!   dynamic partitioning);
 //! - `ProcessingFailed`: the data is not base64, UTF-8, JSON, or an observation. The
-//!   reason is logged with the `recordId`, and the response data carries
-//!   `{"errorMessage": reason, "rawData": original base64}` so the reason travels with
-//!   the record. One bad record never fails the invocation.
+//!   response returns the original data; Firehose writes the record under
+//!   `processing-failed/`. The reason is logged (`record failed`, with the `recordId`,
+//!   shard and sequence number): that is where Firehose users find it, since Firehose's
+//!   error record carries its own message, not the function's. One bad record never
+//!   fails the invocation.
 //!
 //! The event is decoded the way this work needs (`data` stays a base64 string until the
 //! record is processed, so one undecodable record fails alone) and the response is
@@ -20,9 +22,9 @@ mod event;
 mod response;
 mod transform;
 
-pub use event::{FirehoseEvent, FirehoseRecord};
+pub use event::{FirehoseEvent, FirehoseRecord, KinesisRecordMetadata};
 pub use response::TransformResult;
-pub use transform::{TransformStats, transform, transform_json};
+pub use transform::{RecordFailure, TransformStats, transform, transform_json};
 
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::value::RawValue;

@@ -54,15 +54,8 @@ impl ResponseWriter {
         data: &[u8],
         partition_keys: Option<PartitionKeys>,
     ) {
-        if self.records > 0 {
-            self.buf.push(b',');
-        }
-        self.records += 1;
-        self.buf.extend_from_slice(b"{\"recordId\":");
-        serde_json::to_writer(&mut self.buf, record_id).expect("a string serializes");
-        self.buf.extend_from_slice(b",\"result\":\"");
-        self.buf.extend_from_slice(result.as_str().as_bytes());
-        self.buf.extend_from_slice(b"\",\"data\":\"");
+        self.open(record_id, result);
+        self.buf.push(b'"');
         let start = self.buf.len();
         let encoded = base64::encoded_len(data.len(), true).expect("record size fits usize");
         self.buf.resize(start + encoded, 0);
@@ -87,6 +80,29 @@ impl ResponseWriter {
             self.buf.extend_from_slice(b"}}");
         }
         self.buf.push(b'}');
+    }
+
+    /// Appends a `ProcessingFailed` record that returns the input's `data` text as it came
+    /// (even when it is not valid base64): Firehose writes the original record under the
+    /// error prefix and does not read the returned data.
+    pub(crate) fn failed(&mut self, record_id: &str, original_data: &str) {
+        self.open(record_id, TransformResult::ProcessingFailed);
+        serde_json::to_writer(&mut self.buf, original_data).expect("a string serializes");
+        self.buf.push(b'}');
+    }
+
+    /// Writes `{"recordId":...,"result":...,"data":` (with a comma before all but the
+    /// first record).
+    fn open(&mut self, record_id: &str, result: TransformResult) {
+        if self.records > 0 {
+            self.buf.push(b',');
+        }
+        self.records += 1;
+        self.buf.extend_from_slice(b"{\"recordId\":");
+        serde_json::to_writer(&mut self.buf, record_id).expect("a string serializes");
+        self.buf.extend_from_slice(b",\"result\":\"");
+        self.buf.extend_from_slice(result.as_str().as_bytes());
+        self.buf.extend_from_slice(b"\",\"data\":");
     }
 
     /// The finished response.

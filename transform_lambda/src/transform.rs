@@ -3,7 +3,6 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::Utc;
-use serde::Serialize;
 use serde_json::value::RawValue;
 use streamlake_core::normalize;
 use streamlake_core::time::from_epoch_millis;
@@ -24,12 +23,36 @@ pub struct TransformStats {
     pub bytes_out: usize,
 }
 
-/// What a failed record's response data holds.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct FailedData<'a> {
-    error_message: &'a str,
-    raw_data: &'a str,
+/// A record that could not be transformed: what finds it again, and why it failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordFailure<'e> {
+    /// The record's `recordId` in the invocation.
+    pub record_id: &'e str,
+    /// The source shard (Kinesis source only).
+    pub shard_id: Option<&'e str>,
+    /// The record's sequence number in its shard (Kinesis source only).
+    pub sequence_number: Option<&'e str>,
+    /// Arrival time, epoch milliseconds.
+    pub arrival_ms: Option<i64>,
+    /// Why it failed, naming the field at fault.
+    pub reason: String,
+}
+
+impl RecordFailure<'_> {
+    /// Logs the failure as `record failed` with its fields. Firehose writes the original
+    /// record to `processing-failed/` with its own `errorCode`/`errorMessage`, not the
+    /// function's reason: this log line is where the reason is found on AWS.
+    /// <https://docs.aws.amazon.com/firehose/latest/dev/data-transformation-failure-handling.html>
+    pub fn log(&self) {
+        tracing::warn!(
+            record_id = self.record_id,
+            shard_id = self.shard_id,
+            sequence_number = self.sequence_number,
+            arrival_ms = self.arrival_ms,
+            reason = %self.reason,
+            "record failed"
+        );
+    }
 }
 
 /// Reads a Firehose event from its JSON body and transforms it (see [`transform`]).
@@ -37,12 +60,16 @@ struct FailedData<'a> {
 /// Only a body that is not a Firehose event at all is an error.
 pub fn transform_json(body: &str) -> Result<(Box<RawValue>, TransformStats), serde_json::Error> {
     let event: FirehoseEvent<'_> = serde_json::from_str(body)?;
-    Ok(transform(&event))
+    Ok(transform(&event, |failure| failure.log()))
 }
 
 /// Transforms every record of `event` into the JSON response Firehose expects; never
-/// fails as a whole.
-pub fn transform(event: &FirehoseEvent<'_>) -> (Box<RawValue>, TransformStats) {
+/// fails as a whole. Each record that fails is returned `ProcessingFailed` with its
+/// original data, and handed to `on_failure` with its reason.
+pub fn transform<'e>(
+    event: &'e FirehoseEvent<'_>,
+    mut on_failure: impl FnMut(RecordFailure<'e>),
+) -> (Box<RawValue>, TransformStats) {
     let mut stats = TransformStats::default();
     let input_size: usize = event
         .records
@@ -76,18 +103,15 @@ pub fn transform(event: &FirehoseEvent<'_>) -> (Box<RawValue>, TransformStats) {
             }
             Err(reason) => {
                 stats.failed += 1;
-                tracing::warn!(record_id = %record.record_id, %reason, "record failed");
-                let failed = FailedData {
-                    error_message: &reason,
-                    raw_data: &record.data,
-                };
-                let json = serde_json::to_vec(&failed).expect("strings serialize");
-                out.record(
-                    &record.record_id,
-                    TransformResult::ProcessingFailed,
-                    &json,
-                    None,
-                );
+                let source = record.kinesis_record_metadata.as_ref();
+                on_failure(RecordFailure {
+                    record_id: &record.record_id,
+                    shard_id: source.map(|m| m.shard_id.as_ref()),
+                    sequence_number: source.map(|m| m.sequence_number.as_ref()),
+                    arrival_ms: record.approximate_arrival_timestamp,
+                    reason,
+                });
+                out.failed(&record.record_id, &record.data);
             }
         }
     }

@@ -15,7 +15,7 @@ fn fixture() -> FirehoseEvent<'static> {
 
 /// Transforms an event and reads the response JSON back.
 fn run(event: FirehoseEvent<'_>) -> (Value, TransformStats) {
-    let (raw, stats) = transform(&event);
+    let (raw, stats) = transform(&event, |_| {});
     (serde_json::from_str(raw.get()).unwrap(), stats)
 }
 
@@ -73,24 +73,34 @@ fn ok_records_are_ndjson_lines_with_partition_keys() {
 }
 
 #[test]
-fn bad_records_fail_alone_with_their_reason_and_original_data() {
+fn bad_records_fail_alone_returning_their_original_data_and_reporting_the_reason() {
     let event = fixture();
-    let originals: Vec<String> = event.records.iter().map(|r| r.data.to_string()).collect();
-    let (response, _) = run(event);
+    let mut failures = Vec::new();
+    let (raw, _) = transform(&event, |f| failures.push(f));
+    let response: Value = serde_json::from_str(raw.get()).unwrap();
     let expected = [
         (2, "not valid base64"),
         (3, "UTF-8"),
         (4, "not valid JSON"),
         (5, "field `value`"),
     ];
-    for (i, reason) in expected {
-        let r = &response["records"][i];
+    assert_eq!(failures.len(), expected.len());
+    for ((i, reason), failure) in expected.into_iter().zip(&failures) {
+        let (input, r) = (&event.records[i], &response["records"][i]);
         assert_eq!(r["result"], "ProcessingFailed", "record {i}");
         assert!(r.get("metadata").is_none());
-        let data: Value = serde_json::from_str(&decoded(r["data"].as_str().unwrap())).unwrap();
-        let message = data["errorMessage"].as_str().unwrap();
-        assert!(message.contains(reason), "record {i}: {message}");
-        assert_eq!(data["rawData"], originals[i].as_str());
+        // The data as it came, even when it is not base64: Firehose keeps the original.
+        assert_eq!(r["data"], input.data.as_ref(), "record {i}");
+        // The reason, with what finds the record again.
+        assert!(failure.reason.contains(reason), "record {i}: {failure:?}");
+        assert_eq!(failure.record_id, input.record_id);
+        let source = input.kinesis_record_metadata.as_ref().unwrap();
+        assert_eq!(
+            failure.sequence_number,
+            Some(source.sequence_number.as_ref())
+        );
+        assert_eq!(failure.shard_id, Some(source.shard_id.as_ref()));
+        assert_eq!(failure.arrival_ms, input.approximate_arrival_timestamp);
     }
 }
 

@@ -10,8 +10,8 @@
 //! - each response record is checked against its input (`recordId`, `result`, base64
 //!   `data`, `metadata.partitionKeys`); `Ok` records are grouped by the evaluated S3
 //!   prefix and written as one object per prefix, named as Firehose names them;
-//!   `Dropped` records are counted; everything else becomes an error record (`errorCode`,
-//!   `errorMessage`, `rawData`, ...) under the error prefix.
+//!   `Dropped` records are counted; everything else becomes an error record under the
+//!   error prefix, in the shape AWS documents for its error type ([`ErrorRecord`]).
 
 mod wire;
 
@@ -23,12 +23,14 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 use streamlake_core::layout::{self, ErrorOutputType, OutputFormat, PrefixContext, PrefixTemplate};
-use streamlake_core::{columnar, formats};
+use streamlake_core::{columnar, formats, names};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-pub use wire::ErrorRecord;
+pub use wire::{
+    DataCatalogTable, ErrorRecord, FormatConversionFailedRecord, ProcessingFailedRecord,
+};
 use wire::{EventRecord, TransformEvent, TransformResponse};
 
 use crate::checkpoint::CheckpointStore;
@@ -489,24 +491,15 @@ impl Delivery {
                 attempts,
             )),
             (Some("Dropped"), _) => Outcome::Dropped,
-            (Some("ProcessingFailed"), data) => {
-                // streamlake's transform puts its reason in the failed record's data.
-                let reason = data
-                    .and_then(Result::ok)
-                    .and_then(|d| serde_json::from_slice::<serde_json::Value>(&d).ok())
-                    .and_then(|v| {
-                        v.get("errorMessage")
-                            .and_then(|m| m.as_str())
-                            .map(str::to_owned)
-                    });
-                Outcome::Failed(Failure::processing(
-                    "Lambda.ProcessingFailedStatus",
-                    reason.unwrap_or_else(|| {
-                        "the function marked the record ProcessingFailed".into()
-                    }),
-                    attempts,
-                ))
-            }
+            // Firehose does not read the data of a `ProcessingFailed` record: the error
+            // record holds its own message and the original data; the function's reason
+            // is in the function's logs.
+            // https://docs.aws.amazon.com/firehose/latest/dev/data-transformation-failure-handling.html
+            (Some("ProcessingFailed"), _) => Outcome::Failed(Failure::processing(
+                "Lambda.ProcessingFailedStatus",
+                "the function returned the record with result ProcessingFailed (its logs hold the reason)",
+                attempts,
+            )),
             (other, _) => Outcome::Failed(Failure::processing(
                 "Lambda.InvalidResult",
                 format!("result {other:?} is not Ok, Dropped or ProcessingFailed"),
@@ -606,15 +599,7 @@ impl Delivery {
                 tracing::error!("cannot evaluate the error prefix: {e}");
                 format!("{}{}/", layout::ERROR_ROOT, failure.output)
             });
-            let line = ErrorRecord {
-                attempts_made: failure.attempts,
-                arrival_timestamp: record.arrival.timestamp_millis(),
-                error_code: failure.code,
-                error_message: failure.message,
-                attempt_ending_timestamp: now.timestamp_millis(),
-                raw_data: STANDARD.encode(&raw),
-                lambda_arn: self.transform.spec().arn(),
-            };
+            let line = self.error_record(record, failure, &raw, now);
             let (body, oldest, count) = errors
                 .entry(prefix)
                 .or_insert_with(|| (Vec::new(), record.arrival, 0));
@@ -646,6 +631,54 @@ impl Delivery {
         let mut s = self.stats.lock().expect("not poisoned");
         s.dropped += dropped;
         s.in_flight -= dropped;
+    }
+
+    /// The error record of a failed record, in the shape of its error type.
+    fn error_record(
+        &self,
+        record: &StreamRecord,
+        failure: Failure,
+        raw: &[u8],
+        now: DateTime<Utc>,
+    ) -> ErrorRecord {
+        let raw_data = STANDARD.encode(raw);
+        match failure.output {
+            ErrorOutputType::FormatConversionFailed => {
+                ErrorRecord::FormatConversion(FormatConversionFailedRecord {
+                    attempts_made: failure.attempts,
+                    arrival_timestamp: record.arrival.timestamp_millis(),
+                    last_error_code: failure.code,
+                    last_error_message: failure.message,
+                    attempt_ending_timestamp: now.timestamp_millis(),
+                    raw_data,
+                    sequence_number: record.sequence_number.clone(),
+                    sub_sequence_number: 0,
+                    data_catalog_table: self.data_catalog_table(),
+                })
+            }
+            _ => ErrorRecord::Processing(ProcessingFailedRecord {
+                attempts_made: failure.attempts,
+                arrival_timestamp: record.arrival.timestamp_millis(),
+                error_code: failure.code,
+                error_message: failure.message,
+                attempt_ending_timestamp: now.timestamp_millis(),
+                raw_data,
+                lambda_arn: self.transform.spec().arn(),
+            }),
+        }
+    }
+
+    /// The Glue table the Parquet conversion follows (the template's).
+    fn data_catalog_table(&self) -> DataCatalogTable {
+        let (account, region) = (names::LOCAL_ACCOUNT, &self.config.region);
+        DataCatalogTable {
+            catalog_id: account.into(),
+            database_name: names::GLUE_DATABASE.into(),
+            table_name: names::GLUE_TABLE.into(),
+            region: region.clone(),
+            version_id: "LATEST".into(),
+            catalog_arn: format!("arn:aws:glue:{region}:{account}:catalog"),
+        }
     }
 
     fn object_name(&self, oldest: &DateTime<Utc>, extension: &str) -> String {
@@ -689,7 +722,7 @@ impl Delivery {
         format!(
             "arn:aws:firehose:{}:{}:deliverystream/{}",
             self.config.region,
-            streamlake_core::names::LOCAL_ACCOUNT,
+            names::LOCAL_ACCOUNT,
             self.config.delivery_stream
         )
     }

@@ -90,10 +90,47 @@ pub struct ResponseMetadata {
     pub partition_keys: Option<HashMap<String, String>>,
 }
 
-/// A record under the error prefix.
+/// A record Firehose writes under the error prefix, in the shape AWS documents for its
+/// error type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ErrorRecord {
+    /// Under `processing-failed/` (and `partitioning-failed/`).
+    Processing(ProcessingFailedRecord),
+    /// Under `format-conversion-failed/`.
+    FormatConversion(FormatConversionFailedRecord),
+}
+
+impl ErrorRecord {
+    /// The error code, whichever the shape.
+    pub fn error_code(&self) -> &str {
+        match self {
+            ErrorRecord::Processing(r) => &r.error_code,
+            ErrorRecord::FormatConversion(r) => &r.last_error_code,
+        }
+    }
+
+    /// The original record, base64.
+    pub fn raw_data(&self) -> &str {
+        match self {
+            ErrorRecord::Processing(r) => &r.raw_data,
+            ErrorRecord::FormatConversion(r) => &r.raw_data,
+        }
+    }
+}
+
+/// A record the transform Lambda did not process: Firehose's own `errorCode` and
+/// `errorMessage` (for a record the function returned `ProcessingFailed`, not the
+/// function's reason, which only its logs hold) and the original data.
+/// <https://docs.aws.amazon.com/firehose/latest/dev/data-transformation-failure-handling.html>
+///
+/// Records that dynamic partitioning could not place are written with the same fields;
+/// AWS documents only that the error information comes with the record.
+/// <https://docs.aws.amazon.com/firehose/latest/dev/dynamic-partitioning-error-handling.html>
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ErrorRecord {
+pub struct ProcessingFailedRecord {
+    /// Invocations attempted.
     pub attempts_made: u32,
     /// Epoch milliseconds.
     pub arrival_timestamp: i64,
@@ -104,4 +141,112 @@ pub struct ErrorRecord {
     /// The original record, base64.
     pub raw_data: String,
     pub lambda_arn: String,
+}
+
+/// A record that record-format conversion could not read against the table's schema.
+/// The page shows `lastErrorCode`/`lastErrorMessage` (its older Markdown source said
+/// `ErrorCode`/`ErrorMessage`).
+/// <https://docs.aws.amazon.com/firehose/latest/dev/record-format-conversion-error-handling.html>
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FormatConversionFailedRecord {
+    pub attempts_made: u32,
+    /// Epoch milliseconds.
+    pub arrival_timestamp: i64,
+    pub last_error_code: String,
+    pub last_error_message: String,
+    /// Epoch milliseconds.
+    pub attempt_ending_timestamp: i64,
+    /// The record as converted (the transform's output), base64.
+    pub raw_data: String,
+    /// The source record's sequence number.
+    pub sequence_number: String,
+    pub sub_sequence_number: u64,
+    pub data_catalog_table: DataCatalogTable,
+}
+
+/// The Glue table a format conversion read its schema from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DataCatalogTable {
+    pub catalog_id: String,
+    pub database_name: String,
+    pub table_name: String,
+    pub region: String,
+    pub version_id: String,
+    pub catalog_arn: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(record: &ErrorRecord) -> Vec<String> {
+        let value = serde_json::to_value(record).unwrap();
+        let mut keys: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
+    #[test]
+    fn each_error_type_has_the_fields_aws_documents() {
+        let processing = ErrorRecord::Processing(ProcessingFailedRecord {
+            attempts_made: 4,
+            arrival_timestamp: 1,
+            error_code: "Lambda.ProcessingFailedStatus".into(),
+            error_message: "m".into(),
+            attempt_ending_timestamp: 2,
+            raw_data: "eA==".into(),
+            lambda_arn: "arn:aws:lambda:us-east-1:123456789012:function:f".into(),
+        });
+        assert_eq!(
+            keys(&processing),
+            [
+                "arrivalTimestamp",
+                "attemptEndingTimestamp",
+                "attemptsMade",
+                "errorCode",
+                "errorMessage",
+                "lambdaArn",
+                "rawData"
+            ]
+        );
+        let conversion = ErrorRecord::FormatConversion(FormatConversionFailedRecord {
+            attempts_made: 1,
+            arrival_timestamp: 1,
+            last_error_code: "DataFormatConversion.MalformedData".into(),
+            last_error_message: "m".into(),
+            attempt_ending_timestamp: 2,
+            raw_data: "eA==".into(),
+            sequence_number: "49".into(),
+            sub_sequence_number: 0,
+            data_catalog_table: DataCatalogTable {
+                catalog_id: "123456789012".into(),
+                database_name: "streamlake_lake".into(),
+                table_name: "weather".into(),
+                region: "us-east-1".into(),
+                version_id: "LATEST".into(),
+                catalog_arn: "arn:aws:glue:us-east-1:123456789012:catalog".into(),
+            },
+        });
+        assert_eq!(
+            keys(&conversion),
+            [
+                "arrivalTimestamp",
+                "attemptEndingTimestamp",
+                "attemptsMade",
+                "dataCatalogTable",
+                "lastErrorCode",
+                "lastErrorMessage",
+                "rawData",
+                "sequenceNumber",
+                "subSequenceNumber"
+            ]
+        );
+        // Either shape reads back as itself.
+        for record in [processing, conversion] {
+            let line = serde_json::to_string(&record).unwrap();
+            assert_eq!(serde_json::from_str::<ErrorRecord>(&line).unwrap(), record);
+        }
+    }
 }

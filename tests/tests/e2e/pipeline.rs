@@ -52,6 +52,17 @@ fn handmade() -> Vec<Entry> {
         .collect()
 }
 
+/// The fields of the `record failed` lines of a Lambda's JSON log.
+fn failure_log(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["fields"]["message"] == "record failed")
+        .map(|l| l["fields"].clone())
+        .collect()
+}
+
 fn s(v: &AttributeValue) -> &str {
     v.as_s().map(String::as_str).unwrap_or_default()
 }
@@ -156,26 +167,49 @@ async fn every_record_is_delivered_once_or_failed_with_its_reason() {
     let new_year = PartitionKeys::for_date(NaiveDate::from_ymd_opt(2022, 1, 1).unwrap());
     assert_eq!(delivered.keys().filter(|k| k.0 == new_year).count(), 2);
 
-    // S3 errors: each malformed record once, with its original bytes and a reason.
+    // S3 errors: each malformed record once, with its original bytes, in the shape
+    // Firehose writes for a record the function returned `ProcessingFailed`.
     let mut failed: HashMap<Vec<u8>, u32> = HashMap::new();
+    let mut reasons = Vec::new();
     for (key, body) in read_prefix(clients, bucket, ERROR_ROOT).await.unwrap() {
         if key.starts_with(CONSUMER_DEAD_LETTER_PREFIX) {
             continue;
         }
         assert!(key.starts_with("errors/processing-failed/"), "{key}");
         for line in body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            let record: ErrorRecord = serde_json::from_slice(line).unwrap();
+            let ErrorRecord::Processing(record) = serde_json::from_slice(line).unwrap() else {
+                panic!("{key}: not a processing-failed record");
+            };
             assert_eq!(record.error_code, "Lambda.ProcessingFailedStatus");
-            let raw = STANDARD.decode(&record.raw_data).unwrap();
-            let reason = normalize(&raw, arrival).unwrap_err().to_string();
-            assert_eq!(
-                record.error_message, reason,
-                "the transform's reason travels with the record"
+            assert!(
+                record
+                    .lambda_arn
+                    .ends_with(":function:streamlake-transform")
             );
+            let raw = STANDARD.decode(&record.raw_data).unwrap();
+            reasons.push(normalize(&raw, arrival).unwrap_err().to_string());
             *failed.entry(raw).or_default() += 1;
         }
     }
     assert_eq!(failed, malformed);
+    // The reasons are where they are on AWS: in the transform's (JSON) log, with the
+    // record's id, shard and sequence number.
+    let logged = failure_log(&stack.log_dir().join("streamlake-transform.log"));
+    assert!(
+        logged
+            .iter()
+            .all(|f| ["record_id", "shard_id", "sequence_number"]
+                .iter()
+                .all(|k| f[k].as_str().is_some_and(|v| !v.is_empty()))),
+        "{logged:?}"
+    );
+    let mut logged: Vec<String> = logged
+        .iter()
+        .map(|f| f["reason"].as_str().unwrap().to_owned())
+        .collect();
+    logged.sort();
+    reasons.sort();
+    assert_eq!(logged, reasons);
 
     // The consumer's dead letters: each malformed record once, with its reason.
     let mut dead: HashMap<Vec<u8>, u32> = HashMap::new();
