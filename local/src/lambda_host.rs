@@ -146,7 +146,8 @@ impl Shared {
 pub struct LambdaFunction {
     shared: Arc<Shared>,
     queue: mpsc::Sender<Invocation>,
-    tasks: Vec<JoinHandle<()>>,
+    /// The Runtime API server and the process supervisor.
+    tasks: [JoinHandle<()>; 2],
 }
 
 impl std::fmt::Debug for LambdaFunction {
@@ -201,7 +202,7 @@ impl LambdaFunction {
         Ok(Self {
             shared,
             queue,
-            tasks: vec![server, supervisor],
+            tasks: [server, supervisor],
         })
     }
 
@@ -241,18 +242,16 @@ impl LambdaFunction {
         self.shared.shutdown.notify_waiters();
         self.shared.shutdown.notify_one();
         self.shared.fail_in_flight(&InvokeError::Stopped);
-        for task in self.tasks.drain(..).rev() {
-            if task.is_finished() {
-                continue;
-            }
-            let handle = task.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(5), task)
-                .await
-                .is_err()
-            {
-                handle.abort();
-            }
+        // The supervisor kills the process; then the Runtime API has nobody left to serve.
+        let [server, supervisor] = &mut self.tasks;
+        if tokio::time::timeout(Duration::from_secs(5), &mut *supervisor)
+            .await
+            .is_err()
+        {
+            supervisor.abort();
         }
+        server.abort();
+        let _ = server.await;
     }
 }
 

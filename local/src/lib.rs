@@ -24,6 +24,7 @@ pub mod logs;
 pub mod progress;
 pub mod python;
 pub mod resources;
+pub mod shutdown;
 pub mod stack;
 
 pub use error::StackError;

@@ -256,8 +256,24 @@ async fn up(config: StackConfig) -> Result<ExitCode> {
             }
         }
     }
-    eprintln!("stopping: delivering what is buffered");
-    stack.stop().await;
+    eprintln!(
+        "stopping: delivering what is buffered (up to {:?})",
+        streamlake::shutdown::STOP_GRACE
+    );
+    let stats = stack.stop().await;
+    let (undelivered, unsettled) = (stats.firehose.in_flight, stats.mapping.unsettled());
+    eprintln!(
+        "stopped: Firehose delivered {} and failed {} records; consumer settled {}",
+        stats.firehose.delivered,
+        stats.firehose.failed,
+        stats.mapping.succeeded + stats.mapping.discarded
+    );
+    if undelivered + unsettled > 0 {
+        eprintln!(
+            "  not delivered: {undelivered} records (Firehose), {unsettled} (consumer); \
+             their checkpoints did not move, so the next `up` on the same stream reads them again"
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

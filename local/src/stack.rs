@@ -402,17 +402,18 @@ impl LocalStack {
         }
     }
 
-    /// Stops everything: reading, then delivery of what is buffered (checkpoints saved),
-    /// then the Lambdas and the emulator (if the stack started it). Returns the final
-    /// counters.
+    /// Stops everything: reading, then delivery of what is buffered and the batches in
+    /// progress (checkpoints saved; both bounded by [`crate::shutdown::STOP_GRACE`]), then
+    /// the Lambdas and the emulator (if the stack started it). Returns the final counters.
     pub async fn stop(mut self) -> FinalStats {
-        let mut stats = FinalStats::default();
-        if let Some(mapping) = self.mapping.take() {
-            stats.mapping = mapping.stop().await;
-        }
-        if let Some(firehose) = self.firehose.take() {
-            stats.firehose = firehose.stop().await;
-        }
+        let (mapping, firehose) = (self.mapping.take(), self.firehose.take());
+        let (mapping, firehose) = tokio::join!(async { Some(mapping?.stop().await) }, async {
+            Some(firehose?.stop().await)
+        });
+        let stats = FinalStats {
+            firehose: firehose.unwrap_or_default(),
+            mapping: mapping.unwrap_or_default(),
+        };
         for function in [self.transform, self.consumer] {
             if let Some(function) = Arc::into_inner(function) {
                 function.stop().await;

@@ -36,6 +36,7 @@ use crate::clients::Clients;
 use crate::error::StackError;
 use crate::kinesis_source::{ShardReader, StartingPosition, StreamRecord, list_shards};
 use crate::lambda_host::{InvokeError, LambdaFunction, MAX_PAYLOAD_BYTES};
+use crate::shutdown::{STOP_GRACE, join_within};
 
 /// Where records given up on are reported.
 #[derive(Debug, Clone)]
@@ -128,6 +129,11 @@ impl MappingStats {
     pub fn settled(&self) -> bool {
         self.succeeded + self.discarded == self.records_read
     }
+
+    /// Records read and not settled (after a stop: read again at the next start).
+    pub fn unsettled(&self) -> u64 {
+        self.records_read - self.succeeded - self.discarded
+    }
 }
 
 /// A running event source mapping.
@@ -185,12 +191,16 @@ impl EventSourceMapping {
         self.stats.lock().expect("not poisoned").clone()
     }
 
-    /// Stops polling after the batches in progress (their checkpoints are saved); returns
-    /// the final counters.
+    /// Stops polling after the batches in progress (their checkpoints are saved), waiting
+    /// for them up to [`STOP_GRACE`]; batches still in progress then are left unsettled and
+    /// read again from the checkpoint at the next start. Returns the final counters.
     pub async fn stop(mut self) -> MappingStats {
         let _ = self.stop.send(true);
-        for task in std::mem::take(&mut self.tasks) {
-            let _ = task.await;
+        if !join_within(std::mem::take(&mut self.tasks), STOP_GRACE).await {
+            tracing::warn!(
+                "the event source mapping stopped with {} records unsettled (read again at the next start)",
+                self.stats().unsettled()
+            );
         }
         self.stats()
     }
@@ -238,7 +248,8 @@ async fn run_shard(ctx: Arc<Context>, mut reader: ShardReader, mut stop: watch::
         read_ahead: read_ahead.clone(),
     }));
     let mut lanes = Vec::with_capacity(factor);
-    let mut workers = Vec::with_capacity(factor);
+    // Aborting the shard's task (a stop past its grace) aborts its lanes with it.
+    let mut workers = tokio::task::JoinSet::new();
     for _ in 0..factor {
         let (tx, rx) = mpsc::unbounded_channel();
         lanes.push(tx);
@@ -251,7 +262,7 @@ async fn run_shard(ctx: Arc<Context>, mut reader: ShardReader, mut stop: watch::
             attempts: 0,
             window: None,
         };
-        workers.push(tokio::spawn(lane.run(stop.clone())));
+        workers.spawn(lane.run(stop.clone()));
     }
     while !*stop.borrow() && !reader.is_closed() {
         let available = read_ahead.available_permits().min(10_000);
@@ -291,9 +302,7 @@ async fn run_shard(ctx: Arc<Context>, mut reader: ShardReader, mut stop: watch::
         }
     }
     drop(lanes);
-    for worker in workers {
-        let _ = worker.await;
-    }
+    while workers.join_next().await.is_some() {}
 }
 
 /// One lane of a shard: batches, invokes, retries, gives up.

@@ -38,6 +38,7 @@ use crate::clients::Clients;
 use crate::error::StackError;
 use crate::kinesis_source::{ShardReader, StartingPosition, StreamRecord, list_shards};
 use crate::lambda_host::{InvokeError, LambdaFunction, MAX_PAYLOAD_BYTES};
+use crate::shutdown::{STOP_GRACE, join_within};
 
 /// Configuration of the local delivery stream.
 #[derive(Debug, Clone)]
@@ -79,7 +80,8 @@ pub struct FirehoseConfig {
 pub struct FirehoseStats {
     /// Records read from the source stream.
     pub records_read: u64,
-    /// Records waiting in the buffer or in delivery.
+    /// Records waiting in the buffer or in delivery (after a stop: the records that could
+    /// not be delivered).
     pub in_flight: u64,
     /// Records written under the data prefix.
     pub delivered: u64,
@@ -174,12 +176,17 @@ impl Firehose {
         let _ = self.flush.send(()).await;
     }
 
-    /// Stops reading, delivers what is buffered, and waits for the delivery to end;
-    /// returns the final counters.
+    /// Stops reading and delivers what is buffered, for up to [`STOP_GRACE`]; then gives
+    /// up on what is left (S3 or the function may be gone). Returns the final counters:
+    /// `in_flight` counts the records not delivered, which are read again from the
+    /// checkpoint at the next start.
     pub async fn stop(mut self) -> FirehoseStats {
         let _ = self.stop.send(true);
-        for task in std::mem::take(&mut self.tasks) {
-            let _ = task.await;
+        if !join_within(std::mem::take(&mut self.tasks), STOP_GRACE).await {
+            tracing::warn!(
+                "Firehose stopped before delivering {} records (read again at the next start)",
+                self.stats().in_flight
+            );
         }
         self.stats()
     }

@@ -8,4 +8,5 @@ mod event_source_mapping;
 mod infra;
 mod lambda_host;
 mod pipeline;
+mod stop;
 mod support;
