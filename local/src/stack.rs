@@ -134,6 +134,7 @@ pub struct LocalStack {
     transform: Arc<LambdaFunction>,
     consumer: Arc<LambdaFunction>,
     fault_proxy: Option<FaultProxy>,
+    checkpoints: Option<CheckpointStore>,
     firehose: Option<Firehose>,
     mapping: Option<EventSourceMapping>,
 }
@@ -286,7 +287,7 @@ impl LocalStack {
             sqs: clients.sqs.clone(),
             queue_url: provisioned.failure_queue_url.clone(),
         });
-        mapping_config.checkpoints = checkpoints;
+        mapping_config.checkpoints = checkpoints.clone();
         let mapping = EventSourceMapping::start(mapping_config, &clients, consumer.clone()).await?;
 
         Ok(Self {
@@ -299,6 +300,7 @@ impl LocalStack {
             transform,
             consumer,
             fault_proxy,
+            checkpoints,
             firehose: Some(firehose),
             mapping: Some(mapping),
         })
@@ -414,6 +416,11 @@ impl LocalStack {
             firehose: firehose.unwrap_or_default(),
             mapping: mapping.unwrap_or_default(),
         };
+        if let Some(store) = &self.checkpoints
+            && let Err(e) = store.flush().await
+        {
+            tracing::error!("{e}");
+        }
         for function in [self.transform, self.consumer] {
             if let Some(function) = Arc::into_inner(function) {
                 function.stop().await;
