@@ -7,6 +7,7 @@ use std::io::Read;
 use arrow_array::RecordBatch;
 use flate2::read::GzDecoder;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::file::metadata::{FooterTail, ParquetMetaDataReader};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use serde_json::{Map, Value};
 use thiserror::Error;
@@ -16,6 +17,14 @@ use crate::layout::OutputFormat;
 /// An object that cannot be read.
 #[derive(Debug, Error)]
 pub enum ReadError {
+    /// Decompresses to more than a read may hold (a corrupt or hostile object).
+    #[error("{key}: decompresses to more than {limit} bytes")]
+    TooLarge {
+        /// The object.
+        key: String,
+        /// The limit.
+        limit: u64,
+    },
     /// Not GZIP.
     #[error("{key}: not GZIP: {source}")]
     Gzip {
@@ -111,15 +120,48 @@ pub fn decompress<'a>(key: &str, body: &'a [u8]) -> Result<Cow<'a, [u8]>, ReadEr
     }
 }
 
+/// The most a GZIP object may decompress to (NDJSON compresses about tenfold; Firehose
+/// objects are at most 128 MiB before compression).
+pub const MAX_DECOMPRESSED_BYTES: u64 = 1 << 30;
+
 fn gunzip(key: &str, body: &[u8]) -> Result<Vec<u8>, ReadError> {
+    gunzip_at_most(key, body, MAX_DECOMPRESSED_BYTES)
+}
+
+fn gunzip_at_most(key: &str, body: &[u8], limit: u64) -> Result<Vec<u8>, ReadError> {
     let mut out = Vec::new();
     GzDecoder::new(body)
+        .take(limit + 1)
         .read_to_end(&mut out)
         .map_err(|source| ReadError::Gzip {
             key: key.to_owned(),
             source,
         })?;
+    if out.len() as u64 > limit {
+        return Err(ReadError::TooLarge {
+            key: key.to_owned(),
+            limit,
+        });
+    }
     Ok(out)
+}
+
+/// Bytes at the end of a Parquet object that hold the length of its metadata.
+pub const PARQUET_FOOTER_BYTES: usize = 8;
+
+/// The length of a Parquet object's metadata, from its last [`PARQUET_FOOTER_BYTES`]
+/// bytes (the metadata is the bytes just before them).
+pub fn parquet_metadata_length(key: &str, tail: &[u8]) -> Result<usize, ReadError> {
+    FooterTail::try_from(tail)
+        .map(|t| t.metadata_length())
+        .map_err(|e| parquet_error(key, e))
+}
+
+/// The rows of a Parquet object, from its metadata alone.
+pub fn parquet_rows(key: &str, metadata: &[u8]) -> Result<u64, ReadError> {
+    let metadata =
+        ParquetMetaDataReader::decode_metadata(metadata).map_err(|e| parquet_error(key, e))?;
+    Ok(u64::try_from(metadata.file_metadata().num_rows()).unwrap_or(0))
 }
 
 fn lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {
@@ -159,6 +201,42 @@ mod tests {
     use crate::columnar::ndjson_to_parquet;
 
     const LINES: &[u8] = b"{\"stationid\":\"S1\",\"station_name\":null,\"datatype\":\"PRCP\",\"value\":5.0,\"observed_at\":\"2021-10-01T00:00:00Z\",\"date\":\"2021-10-01\",\"ingested_at\":\"2021-10-01T00:00:01Z\"}\n{\"stationid\":\"S2\",\"station_name\":\"B\",\"datatype\":\"TMAX\",\"value\":20.5,\"observed_at\":\"2021-10-01T00:00:00Z\",\"date\":\"2021-10-01\",\"ingested_at\":\"2021-10-01T00:00:01Z\"}\n";
+
+    #[test]
+    fn decompression_stops_at_its_limit_naming_the_object() {
+        let bomb = gzip(&vec![b'\n'; 1 << 20]);
+        assert!(
+            bomb.len() < 4096,
+            "a megabyte of newlines compresses to {}",
+            bomb.len()
+        );
+        let error = gunzip_at_most("data/x.gz", &bomb, 1 << 16).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "data/x.gz: decompresses to more than 65536 bytes"
+        );
+        assert_eq!(
+            gunzip_at_most("data/x.gz", &bomb, 1 << 20).unwrap().len(),
+            1 << 20
+        );
+    }
+
+    #[test]
+    fn a_parquet_objects_rows_come_from_its_footer_alone() {
+        let lines: Vec<&[u8]> = LINES.split_inclusive(|&b| b == b'\n').collect();
+        let parquet = ndjson_to_parquet(&lines).unwrap().parquet.unwrap();
+        let tail = &parquet[parquet.len() - PARQUET_FOOTER_BYTES..];
+        let length = parquet_metadata_length("a.parquet", tail).unwrap();
+        let end = parquet.len() - PARQUET_FOOTER_BYTES;
+        let metadata = &parquet[end - length..end];
+        assert_eq!(parquet_rows("a.parquet", metadata).unwrap(), 2);
+        let error = parquet_metadata_length("a.parquet", b"12345678").unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("a.parquet: not readable Parquet")
+        );
+    }
 
     #[test]
     fn every_format_reads_the_same_records() {

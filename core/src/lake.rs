@@ -4,6 +4,8 @@
 //! days of the requested range are opened.
 
 use std::fmt;
+use std::io::{Read, Seek, SeekFrom};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -125,6 +127,16 @@ pub enum LakeError {
         /// The SDK's error, with its causes.
         message: String,
     },
+    /// An object larger than a whole read may load.
+    #[error("{key}: {size} bytes is more than the {limit} bytes one read may load")]
+    TooLarge {
+        /// The object.
+        key: String,
+        /// Its size (at least).
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// A local file could not be read.
     #[error("cannot read {path}: {source}")]
     Io {
@@ -135,11 +147,16 @@ pub enum LakeError {
     },
 }
 
+/// The most [`Lake::read`] loads into memory for one object by default. Firehose writes
+/// objects of at most 128 MiB; a day compacted into one object stays well under this.
+pub const MAX_OBJECT_BYTES: u64 = 1 << 30;
+
 /// A lake opened for reading.
 #[derive(Debug, Clone)]
 pub struct Lake {
     location: LakeLocation,
     s3: Option<Client>,
+    max_object_bytes: u64,
 }
 
 /// An S3 client from the standard AWS configuration (environment, profile, instance role).
@@ -165,7 +182,11 @@ impl Lake {
             LakeLocation::S3 { .. } => Some(s3_client().await),
             LakeLocation::Local(_) => None,
         };
-        Self { location, s3 }
+        Self {
+            location,
+            s3,
+            max_object_bytes: MAX_OBJECT_BYTES,
+        }
     }
 
     /// Opens an S3 lake with a given client.
@@ -173,7 +194,14 @@ impl Lake {
         Self {
             location,
             s3: Some(client),
+            max_object_bytes: MAX_OBJECT_BYTES,
         }
+    }
+
+    /// Sets the most [`Lake::read`] loads for one object (default [`MAX_OBJECT_BYTES`]).
+    pub fn with_max_object_bytes(mut self, limit: u64) -> Self {
+        self.max_object_bytes = limit;
+        self
     }
 
     /// Where the lake is.
@@ -228,8 +256,58 @@ impl Lake {
         Ok(out)
     }
 
-    /// The content of one object (a key from [`Lake::objects`]).
+    /// The content of one object (a key from [`Lake::objects`]), at most the lake's
+    /// object limit: a larger object is an error naming it, never a whole allocation.
     pub async fn read(&self, key: &str) -> Result<Vec<u8>, LakeError> {
+        let limit = self.max_object_bytes;
+        let too_large = |size| LakeError::TooLarge {
+            key: key.to_owned(),
+            size,
+            limit,
+        };
+        match (&self.location, &self.s3) {
+            (LakeLocation::S3 { bucket, .. }, Some(s3)) => {
+                let err = |e: &dyn std::error::Error| s3_error("GetObject", bucket, key, e);
+                let mut out = s3
+                    .get_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .send()
+                    .await
+                    .map_err(|e| err(&e))?;
+                let size = out.content_length.map_or(0, |n| n.max(0).unsigned_abs());
+                if size > limit {
+                    return Err(too_large(size));
+                }
+                let mut body = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+                while let Some(chunk) = out.body.try_next().await.map_err(|e| err(&e))? {
+                    if (body.len() + chunk.len()) as u64 > limit {
+                        return Err(too_large((body.len() + chunk.len()) as u64));
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(body)
+            }
+            _ => {
+                let path = Path::new(key);
+                let file = std::fs::File::open(path).map_err(|e| io_error(path, e))?;
+                let mut body = Vec::new();
+                file.take(limit + 1)
+                    .read_to_end(&mut body)
+                    .map_err(|e| io_error(path, e))?;
+                if body.len() as u64 > limit {
+                    return Err(too_large(body.len() as u64));
+                }
+                Ok(body)
+            }
+        }
+    }
+
+    /// The bytes `range` of one object (for a Parquet footer).
+    pub async fn read_range(&self, key: &str, range: Range<u64>) -> Result<Vec<u8>, LakeError> {
+        if range.is_empty() {
+            return Ok(Vec::new());
+        }
         match (&self.location, &self.s3) {
             (LakeLocation::S3 { bucket, .. }, Some(s3)) => {
                 let err = |e: &dyn std::error::Error| s3_error("GetObject", bucket, key, e);
@@ -237,13 +315,24 @@ impl Lake {
                     .get_object()
                     .bucket(bucket)
                     .key(key)
+                    .range(format!("bytes={}-{}", range.start, range.end - 1))
                     .send()
                     .await
                     .map_err(|e| err(&e))?;
                 let body = out.body.collect().await.map_err(|e| err(&e))?;
                 Ok(body.into_bytes().to_vec())
             }
-            _ => std::fs::read(key).map_err(|e| io_error(Path::new(key), e)),
+            _ => {
+                let path = Path::new(key);
+                let read = || -> std::io::Result<Vec<u8>> {
+                    let mut file = std::fs::File::open(path)?;
+                    file.seek(SeekFrom::Start(range.start))?;
+                    let mut body = vec![0; usize::try_from(range.end - range.start).unwrap_or(0)];
+                    file.read_exact(&mut body)?;
+                    Ok(body)
+                };
+                read().map_err(|e| io_error(path, e))
+            }
         }
     }
 
@@ -467,6 +556,16 @@ mod tests {
         let objects = lake.objects(&some[0]).await.unwrap();
         assert_eq!(objects.len(), 1);
         assert_eq!(lake.read(&objects[0].key).await.unwrap(), b"{}\n");
+        assert_eq!(
+            lake.read_range(&objects[0].key, 1..3).await.unwrap(),
+            b"}\n"
+        );
+        let capped = lake.clone().with_max_object_bytes(2);
+        let error = capped.read(&objects[0].key).await.unwrap_err().to_string();
+        assert!(
+            error.starts_with(&objects[0].key) && error.contains("more than the 2 bytes"),
+            "{error}"
+        );
         std::fs::remove_dir_all(root).unwrap();
     }
 }

@@ -6,7 +6,7 @@ use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::error::{DisplayErrorContext, SdkError};
 use aws_sdk_kinesis::operation::put_records::PutRecordsError;
 use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+use aws_sdk_kinesis::types::{PutRecordsRequestEntry, PutRecordsResultEntry};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use thiserror::Error;
 
@@ -215,17 +215,30 @@ impl Producer {
             .set_records(Some(records))
             .send()
             .await?;
-        Ok(output
-            .records()
-            .iter()
-            .map(|r| {
-                r.error_code().map(|code| match r.error_message() {
-                    Some(message) => format!("{code}: {message}"),
-                    None => code.to_owned(),
-                })
-            })
-            .collect())
+        Ok(results_per_entry(entries.len(), output.records()))
     }
+}
+
+/// Per entry sent, `None` when the response says it was put, or the error. A response
+/// whose results do not match the request one for one cannot say which entries were put:
+/// all of them are sent again (a duplicate is harmless downstream; a loss is not).
+fn results_per_entry(sent: usize, results: &[PutRecordsResultEntry]) -> Vec<Option<String>> {
+    if results.len() != sent {
+        let reason = format!(
+            "the PutRecords response holds {} results for {sent} records",
+            results.len()
+        );
+        return vec![Some(reason); sent];
+    }
+    results
+        .iter()
+        .map(|r| {
+            r.error_code().map(|code| match r.error_message() {
+                Some(message) => format!("{code}: {message}"),
+                None => code.to_owned(),
+            })
+        })
+        .collect()
 }
 
 /// Errors no retry can fix.
@@ -241,4 +254,44 @@ fn is_fatal(e: &SdkError<PutRecordsError>) -> bool {
                 | PutRecordsError::KmsDisabledException(_),
         )
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok() -> PutRecordsResultEntry {
+        PutRecordsResultEntry::builder()
+            .sequence_number("1")
+            .shard_id("shardId-000000000000")
+            .build()
+    }
+
+    fn throttled() -> PutRecordsResultEntry {
+        PutRecordsResultEntry::builder()
+            .error_code("ProvisionedThroughputExceededException")
+            .error_message("Rate exceeded")
+            .build()
+    }
+
+    #[test]
+    fn results_match_entries_one_for_one() {
+        assert_eq!(
+            results_per_entry(2, &[ok(), throttled()]),
+            [
+                None,
+                Some("ProvisionedThroughputExceededException: Rate exceeded".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_response_shorter_than_the_request_sends_every_entry_again() {
+        let results = results_per_entry(3, &[ok()]);
+        assert_eq!(results.len(), 3);
+        assert!(results.iter().all(|r| {
+            r.as_deref()
+                .is_some_and(|r| r.contains("1 results for 3 records"))
+        }));
+    }
 }

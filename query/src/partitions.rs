@@ -1,8 +1,11 @@
 //! The partition tree: objects, bytes and records per day.
 
 use streamlake_core::PartitionKeys;
-use streamlake_core::formats::count_records;
-use streamlake_core::lake::{DateRange, Lake};
+use streamlake_core::formats::{
+    PARQUET_FOOTER_BYTES, count_records, parquet_metadata_length, parquet_rows,
+};
+use streamlake_core::lake::{DateRange, Lake, ObjectInfo};
+use streamlake_core::layout::OutputFormat;
 
 use crate::QueryError;
 
@@ -34,13 +37,40 @@ pub async fn summarize_partitions(
             records: 0,
         };
         for object in crate::compaction::live_objects(lake, &partition).await? {
-            let body = lake.read(&object.key).await?;
             summary.objects += 1;
             summary.bytes += object.size;
-            summary.records += count_records(&object.key, &body)?;
+            summary.records += records_in(lake, &object).await?;
         }
         each(&summary);
         out.push(summary);
     }
     Ok(out)
+}
+
+/// The records of one object: a Parquet object's row count is in its footer (one or two
+/// range reads, whatever its size); NDJSON lines are counted.
+async fn records_in(lake: &Lake, object: &ObjectInfo) -> Result<u64, QueryError> {
+    if OutputFormat::of_key(&object.key) != OutputFormat::Parquet {
+        let body = lake.read(&object.key).await?;
+        return Ok(count_records(&object.key, &body)?);
+    }
+    // Most footers of the lake's objects fit in the last 64 KiB: one request.
+    const TAIL_HINT: u64 = 64 * 1024;
+    let size = object.size;
+    let mut tail = lake
+        .read_range(&object.key, size.saturating_sub(TAIL_HINT)..size)
+        .await?;
+    if tail.len() < PARQUET_FOOTER_BYTES {
+        return Ok(count_records(&object.key, &tail)?);
+    }
+    let footer = &tail[tail.len() - PARQUET_FOOTER_BYTES..];
+    let length = parquet_metadata_length(&object.key, footer)?;
+    let needed = length + PARQUET_FOOTER_BYTES;
+    if needed > tail.len() {
+        let start = size.saturating_sub(needed as u64);
+        tail = lake.read_range(&object.key, start..size).await?;
+    }
+    let end = tail.len() - PARQUET_FOOTER_BYTES;
+    let metadata = &tail[end.saturating_sub(length)..end];
+    Ok(parquet_rows(&object.key, metadata)?)
 }

@@ -38,3 +38,28 @@ async fn partitions_and_scans_read_every_format_and_only_the_range() {
     );
     std::fs::remove_dir_all(root).unwrap();
 }
+
+#[tokio::test]
+async fn partitions_count_parquet_rows_from_the_footer_alone() {
+    let (root, observations) = common::lake(
+        "footers",
+        600,
+        common::Layout::Only(streamlake_core::layout::OutputFormat::Parquet),
+    );
+    // No whole object may be read: only the footers' ranges are.
+    let lake = Lake::open(LakeLocation::Local(root.clone()))
+        .await
+        .with_max_object_bytes(8);
+    let all = summarize_partitions(&lake, DateRange::default(), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter().map(|p| p.records).sum::<u64>() as usize,
+        observations.len()
+    );
+    // The same limit refuses a whole read, naming the object.
+    let objects = lake.objects(&all[0].partition).await.unwrap();
+    let error = lake.read(&objects[0].key).await.unwrap_err().to_string();
+    assert!(error.starts_with(&objects[0].key), "{error}");
+    std::fs::remove_dir_all(root).unwrap();
+}
