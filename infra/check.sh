@@ -6,7 +6,7 @@
 #   4. deploy.sh run without credentials stops early, with a clear message.
 # The Python tools (pinned) are installed into a virtualenv under the build directory
 # ($STREAMLAKE_STATE_DIR, default target/streamlake) on first use, with the uv the local
-# stack installs its emulator with (local/src/python.rs: same version, same lock).
+# stack installs its emulator with (local/src/harness/python.rs: same version, same lock).
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"

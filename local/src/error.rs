@@ -1,8 +1,13 @@
 //! Errors of the local stack.
 
+use std::path::PathBuf;
+
 use thiserror::Error;
 
-use crate::emulator::EmulatorError;
+use crate::harness::emulator::EmulatorError;
+
+/// Any error, boxed (an SDK error of any operation).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Failure to run the local stack.
 #[derive(Debug, Error)]
@@ -11,18 +16,49 @@ pub enum StackError {
     #[error(transparent)]
     Emulator(#[from] EmulatorError),
     /// An AWS request failed.
-    #[error("{operation} failed: {message}")]
+    #[error("{operation} failed")]
     Aws {
         /// Request and target, e.g. `CreateStream streamlake-records`.
         operation: String,
-        /// The SDK's error with its causes.
-        message: String,
+        /// The SDK's error.
+        source: BoxError,
     },
-    /// A Lambda binary could not be found, built or started.
-    #[error("{0}")]
-    Lambda(String),
+    /// A binary the stack runs is missing.
+    #[error(
+        "{} is missing: build the workspace first (`cargo build --workspace`), \
+         or set STREAMLAKE_BIN_DIR to the folder of the streamlake binaries",
+        .0.display()
+    )]
+    MissingBinary(PathBuf),
+    /// Building the binaries failed.
+    #[error("cargo build of {packages} failed ({status})")]
+    Build {
+        /// The packages built.
+        packages: String,
+        /// How cargo exited.
+        status: std::process::ExitStatus,
+    },
+    /// A Firehose prefix template does not parse.
+    #[error("Firehose {which}")]
+    Prefix {
+        /// Which prefix (`prefix`, `error prefix`).
+        which: &'static str,
+        /// The cause.
+        source: streamlake_core::layout::TemplateError,
+    },
+    /// An endpoint is not a URI.
+    #[error("endpoint {endpoint:?}")]
+    Endpoint {
+        /// The endpoint given.
+        endpoint: String,
+        /// The cause.
+        source: axum::http::uri::InvalidUri,
+    },
+    /// An object of the lake cannot be read.
+    #[error(transparent)]
+    Read(#[from] streamlake_core::formats::ReadError),
     /// A local file or process operation failed.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         /// What was being done.
         context: String,
@@ -35,18 +71,14 @@ pub enum StackError {
 }
 
 impl StackError {
-    /// An AWS error from any SDK error type, with its causes.
-    pub fn aws(operation: impl Into<String>, error: impl std::error::Error) -> Self {
-        let mut message = error.to_string();
-        let mut source = error.source();
-        while let Some(cause) = source {
-            message.push_str(": ");
-            message.push_str(&cause.to_string());
-            source = cause.source();
-        }
+    /// An AWS error from any SDK error type.
+    pub fn aws(
+        operation: impl Into<String>,
+        error: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
         StackError::Aws {
             operation: operation.into(),
-            message,
+            source: Box::new(error),
         }
     }
 
@@ -54,5 +86,38 @@ impl StackError {
     pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
         let context = context.into();
         move |source| StackError::Io { context, source }
+    }
+}
+
+/// Displays an error with its causes, `error: cause: cause` (for logs, where no reporter
+/// walks the chain).
+pub struct Report<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_aws_error_keeps_its_source_and_reports_the_chain() {
+        let cause = std::io::Error::other("connection refused");
+        let error = StackError::aws("GetRecords s/shard", cause);
+        let source = std::error::Error::source(&error).expect("the source is kept");
+        assert_eq!(source.to_string(), "connection refused");
+        assert_eq!(
+            Report(&error).to_string(),
+            "GetRecords s/shard failed: connection refused"
+        );
     }
 }

@@ -1,31 +1,22 @@
 //! The local stack: the whole streamlake pipeline on one machine, no AWS account.
 //!
-//! - [`emulator`]: moto in server mode (installed on first use) or the emulator named by
-//!   `AWS_ENDPOINT_URL`;
-//! - [`resources`]: the stream, bucket and tables, created when missing;
-//! - [`lambda_host`]: the Lambda binaries run as child processes behind a local Lambda
-//!   Runtime API;
-//! - [`firehose`] and [`esm`]: the two pieces AWS runs for us, played locally: Firehose
-//!   delivery from a Kinesis source, and the Lambda event source mapping;
-//! - [`stack`] puts them together; [`demo`] runs sample data through it.
+//! The source is laid out by role:
+//!
+//! - [`emulated`]: what AWS runs for us, played locally as AWS documents it: Firehose
+//!   delivery from a Kinesis source ([`emulated::firehose`]), the Lambda event source
+//!   mapping ([`emulated::esm`]), the Lambda service itself ([`emulated::lambda_host`]: the
+//!   Lambda binaries as child processes behind a local Runtime API), and what those share
+//!   (the shard reader, checkpoints, bounded shutdown). Each service starts from its
+//!   configuration and returns a handle with `stats()` and `stop()`.
+//! - [`harness`]: what runs them on one machine: the emulator process (moto, installed on
+//!   first use), the binaries, the SDK clients, the resources, the stack that composes it
+//!   all ([`harness::stack`]) and the demo.
+//! - [`http`]: HTTP servers the stack puts in front of the emulator (the fault proxy).
 
-pub mod binaries;
-pub mod checkpoint;
-pub mod clients;
-pub mod demo;
-pub mod emulator;
+pub mod emulated;
 pub mod error;
-pub mod esm;
-pub mod faults;
-pub mod firehose;
-pub mod kinesis_source;
-pub mod lambda_host;
-pub mod logs;
-pub mod progress;
-pub mod python;
-pub mod resources;
-pub mod shutdown;
-pub mod stack;
+pub mod harness;
+pub mod http;
 
 pub use error::StackError;
-pub use stack::{FinalStats, LocalStack, StackConfig};
+pub use harness::stack::{FinalStats, LocalStack, StackConfig};

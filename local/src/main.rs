@@ -5,9 +5,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use streamlake::binaries::default_state_dir;
-use streamlake::demo::{self, DemoOptions};
-use streamlake::kinesis_source::StartingPosition;
+use streamlake::emulated::kinesis_source::StartingPosition;
+use streamlake::harness::binaries::default_state_dir;
+use streamlake::harness::demo::{self, DemoOptions};
 use streamlake::{LocalStack, StackConfig};
 use streamlake_core::names;
 
@@ -178,7 +178,7 @@ fn seconds(value: f64, max: f64) -> Result<Duration> {
 #[tokio::main]
 async fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
-    streamlake::progress::enable();
+    streamlake::harness::progress::enable();
     let default_filter = match cli.command {
         Command::Up(_) => "info",
         Command::Demo { .. } => "warn",
@@ -258,7 +258,7 @@ async fn up(config: StackConfig) -> Result<ExitCode> {
     }
     eprintln!(
         "stopping: delivering what is buffered (up to {:?})",
-        streamlake::shutdown::STOP_GRACE
+        streamlake::emulated::shutdown::STOP_GRACE
     );
     let stats = stack.stop().await;
     let (undelivered, unsettled) = (stats.firehose.in_flight, stats.mapping.unsettled());

@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use crate::support::run_logs;
 use producer::{Entry, Producer, ProducerConfig};
-use streamlake::binaries::default_state_dir;
-use streamlake::clients::Clients;
-use streamlake::emulator::Emulator;
-use streamlake::esm::{
+use streamlake::emulated::esm::{
     EventSourceMapping, FailureRecord, MappingConfig, MappingStats, OnFailureDestination,
 };
-use streamlake::lambda_host::{FunctionSpec, LambdaFunction};
-use streamlake::resources::{self, Resources};
+use streamlake::emulated::lambda_host::{FunctionSpec, LambdaFunction};
+use streamlake::harness::binaries::default_state_dir;
+use streamlake::harness::clients::Clients;
+use streamlake::harness::emulator::Emulator;
+use streamlake::harness::resources::{self, Resources};
 use streamlake_e2e::{before, drain_queue};
 
 struct Run {
@@ -139,14 +139,14 @@ fn uuid_like() -> u64 {
 
 /// The sequence numbers of the stream, in order.
 async fn read_sequence_numbers(clients: &Clients) -> Vec<String> {
-    let shards = streamlake::kinesis_source::list_shards(&clients.kinesis, "flaky")
+    let shards = streamlake::emulated::kinesis_source::list_shards(&clients.kinesis, "flaky")
         .await
         .unwrap();
-    let mut reader = streamlake::kinesis_source::ShardReader::new(
+    let mut reader = streamlake::emulated::kinesis_source::ShardReader::new(
         clients.kinesis.clone(),
         "flaky",
         &shards[0],
-        streamlake::kinesis_source::StartingPosition::TrimHorizon,
+        streamlake::emulated::kinesis_source::StartingPosition::TrimHorizon,
     );
     let mut out = Vec::new();
     loop {

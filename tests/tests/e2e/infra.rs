@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use streamlake::binaries::default_state_dir;
+use streamlake::harness::binaries::default_state_dir;
 use streamlake_core::layout;
 use streamlake_core::names;
 use streamlake_core::routing::{self, Routing};
@@ -186,7 +186,7 @@ fn deployment_checks_pass_without_an_aws_account() {
 fn the_checks_install_with_the_stacks_uv() {
     // Both install under one lock into one `uv-<version>` folder: the versions must agree.
     let script = std::fs::read_to_string(root().join("infra/check.sh")).unwrap();
-    let pinned = format!("uv_version=\"{}\"", streamlake::python::UV_VERSION);
+    let pinned = format!("uv_version=\"{}\"", streamlake::harness::python::UV_VERSION);
     assert!(script.contains(&pinned), "infra/check.sh must pin {pinned}");
-    assert!(script.contains(streamlake::python::LOCK_FILE));
+    assert!(script.contains(streamlake::harness::python::LOCK_FILE));
 }

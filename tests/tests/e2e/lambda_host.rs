@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde_json::json;
-use streamlake::lambda_host::{FunctionSpec, InvokeError, LambdaFunction};
+use streamlake::emulated::lambda_host::{FunctionSpec, InvokeError, LambdaFunction};
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 

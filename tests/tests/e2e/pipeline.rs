@@ -11,9 +11,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::NaiveDate;
 use producer::{Entry, Producer, ProducerConfig};
-use streamlake::binaries::default_state_dir;
-use streamlake::demo::read_prefix;
-use streamlake::firehose::ErrorRecord;
+use streamlake::emulated::firehose::ErrorRecord;
+use streamlake::harness::binaries::default_state_dir;
+use streamlake::harness::demo::read_prefix;
 use streamlake::{LocalStack, StackConfig};
 use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
 use streamlake_core::layout::{CONSUMER_DEAD_LETTER_PREFIX, DATA_ROOT, ERROR_ROOT};
@@ -253,7 +253,7 @@ async fn every_record_is_delivered_once_or_failed_with_its_reason() {
         }
         rows += 1;
     }
-    let counts = streamlake::demo::count(clients, stack.config())
+    let counts = streamlake::harness::demo::count(clients, stack.config())
         .await
         .unwrap();
     assert_eq!(counts.rows.values().sum::<u64>(), rows);

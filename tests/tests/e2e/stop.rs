@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use producer::{Entry, Producer, ProducerConfig};
-use streamlake::binaries::default_state_dir;
-use streamlake::emulator::Emulator;
-use streamlake::shutdown::STOP_GRACE;
+use streamlake::emulated::shutdown::STOP_GRACE;
+use streamlake::harness::binaries::default_state_dir;
+use streamlake::harness::emulator::Emulator;
 use streamlake::{LocalStack, StackConfig};
 use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
 

@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use streamlake::binaries::default_state_dir;
-use streamlake::logs;
+use streamlake::harness::binaries::default_state_dir;
+use streamlake::harness::logs;
 
 /// A log folder for an emulator a test starts by itself.
 pub fn run_logs() -> PathBuf {

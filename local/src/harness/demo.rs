@@ -12,10 +12,10 @@ use streamlake_core::PartitionKeys;
 use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
 use streamlake_core::layout::{CONSUMER_DEAD_LETTER_PREFIX, DATA_ROOT, ERROR_ROOT};
 
-use crate::clients::Clients;
 use crate::error::StackError;
-use crate::progress::Step;
-use crate::stack::{LocalStack, StackConfig};
+use crate::harness::clients::Clients;
+use crate::harness::progress::Step;
+use crate::harness::stack::{LocalStack, StackConfig};
 
 /// What the demo produces.
 #[derive(Debug, Clone)]
@@ -208,11 +208,7 @@ pub async fn count(clients: &Clients, config: &StackConfig) -> Result<LakeCounts
         let Some(partition) = PartitionKeys::from_path(&key) else {
             continue;
         };
-        let records =
-            streamlake_core::formats::count_records(&key, &body).map_err(|e| StackError::Aws {
-                operation: format!("reading s3://{}/{key}", config.bucket),
-                message: e.to_string(),
-            })?;
+        let records = streamlake_core::formats::count_records(&key, &body)?;
         let entry = counts.partitions.entry(partition).or_default();
         entry.0 += 1;
         entry.1 += records;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use crate::error::StackError;
-use crate::progress;
+use crate::harness::progress;
 
 /// Packages whose binaries the stack runs.
 const PACKAGES: &[&str] = &["transform_lambda", "consumer_lambda", "query"];
@@ -44,11 +44,7 @@ impl Binaries {
         for name in PACKAGES {
             let path = this.path(name);
             if !path.is_file() {
-                return Err(StackError::Lambda(format!(
-                    "{} is missing: build the workspace first (`cargo build --workspace`), \
-                     or set STREAMLAKE_BIN_DIR to the folder of the streamlake binaries",
-                    path.display()
-                )));
+                return Err(StackError::MissingBinary(path));
             }
         }
         Ok(this)
@@ -111,10 +107,10 @@ async fn build(cargo: &std::ffi::OsStr, dir: &Path) -> Result<(), StackError> {
     if status.success() {
         Ok(())
     } else {
-        Err(StackError::Lambda(format!(
-            "cargo build of {} failed ({status})",
-            PACKAGES.join(", ")
-        )))
+        Err(StackError::Build {
+            packages: PACKAGES.join(", "),
+            status,
+        })
     }
 }
 

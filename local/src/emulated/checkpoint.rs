@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::error::StackError;
+use crate::error::{Report, StackError};
 
 /// The longest a settled checkpoint waits in memory before it is written.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(500);
@@ -155,7 +155,7 @@ async fn flush_when_changed(store: Weak<Shared>, changed: Arc<Notify>) {
             return;
         };
         if let Err(e) = shared.write().await {
-            tracing::warn!("{e}");
+            tracing::warn!("{}", Report(&e));
         }
     }
 }

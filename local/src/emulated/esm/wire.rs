@@ -5,7 +5,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 use streamlake_core::seqnum;
 
-use crate::kinesis_source::StreamRecord;
+use crate::emulated::kinesis_source::StreamRecord;
 
 /// The event Lambda sends for a batch of Kinesis records.
 #[derive(Serialize)]

@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
-use crate::python::{self, InstallError};
+use crate::harness::python::{self, InstallError};
 
 /// The moto release the local stack installs.
 pub const MOTO_VERSION: &str = "5.2.5";

@@ -162,11 +162,7 @@ impl LambdaFunction {
     /// Starts the Runtime API server and the function process.
     pub async fn start(spec: FunctionSpec) -> Result<Self, StackError> {
         if !spec.binary.is_file() {
-            return Err(StackError::Lambda(format!(
-                "the {} binary is missing: {}",
-                spec.name,
-                spec.binary.display()
-            )));
+            return Err(StackError::MissingBinary(spec.binary));
         }
         let (queue, receiver) = mpsc::channel(64);
         let shared = Arc::new(Shared {

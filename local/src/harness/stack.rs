@@ -9,18 +9,18 @@ use streamlake_core::layout::{self, OutputFormat};
 use streamlake_core::names;
 use streamlake_core::routing::Routing;
 
-use crate::binaries::Binaries;
-use crate::checkpoint::CheckpointStore;
-use crate::clients::Clients;
-use crate::emulator::Emulator;
+use crate::emulated::checkpoint::CheckpointStore;
+use crate::emulated::esm::{EventSourceMapping, MappingConfig, MappingStats, OnFailureDestination};
+use crate::emulated::firehose::{Firehose, FirehoseConfig, FirehoseStats};
+use crate::emulated::kinesis_source::StartingPosition;
+use crate::emulated::lambda_host::{FunctionSpec, LambdaFunction};
 use crate::error::StackError;
-use crate::esm::{EventSourceMapping, MappingConfig, MappingStats, OnFailureDestination};
-use crate::faults::{Fault, FaultProxy};
-use crate::firehose::{Firehose, FirehoseConfig, FirehoseStats};
-use crate::kinesis_source::StartingPosition;
-use crate::lambda_host::{FunctionSpec, LambdaFunction};
-use crate::logs;
-use crate::resources::{self, Resources};
+use crate::harness::binaries::Binaries;
+use crate::harness::clients::Clients;
+use crate::harness::emulator::Emulator;
+use crate::harness::logs;
+use crate::harness::resources::{self, Resources};
+use crate::http::faults::{Fault, FaultProxy};
 
 /// Everything that can be set about the local stack.
 #[derive(Debug, Clone)]
@@ -405,7 +405,7 @@ impl LocalStack {
     }
 
     /// Stops everything: reading, then delivery of what is buffered and the batches in
-    /// progress (checkpoints saved; both bounded by [`crate::shutdown::STOP_GRACE`]), then
+    /// progress (checkpoints saved; both bounded by [`crate::emulated::shutdown::STOP_GRACE`]), then
     /// the Lambdas and the emulator (if the stack started it). Returns the final counters.
     pub async fn stop(mut self) -> FinalStats {
         let (mapping, firehose) = (self.mapping.take(), self.firehose.take());
@@ -419,7 +419,7 @@ impl LocalStack {
         if let Some(store) = &self.checkpoints
             && let Err(e) = store.flush().await
         {
-            tracing::error!("{e}");
+            tracing::error!("{}", crate::error::Report(&e));
         }
         for function in [self.transform, self.consumer] {
             if let Some(function) = Arc::into_inner(function) {

@@ -7,7 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
-use crate::kinesis_source::StreamRecord;
+use crate::emulated::kinesis_source::StreamRecord;
 
 /// The invocation event, as Firehose sends it for a Kinesis stream source.
 #[derive(Debug, Serialize)]

@@ -64,9 +64,10 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Starts a proxy to `upstream` (an `http://` endpoint) on a free loopback port.
     pub async fn start(upstream: &str, faults: Vec<Fault>, seed: u64) -> Result<Self, StackError> {
-        let upstream: Uri = upstream
-            .parse()
-            .map_err(|e| StackError::Lambda(format!("fault proxy upstream {upstream:?}: {e}")))?;
+        let upstream: Uri = upstream.parse().map_err(|source| StackError::Endpoint {
+            endpoint: upstream.to_owned(),
+            source,
+        })?;
         let proxy = Arc::new(Proxy {
             upstream,
             faults,

@@ -14,7 +14,7 @@ use thiserror::Error;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 
-use crate::progress::Step;
+use crate::harness::progress::Step;
 
 /// The uv release used for installs (`infra/check.sh` pins the same).
 pub const UV_VERSION: &str = "0.13.9";

@@ -187,11 +187,11 @@ impl ShardReader {
                 e,
             )
         })?;
-        out.shard_iterator()
-            .map(str::to_owned)
-            .ok_or_else(|| StackError::Aws {
-                operation: format!("GetShardIterator {}/{}", self.stream, self.shard_id),
-                message: "no iterator returned".into(),
-            })
+        out.shard_iterator().map(str::to_owned).ok_or_else(|| {
+            StackError::aws(
+                format!("GetShardIterator {}/{}", self.stream, self.shard_id),
+                std::io::Error::other("no iterator returned"),
+            )
+        })
     }
 }

@@ -33,12 +33,12 @@ pub use wire::{
 };
 use wire::{EventRecord, TransformEvent, TransformResponse};
 
-use crate::checkpoint::CheckpointStore;
-use crate::clients::Clients;
-use crate::error::StackError;
-use crate::kinesis_source::{ShardReader, StartingPosition, StreamRecord, list_shards};
-use crate::lambda_host::{InvokeError, LambdaFunction, MAX_PAYLOAD_BYTES};
-use crate::shutdown::{STOP_GRACE, join_within};
+use crate::emulated::checkpoint::CheckpointStore;
+use crate::emulated::kinesis_source::{ShardReader, StartingPosition, StreamRecord, list_shards};
+use crate::emulated::lambda_host::{InvokeError, LambdaFunction, MAX_PAYLOAD_BYTES};
+use crate::emulated::shutdown::{STOP_GRACE, join_within};
+use crate::error::{Report, StackError};
+use crate::harness::clients::Clients;
 
 /// Configuration of the local delivery stream.
 #[derive(Debug, Clone)]
@@ -117,10 +117,16 @@ impl Firehose {
         clients: &Clients,
         transform: Arc<LambdaFunction>,
     ) -> Result<Self, StackError> {
-        let prefix = PrefixTemplate::parse(&config.prefix)
-            .map_err(|e| StackError::Lambda(format!("Firehose prefix: {e}")))?;
-        let error_prefix = PrefixTemplate::parse(&config.error_prefix)
-            .map_err(|e| StackError::Lambda(format!("Firehose error prefix: {e}")))?;
+        let prefix =
+            PrefixTemplate::parse(&config.prefix).map_err(|source| StackError::Prefix {
+                which: "prefix",
+                source,
+            })?;
+        let error_prefix =
+            PrefixTemplate::parse(&config.error_prefix).map_err(|source| StackError::Prefix {
+                which: "error prefix",
+                source,
+            })?;
         let stats = Arc::new(Mutex::new(FirehoseStats::default()));
         let (stop, stopped) = watch::channel(false);
         let (records_tx, records_rx) = mpsc::channel::<Vec<StreamRecord>>(16);
@@ -218,7 +224,8 @@ async fn read_shard(
             Err(e) => {
                 tracing::warn!(
                     shard = reader.shard_id(),
-                    "Firehose cannot read the source: {e}"
+                    "Firehose cannot read the source: {}",
+                    Report(&e)
                 );
                 let _ = tokio::time::timeout(Duration::from_secs(1), stop.changed()).await;
             }
@@ -716,7 +723,7 @@ impl Delivery {
                     tracing::warn!(
                         key,
                         "S3 PutObject failed, retrying in {delay:?}: {}",
-                        StackError::aws("PutObject", e)
+                        Report(&StackError::aws("PutObject", e))
                     );
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(10));

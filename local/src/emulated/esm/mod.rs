@@ -31,12 +31,12 @@ use tokio::time::Instant;
 use wire::{BatchResult, EventRecord, KinesisEvent, interpret};
 pub use wire::{FailureRecord, KinesisBatchInfo};
 
-use crate::checkpoint::CheckpointStore;
-use crate::clients::Clients;
-use crate::error::StackError;
-use crate::kinesis_source::{ShardReader, StartingPosition, StreamRecord, list_shards};
-use crate::lambda_host::{InvokeError, LambdaFunction, MAX_PAYLOAD_BYTES};
-use crate::shutdown::{STOP_GRACE, join_within};
+use crate::emulated::checkpoint::CheckpointStore;
+use crate::emulated::kinesis_source::{ShardReader, StartingPosition, StreamRecord, list_shards};
+use crate::emulated::lambda_host::{InvokeError, LambdaFunction, MAX_PAYLOAD_BYTES};
+use crate::emulated::shutdown::{STOP_GRACE, join_within};
+use crate::error::{Report, StackError};
+use crate::harness::clients::Clients;
 
 /// Where records given up on are reported.
 #[derive(Debug, Clone)]
@@ -295,7 +295,8 @@ async fn run_shard(ctx: Arc<Context>, mut reader: ShardReader, mut stop: watch::
             Err(e) => {
                 tracing::warn!(
                     shard = reader.shard_id(),
-                    "event source mapping cannot read: {e}"
+                    "event source mapping cannot read: {}",
+                    Report(&e)
                 );
                 let _ = tokio::time::timeout(Duration::from_secs(1), stop.changed()).await;
             }
@@ -703,7 +704,7 @@ async fn send_until_accepted(destination: &OnFailureDestination, body: &str) {
             Err(e) => {
                 tracing::warn!(
                     "on-failure destination refused the record, retrying: {}",
-                    StackError::aws("SendMessage", e)
+                    Report(&StackError::aws("SendMessage", e))
                 );
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(10));

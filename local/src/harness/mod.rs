@@ -1,0 +1,12 @@
+//! Running the pipeline on one machine: the emulator, the binaries, the clients and
+//! resources, the stack that composes the emulated services, and the demo.
+
+pub mod binaries;
+pub mod clients;
+pub mod demo;
+pub mod emulator;
+pub mod logs;
+pub mod progress;
+pub mod python;
+pub mod resources;
+pub mod stack;

@@ -1,0 +1,3 @@
+//! HTTP servers the stack puts in front of the emulator.
+
+pub mod faults;
