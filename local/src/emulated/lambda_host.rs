@@ -113,6 +113,31 @@ struct Shared {
     restart: Notify,
     shutdown: Notify,
     stopped: std::sync::atomic::AtomicBool,
+    stats: std::sync::Mutex<FunctionStats>,
+}
+
+/// Counters of a function.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FunctionStats {
+    /// Invocations the function took.
+    pub invocations: u64,
+    /// Invocations that ended in an error the function reported.
+    pub errors: u64,
+    /// Invocations stopped at the timeout (`Sandbox.Timedout`).
+    pub timeouts: u64,
+    /// Invocations whose process exited (`Runtime.ExitError`).
+    pub crashes: u64,
+}
+
+impl FunctionStats {
+    fn count(&mut self, result: &Result<Bytes, InvokeError>) {
+        match result {
+            Err(InvokeError::Function { .. }) => self.errors += 1,
+            Err(InvokeError::Timeout(_)) => self.timeouts += 1,
+            Err(InvokeError::Crashed(_)) => self.crashes += 1,
+            _ => {}
+        }
+    }
 }
 
 impl Shared {
@@ -124,9 +149,12 @@ impl Shared {
             .drain()
             .map(|(_, r)| r)
             .collect();
+        let mut stats = self.stats.lock().expect("not poisoned");
         for running in pending {
             running.timer.abort();
-            let _ = running.reply.send(Err(error.clone()));
+            let result = Err(error.clone());
+            stats.count(&result);
+            let _ = running.reply.send(result);
         }
     }
 
@@ -134,6 +162,7 @@ impl Shared {
         match self.in_flight.lock().expect("not poisoned").remove(id) {
             Some(running) => {
                 running.timer.abort();
+                self.stats.lock().expect("not poisoned").count(&result);
                 let _ = running.reply.send(result);
                 true
             }
@@ -172,6 +201,7 @@ impl LambdaFunction {
             restart: Notify::new(),
             shutdown: Notify::new(),
             stopped: std::sync::atomic::AtomicBool::new(false),
+            stats: std::sync::Mutex::new(FunctionStats::default()),
         });
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
             .await
@@ -205,6 +235,11 @@ impl LambdaFunction {
     /// The function's specification.
     pub fn spec(&self) -> &FunctionSpec {
         &self.shared.spec
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> FunctionStats {
+        *self.shared.stats.lock().expect("not poisoned")
     }
 
     /// Invokes the function synchronously (`RequestResponse`) with a JSON payload. It
@@ -353,6 +388,7 @@ async fn next(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
         }
     };
     drop(queue);
+    shared.stats.lock().expect("not poisoned").invocations += 1;
     // The timeout runs from now: the deadline the function sees, and the moment it is
     // stopped if it has not answered.
     let timeout = shared.spec.timeout;

@@ -10,3 +10,4 @@ pub mod progress;
 pub mod python;
 pub mod resources;
 pub mod stack;
+mod wiring;

@@ -5,22 +5,22 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use streamlake_core::layout::{self, OutputFormat};
+use streamlake_core::layout::OutputFormat;
 use streamlake_core::names;
 use streamlake_core::routing::Routing;
 
 use crate::emulated::checkpoint::CheckpointStore;
-use crate::emulated::esm::{EventSourceMapping, MappingConfig, MappingStats, OnFailureDestination};
-use crate::emulated::firehose::{Firehose, FirehoseConfig, FirehoseStats};
+use crate::emulated::esm::{EventSourceMapping, MappingConfig, MappingStats};
+use crate::emulated::firehose::{Firehose, FirehoseStats};
 use crate::emulated::kinesis_source::StartingPosition;
-use crate::emulated::lambda_host::{FunctionSpec, LambdaFunction};
+use crate::emulated::lambda_host::LambdaFunction;
 use crate::error::StackError;
 use crate::harness::binaries::Binaries;
 use crate::harness::clients::Clients;
 use crate::harness::emulator::Emulator;
 use crate::harness::logs;
-use crate::harness::resources::{self, Resources};
-use crate::http::faults::{Fault, FaultProxy};
+use crate::harness::resources;
+use crate::http::faults::FaultProxy;
 
 /// Everything that can be set about the local stack.
 #[derive(Debug, Clone)]
@@ -123,6 +123,11 @@ impl StackConfig {
     }
 }
 
+/// The transform: function name, binary, memory (MB), as in the template.
+const TRANSFORM: (&str, &str, u32) = (names::TRANSFORM_FUNCTION, "transform_lambda", 512);
+/// The consumer: function name, binary, memory (MB), as in the template.
+const CONSUMER: (&str, &str, u32) = (names::CONSUMER_FUNCTION, "consumer_lambda", 256);
+
 /// A running local stack.
 pub struct LocalStack {
     config: StackConfig,
@@ -141,7 +146,7 @@ pub struct LocalStack {
 
 impl LocalStack {
     /// Starts the emulator, creates what is missing, starts both Lambdas, Firehose
-    /// delivery and the event source mapping.
+    /// delivery and the event source mapping (each piece's settings: `harness::wiring`).
     pub async fn start(config: StackConfig) -> Result<Self, StackError> {
         let binaries = Binaries::locate().await?;
         let log_dir = logs::create_run_dir(&config.state_dir).map_err(StackError::io(format!(
@@ -154,140 +159,18 @@ impl LocalStack {
         };
         let clients = Clients::connect(emulator.endpoint(), emulator.is_local()).await;
         let region = clients.region();
-        let provisioned = resources::ensure(
-            &clients,
-            &Resources {
-                stream: config.stream.clone(),
-                shards: config.shards,
-                bucket: config.bucket.clone(),
-                tables: config
-                    .routing
-                    .tables()
-                    .into_iter()
-                    .chain(config.mapping.tumbling_window.map(|_| names::SUMMARY_TABLE))
-                    .map(str::to_owned)
-                    .collect(),
-                failure_queue: config.failure_queue.clone(),
-            },
-        )
-        .await?;
-        let checkpoints = if config.checkpoints {
-            // The emulator is part of the identity: two emulators can each have a
-            // stream of the same name created in the same second.
-            let identity = format!("{}@{}", emulator.endpoint(), provisioned.stream_identity);
-            Some(CheckpointStore::open(
-                &config.state_dir.join("checkpoints"),
-                &identity,
-            )?)
-        } else {
-            None
-        };
+        let provisioned = resources::ensure(&clients, &config.resources()).await?;
+        let checkpoints = config.checkpoints(&emulator, &provisioned)?;
+        let fault_proxy = config.fault_proxy(&emulator).await?;
 
-        let function =
-            |name: &str, binary: &str, memory_mb, mut env: Vec<(String, String)>| FunctionSpec {
-                name: name.to_owned(),
-                binary: binaries.path(binary),
-                env: {
-                    // JSON log lines, as the template's `LoggingConfig` asks of Lambda.
-                    env.push(("AWS_LAMBDA_LOG_FORMAT".into(), "JSON".into()));
-                    env
-                },
-                timeout: config.function_timeout,
-                memory_mb,
-                log_path: log_dir.join(format!("{name}.log")),
-                region: region.clone(),
-            };
-        let transform = Arc::new(
-            LambdaFunction::start(function(
-                names::TRANSFORM_FUNCTION,
-                "transform_lambda",
-                512,
-                Vec::new(),
-            ))
-            .await?,
-        );
-        let fault_proxy = if config.consumer_throttling > 0.0 {
-            let faults = vec![Fault::dynamodb_update_throttling(
-                config.consumer_throttling,
-            )];
-            Some(FaultProxy::start(emulator.endpoint(), faults, 1).await?)
-        } else {
-            None
-        };
-        let mut consumer_env = clients.child_env.clone();
-        consumer_env.push(("STREAMLAKE_ROUTING".into(), config.routing.to_string()));
-        consumer_env.push((
-            "STREAMLAKE_DEAD_LETTER".into(),
-            format!(
-                "s3://{}/{}",
-                config.bucket,
-                layout::CONSUMER_DEAD_LETTER_PREFIX
-            ),
-        ));
-        consumer_env.push((
-            "STREAMLAKE_SUMMARY_TABLE".into(),
-            names::SUMMARY_TABLE.into(),
-        ));
-        if let Some(proxy) = &fault_proxy {
-            consumer_env.push((
-                "AWS_ENDPOINT_URL_DYNAMODB".into(),
-                proxy.endpoint().to_owned(),
-            ));
-        }
-        let consumer = Arc::new(
-            LambdaFunction::start(function(
-                names::CONSUMER_FUNCTION,
-                "consumer_lambda",
-                256,
-                consumer_env,
-            ))
-            .await?,
-        );
+        let function = |identity, env| config.function(identity, env, &binaries, &log_dir, &region);
+        let transform = Arc::new(LambdaFunction::start(function(TRANSFORM, Vec::new())).await?);
+        let consumer_env = config.consumer_env(&clients, fault_proxy.as_ref());
+        let consumer = Arc::new(LambdaFunction::start(function(CONSUMER, consumer_env)).await?);
 
-        let firehose = Firehose::start(
-            FirehoseConfig {
-                delivery_stream: config.delivery_stream.clone(),
-                source_stream: config.stream.clone(),
-                source_stream_arn: provisioned.stream_arn.clone(),
-                bucket: config.bucket.clone(),
-                prefix: layout::DATA_PREFIX.into(),
-                error_prefix: layout::ERROR_PREFIX.into(),
-                buffer_bytes: config.buffer_bytes,
-                buffer_interval: config.buffer_interval,
-                processor_buffer_bytes: config.processor_buffer_bytes,
-                retries: 3,
-                max_active_partitions: 500,
-                starting_position: StartingPosition::TrimHorizon,
-                checkpoints: checkpoints.clone(),
-                format: config.output_format,
-                region: region.clone(),
-            },
-            &clients,
-            transform.clone(),
-        )
-        .await?;
-
-        let role_arn = format!(
-            "arn:aws:iam::{}:role/{}",
-            names::LOCAL_ACCOUNT,
-            names::CONSUMER_FUNCTION
-        );
-        let m = &config.mapping;
-        let mut mapping_config =
-            MappingConfig::new(&config.stream, &provisioned.stream_arn, &region, &role_arn);
-        mapping_config.batch_size = m.batch_size;
-        mapping_config.batching_window = m.batching_window;
-        mapping_config.starting_position = m.starting_position.clone();
-        mapping_config.max_retries = m.max_retries;
-        mapping_config.max_record_age = m.max_record_age;
-        mapping_config.bisect_on_error = m.bisect_on_error;
-        mapping_config.parallelization_factor = m.parallelization_factor;
-        mapping_config.tumbling_window = m.tumbling_window;
-        mapping_config.on_failure = Some(OnFailureDestination {
-            sqs: clients.sqs.clone(),
-            queue_url: provisioned.failure_queue_url.clone(),
-        });
-        mapping_config.checkpoints = checkpoints.clone();
+        let firehose_config = config.firehose(&provisioned, &region, checkpoints.clone());
+        let firehose = Firehose::start(firehose_config, &clients, transform.clone()).await?;
+        let mapping_config = config.mapping_config(&provisioned, &clients, checkpoints.clone());
         let mapping = EventSourceMapping::start(mapping_config, &clients, consumer.clone()).await?;
 
         Ok(Self {

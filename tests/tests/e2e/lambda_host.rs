@@ -97,6 +97,11 @@ async fn a_hung_function_is_stopped_at_its_timeout_and_started_again() {
     // A new process takes the next invocation.
     host.function.invoke(event("b", "fine")).await.unwrap();
     assert_eq!(lines(&host.completed), ["b 1"]);
+    let stats = host.function.stats();
+    assert_eq!(
+        (stats.invocations, stats.timeouts, stats.crashes),
+        (2, 1, 0)
+    );
     host.function.stop().await;
 }
 

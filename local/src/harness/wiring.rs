@@ -1,0 +1,179 @@
+//! What each piece of the stack is given, derived from the stack's configuration (the
+//! settings `infra/template.yaml` gives the same pieces on AWS).
+
+use std::path::Path;
+
+use streamlake_core::layout;
+use streamlake_core::names;
+
+use crate::emulated::checkpoint::CheckpointStore;
+use crate::emulated::esm::{MappingConfig, OnFailureDestination};
+use crate::emulated::firehose::FirehoseConfig;
+use crate::emulated::kinesis_source::StartingPosition;
+use crate::emulated::lambda_host::FunctionSpec;
+use crate::error::StackError;
+use crate::harness::binaries::Binaries;
+use crate::harness::clients::Clients;
+use crate::harness::emulator::Emulator;
+use crate::harness::resources::{Provisioned, Resources};
+use crate::harness::stack::StackConfig;
+use crate::http::faults::{Fault, FaultProxy};
+
+impl StackConfig {
+    /// The stream, bucket, tables and queue the stack needs.
+    pub(crate) fn resources(&self) -> Resources {
+        Resources {
+            stream: self.stream.clone(),
+            shards: self.shards,
+            bucket: self.bucket.clone(),
+            tables: self
+                .routing
+                .tables()
+                .into_iter()
+                .chain(self.mapping.tumbling_window.map(|_| names::SUMMARY_TABLE))
+                .map(str::to_owned)
+                .collect(),
+            failure_queue: self.failure_queue.clone(),
+        }
+    }
+
+    /// The shard checkpoints of this stream instance, when they are kept.
+    pub(crate) fn checkpoints(
+        &self,
+        emulator: &Emulator,
+        provisioned: &Provisioned,
+    ) -> Result<Option<CheckpointStore>, StackError> {
+        if !self.checkpoints {
+            return Ok(None);
+        }
+        // The emulator is part of the identity: two emulators can each have a stream of
+        // the same name created in the same second.
+        let identity = format!("{}@{}", emulator.endpoint(), provisioned.stream_identity);
+        CheckpointStore::open(&self.state_dir.join("checkpoints"), &identity).map(Some)
+    }
+
+    /// A function of the stack: its binary, memory and environment.
+    pub(crate) fn function(
+        &self,
+        (name, binary, memory_mb): (&str, &str, u32),
+        mut env: Vec<(String, String)>,
+        binaries: &Binaries,
+        log_dir: &Path,
+        region: &str,
+    ) -> FunctionSpec {
+        // JSON log lines, as the template's `LoggingConfig` asks of Lambda.
+        env.push(("AWS_LAMBDA_LOG_FORMAT".into(), "JSON".into()));
+        FunctionSpec {
+            name: name.to_owned(),
+            binary: binaries.path(binary),
+            env,
+            timeout: self.function_timeout,
+            memory_mb,
+            log_path: log_dir.join(format!("{name}.log")),
+            region: region.to_owned(),
+        }
+    }
+
+    /// The fault proxy in front of the consumer's DynamoDB, when faults are asked for.
+    pub(crate) async fn fault_proxy(
+        &self,
+        emulator: &Emulator,
+    ) -> Result<Option<FaultProxy>, StackError> {
+        if self.consumer_throttling <= 0.0 {
+            return Ok(None);
+        }
+        let faults = vec![Fault::dynamodb_update_throttling(self.consumer_throttling)];
+        FaultProxy::start(emulator.endpoint(), faults, 1)
+            .await
+            .map(Some)
+    }
+
+    /// The consumer's environment: routing, dead letters, the summary table, and the
+    /// fault proxy as its DynamoDB endpoint.
+    pub(crate) fn consumer_env(
+        &self,
+        clients: &Clients,
+        proxy: Option<&FaultProxy>,
+    ) -> Vec<(String, String)> {
+        let dead_letter = format!(
+            "s3://{}/{}",
+            self.bucket,
+            layout::CONSUMER_DEAD_LETTER_PREFIX
+        );
+        let mut env = clients.child_env.clone();
+        env.extend([
+            ("STREAMLAKE_ROUTING".into(), self.routing.to_string()),
+            ("STREAMLAKE_DEAD_LETTER".into(), dead_letter),
+            (
+                "STREAMLAKE_SUMMARY_TABLE".into(),
+                names::SUMMARY_TABLE.into(),
+            ),
+        ]);
+        if let Some(proxy) = proxy {
+            env.push((
+                "AWS_ENDPOINT_URL_DYNAMODB".into(),
+                proxy.endpoint().to_owned(),
+            ));
+        }
+        env
+    }
+
+    /// The delivery stream: Kinesis source, the transform, dynamic partitioning into the
+    /// lake's prefixes, buffering and format.
+    pub(crate) fn firehose(
+        &self,
+        provisioned: &Provisioned,
+        region: &str,
+        checkpoints: Option<CheckpointStore>,
+    ) -> FirehoseConfig {
+        FirehoseConfig {
+            delivery_stream: self.delivery_stream.clone(),
+            source_stream: self.stream.clone(),
+            source_stream_arn: provisioned.stream_arn.clone(),
+            bucket: self.bucket.clone(),
+            prefix: layout::DATA_PREFIX.into(),
+            error_prefix: layout::ERROR_PREFIX.into(),
+            buffer_bytes: self.buffer_bytes,
+            buffer_interval: self.buffer_interval,
+            processor_buffer_bytes: self.processor_buffer_bytes,
+            retries: 3,
+            max_active_partitions: 500,
+            starting_position: StartingPosition::TrimHorizon,
+            checkpoints,
+            format: self.output_format,
+            region: region.to_owned(),
+        }
+    }
+
+    /// The consumer's event source mapping, with the on-failure queue.
+    pub(crate) fn mapping_config(
+        &self,
+        provisioned: &Provisioned,
+        clients: &Clients,
+        checkpoints: Option<CheckpointStore>,
+    ) -> MappingConfig {
+        let role_arn = format!(
+            "arn:aws:iam::{}:role/{}",
+            names::LOCAL_ACCOUNT,
+            names::CONSUMER_FUNCTION
+        );
+        let region = clients.region();
+        let m = &self.mapping;
+        MappingConfig {
+            batch_size: m.batch_size,
+            batching_window: m.batching_window,
+            starting_position: m.starting_position.clone(),
+            max_retries: m.max_retries,
+            max_record_age: m.max_record_age,
+            bisect_on_error: m.bisect_on_error,
+            parallelization_factor: m.parallelization_factor,
+            tumbling_window: m.tumbling_window,
+            on_failure: Some(OnFailureDestination {
+                sqs: clients.sqs.clone(),
+                queue_url: provisioned.failure_queue_url.clone(),
+            }),
+            checkpoints,
+            ..MappingConfig::new(&self.stream, &provisioned.stream_arn, &region, &role_arn)
+        }
+    }
+}
