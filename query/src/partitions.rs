@@ -60,10 +60,8 @@ async fn records_in(lake: &Lake, object: &ObjectInfo) -> Result<u64, QueryError>
     let mut tail = lake
         .read_range(&object.key, size.saturating_sub(TAIL_HINT)..size)
         .await?;
-    if tail.len() < PARQUET_FOOTER_BYTES {
-        return Ok(count_records(&object.key, &tail)?);
-    }
-    let footer = &tail[tail.len() - PARQUET_FOOTER_BYTES..];
+    // Anything but exactly the 8 footer bytes (an object shorter than that) is refused.
+    let footer = &tail[tail.len().saturating_sub(PARQUET_FOOTER_BYTES)..];
     let length = parquet_metadata_length(&object.key, footer)?;
     let needed = length + PARQUET_FOOTER_BYTES;
     if needed > tail.len() {

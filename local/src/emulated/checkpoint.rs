@@ -40,14 +40,12 @@ struct Shared {
     changed: Arc<Notify>,
     /// The version on disk; held while writing, so writes never go back in time.
     written: tokio::sync::Mutex<u64>,
-    flusher: Mutex<Option<JoinHandle<()>>>,
+    flusher: JoinHandle<()>,
 }
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        if let Some(flusher) = self.flusher.lock().expect("not poisoned").take() {
-            flusher.abort();
-        }
+        self.flusher.abort();
     }
 }
 
@@ -77,15 +75,13 @@ impl CheckpointStore {
             Err(e) => return Err(StackError::io(format!("reading {}", path.display()))(e)),
         };
         let changed = Arc::new(Notify::new());
-        let shared = Arc::new(Shared {
+        let shared = Arc::new_cyclic(|store| Shared {
             path,
             positions: Mutex::new((positions, 0)),
             changed: changed.clone(),
             written: tokio::sync::Mutex::new(0),
-            flusher: Mutex::new(None),
+            flusher: tokio::spawn(flush_when_changed(store.clone(), changed)),
         });
-        let flusher = tokio::spawn(flush_when_changed(Arc::downgrade(&shared), changed));
-        *shared.flusher.lock().expect("not poisoned") = Some(flusher);
         Ok(Self { shared })
     }
 

@@ -21,6 +21,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use backon::{ExponentialBuilder, Retryable};
 use chrono::{DateTime, Utc};
 use streamlake_core::seqnum;
 use streamlake_core::time::Rfc3339;
@@ -690,25 +691,26 @@ impl Lane {
 /// Sends a message to the on-failure queue, retrying until it is accepted: the record of
 /// what was skipped must not be lost.
 async fn send_until_accepted(destination: &OnFailureDestination, body: &str) {
-    let mut delay = Duration::from_millis(100);
-    loop {
-        match destination
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(10))
+        .without_max_times();
+    let send = || {
+        destination
             .sqs
             .send_message()
             .queue_url(&destination.queue_url)
             .message_body(body)
             .send()
-            .await
-        {
-            Ok(_) => return,
-            Err(e) => {
-                tracing::warn!(
-                    "on-failure destination refused the record, retrying: {}",
-                    Report(&StackError::aws("SendMessage", e))
-                );
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(10));
-            }
-        }
-    }
+    };
+    let retried = send
+        .retry(backoff)
+        .notify(|e, _| {
+            tracing::warn!(
+                "on-failure destination refused the record, retrying: {}",
+                Report(e)
+            );
+        })
+        .await;
+    debug_assert!(retried.is_ok(), "retried without a limit");
 }

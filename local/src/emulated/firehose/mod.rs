@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use backon::{ExponentialBuilder, Retryable};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
@@ -705,31 +706,33 @@ impl Delivery {
         )
     }
 
-    /// Writes one object, retrying as Firehose does until S3 accepts it.
+    /// Writes one object, retrying as Firehose does until S3 accepts it (backoff from
+    /// 0.2 s to 10 s).
     async fn put(&self, key: &str, body: Vec<u8>) {
-        let mut delay = Duration::from_millis(200);
-        loop {
-            let result = self
-                .s3
+        let body = axum::body::Bytes::from(body);
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(200))
+            .with_max_delay(Duration::from_secs(10))
+            .without_max_times();
+        let put = || {
+            self.s3
                 .put_object()
                 .bucket(&self.config.bucket)
                 .key(key)
                 .body(body.clone().into())
                 .send()
-                .await;
-            match result {
-                Ok(_) => return,
-                Err(e) => {
-                    tracing::warn!(
-                        key,
-                        "S3 PutObject failed, retrying in {delay:?}: {}",
-                        Report(&StackError::aws("PutObject", e))
-                    );
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(10));
-                }
-            }
-        }
+        };
+        let retried = put
+            .retry(backoff)
+            .notify(|e, delay| {
+                tracing::warn!(
+                    key,
+                    "S3 PutObject failed, retrying in {delay:?}: {}",
+                    Report(e)
+                );
+            })
+            .await;
+        debug_assert!(retried.is_ok(), "retried without a limit");
     }
 
     fn delivery_stream_arn(&self) -> String {
