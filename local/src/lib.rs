@@ -11,10 +11,13 @@
 //! - [`harness`]: what runs them on one machine: the emulator process (moto, installed on
 //!   first use), the binaries, the SDK clients, the resources, the stack that composes it
 //!   all ([`harness::stack`]) and the demo.
+//! - [`faults`]: the calls that can be failed on purpose (`--inject`) and the errors AWS
+//!   documents for each.
 //! - [`http`]: HTTP servers the stack puts in front of the emulator (the fault proxy).
 
 pub mod emulated;
 pub mod error;
+pub mod faults;
 pub mod harness;
 pub mod http;
 

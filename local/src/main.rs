@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use streamlake::emulated::kinesis_source::StartingPosition;
+use streamlake::faults::{FaultPlan, FaultSpec};
 use streamlake::harness::binaries::default_state_dir;
 use streamlake::harness::demo::{self, DemoOptions};
 use streamlake::{LocalStack, StackConfig};
@@ -109,10 +110,18 @@ struct StackArgs {
     /// Do not keep shard checkpoints on disk (a restart reads the stream from the start).
     #[arg(long)]
     no_checkpoints: bool,
-    /// Answer this fraction (0 to 1) of the consumer's DynamoDB writes with a throttling
-    /// error, to watch the retry path work.
-    #[arg(long, default_value_t = 0.0)]
-    inject_throttling: f64,
+    /// Fail this fraction of a call, with the errors AWS documents for it (repeatable):
+    /// kinesis:PutRecords, kinesis:GetRecords, s3:PutObject, dynamodb:UpdateItem,
+    /// sqs:SendMessage, lambda:transform, lambda:consumer. For example
+    /// `--inject kinesis:PutRecords=0.1 --inject lambda:consumer=0.05`.
+    #[arg(long, value_name = "SERVICE:OPERATION=RATE")]
+    inject: Vec<FaultSpec>,
+    /// Seed of the injected faults' random numbers (the same seed fails the same calls).
+    #[arg(long, default_value_t = 1)]
+    inject_seed: u64,
+    /// Same as `--inject dynamodb:UpdateItem=RATE`.
+    #[arg(long, value_name = "RATE")]
+    inject_throttling: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -139,11 +148,15 @@ impl StackArgs {
             seconds(self.buffer_interval, 900.0).context("--buffer-interval")?;
         config.failure_queue.clone_from(&self.failure_queue);
         config.checkpoints = !self.no_checkpoints;
-        anyhow::ensure!(
-            (0.0..=1.0).contains(&self.inject_throttling),
-            "--inject-throttling must be between 0 and 1"
-        );
-        config.consumer_throttling = self.inject_throttling;
+        let mut faults = self.inject.clone();
+        if let Some(rate) = self.inject_throttling {
+            faults.push(
+                format!("dynamodb:UpdateItem={rate}")
+                    .parse()
+                    .context("--inject-throttling")?,
+            );
+        }
+        config.faults = FaultPlan::new(faults, self.inject_seed);
         let m = &mut config.mapping;
         m.batch_size = self.batch_size as usize;
         m.batching_window = seconds(self.batching_window, 300.0).context("--batching-window")?;
@@ -218,7 +231,11 @@ async fn up(config: StackConfig) -> Result<ExitCode> {
     let stack = LocalStack::start(config).await?;
     let c = stack.config();
     println!("streamlake local stack is up (Ctrl-C to stop)");
-    println!("  emulator  {}", stack.endpoint());
+    println!("  endpoint  {}", stack.endpoint());
+    if !c.faults.is_empty() {
+        println!("  faults    {}", c.faults);
+        println!("  emulator  {} (without faults)", stack.emulator_endpoint());
+    }
     println!("  stream    {} ({} shards)", c.stream, c.shards);
     println!(
         "  lake      s3://{}/{}",

@@ -10,6 +10,12 @@
 //! and started again. An invocation whose caller stopped waiting before the function took
 //! it is never delivered.
 //! <https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html#runtimes-api-next>
+//!
+//! With a fault injector ([`FunctionSpec::faults`], `--inject lambda:consumer=RATE`), a
+//! share of the invocations end as if the process had died or hit its timeout after doing
+//! its work and before reporting it: the result is thrown away, the process is stopped and
+//! started again, and the caller gets `Runtime.ExitError` or `Sandbox.Timedout`, what
+//! Lambda reports for those.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -30,6 +36,7 @@ use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 use tokio::task::{AbortHandle, JoinHandle};
 
 use crate::error::StackError;
+use crate::faults::Injector;
 
 /// Largest synchronous invocation request or response Lambda accepts.
 pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
@@ -51,6 +58,8 @@ pub struct FunctionSpec {
     pub log_path: PathBuf,
     /// Region and account for the function's ARN.
     pub region: String,
+    /// Invocations to end with a crash or a timeout on purpose.
+    pub faults: Option<Arc<Injector>>,
 }
 
 impl FunctionSpec {
@@ -99,11 +108,21 @@ struct Invocation {
     reply: Reply,
 }
 
-/// An invocation the function has taken: where its result goes, and the timer that stops
-/// the function at its deadline.
+/// An invocation the function has taken: where its result goes, the timer that stops
+/// the function at its deadline, and the fault it ends with (if one was injected).
 struct Running {
     reply: Reply,
     timer: AbortHandle,
+    fault: Option<InjectedFault>,
+}
+
+/// How an invocation ends when a fault is injected into it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InjectedFault {
+    /// The process dies before reporting its result.
+    Crash,
+    /// The invocation hits its timeout before reporting its result.
+    Timeout,
 }
 
 struct Shared {
@@ -168,6 +187,29 @@ impl Shared {
             }
             None => false,
         }
+    }
+
+    /// Completes an invocation with what the function reported, unless a fault was
+    /// injected into it: then the report is thrown away and the process stopped, as if it
+    /// had died or timed out before reporting.
+    fn report(&self, id: &str, result: Result<Bytes, InvokeError>) -> bool {
+        let fault = self
+            .in_flight
+            .lock()
+            .expect("not poisoned")
+            .get(id)
+            .and_then(|r| r.fault);
+        let result = match fault {
+            None => return self.complete(id, result),
+            Some(InjectedFault::Crash) => Err(InvokeError::Crashed(
+                "signal: 9 (SIGKILL), injected by --inject".into(),
+            )),
+            Some(InjectedFault::Timeout) => Err(InvokeError::Timeout(self.spec.timeout)),
+        };
+        tracing::debug!(function = %self.spec.name, ?fault, "fault injected");
+        let completed = self.complete(id, result);
+        self.restart.notify_one();
+        completed
     }
 }
 
@@ -352,7 +394,7 @@ async fn supervise(shared: Arc<Shared>, addr: SocketAddr) {
                 shared.fail_in_flight(&InvokeError::Crashed(status));
             }
             () = shared.restart.notified() => {
-                tracing::warn!(function = %spec.name, "restarting the function process after a timeout");
+                tracing::warn!(function = %spec.name, "restarting the function process after a timeout or an injected fault");
                 let _ = child.kill().await;
             }
             () = shared.shutdown.notified() => {
@@ -389,6 +431,13 @@ async fn next(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     };
     drop(queue);
     shared.stats.lock().expect("not poisoned").invocations += 1;
+    let fault = shared.spec.faults.as_ref().filter(|f| f.roll()).map(|f| {
+        if f.coin() {
+            InjectedFault::Crash
+        } else {
+            InjectedFault::Timeout
+        }
+    });
     // The timeout runs from now: the deadline the function sees, and the moment it is
     // stopped if it has not answered.
     let timeout = shared.spec.timeout;
@@ -431,6 +480,7 @@ async fn next(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
         Running {
             reply: invocation.reply,
             timer,
+            fault,
         },
     );
     (StatusCode::OK, headers, invocation.payload)
@@ -446,7 +496,7 @@ async fn response(
     } else {
         Ok(body)
     };
-    if shared.complete(&id, result) {
+    if shared.report(&id, result) {
         StatusCode::ACCEPTED
     } else {
         StatusCode::NOT_FOUND
@@ -472,7 +522,7 @@ async fn error(
         error_type: report.error_type,
         message: report.error_message,
     };
-    if shared.complete(&id, Err(error)) {
+    if shared.report(&id, Err(error)) {
         StatusCode::ACCEPTED
     } else {
         StatusCode::NOT_FOUND

@@ -58,6 +58,26 @@ impl Clients {
         }
     }
 
+    /// The same clients on another endpoint (the fault proxy in front of the emulator):
+    /// same region and credentials, and child processes sent there too.
+    pub fn through(&self, endpoint: &str) -> Self {
+        let config = self.config.to_builder().endpoint_url(endpoint).build();
+        let mut child_env = self.child_env.clone();
+        for (key, value) in &mut child_env {
+            if key == "AWS_ENDPOINT_URL" {
+                endpoint.clone_into(value);
+            }
+        }
+        Self {
+            kinesis: aws_sdk_kinesis::Client::new(&config),
+            dynamodb: aws_sdk_dynamodb::Client::new(&config),
+            sqs: aws_sdk_sqs::Client::new(&config),
+            s3: streamlake_core::lake::s3_client_from(&config),
+            config,
+            child_env,
+        }
+    }
+
     /// The region in use.
     pub fn region(&self) -> String {
         self.config

@@ -1,6 +1,7 @@
 //! The whole pipeline on one machine: emulator, resources, Lambdas, Firehose and the
 //! event source mapping.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use crate::emulated::firehose::{Firehose, FirehoseStats};
 use crate::emulated::kinesis_source::StartingPosition;
 use crate::emulated::lambda_host::LambdaFunction;
 use crate::error::StackError;
+use crate::faults::{Call, FaultPlan};
 use crate::harness::binaries::Binaries;
 use crate::harness::clients::Clients;
 use crate::harness::emulator::Emulator;
@@ -56,9 +58,9 @@ pub struct StackConfig {
     pub checkpoints: bool,
     /// Lambda invocation timeout.
     pub function_timeout: Duration,
-    /// Fraction of the consumer's DynamoDB `UpdateItem` requests answered with a
-    /// throttling error (fault injection; 0 = none).
-    pub consumer_throttling: f64,
+    /// Calls failed on purpose (`--inject`): HTTP calls through the fault proxy, which
+    /// every client then uses; Lambda invocations by the Lambda host.
+    pub faults: FaultPlan,
 }
 
 /// The event source mapping settings a user chooses.
@@ -118,15 +120,25 @@ impl StackConfig {
             failure_queue: names::CONSUMER_FAILURE_QUEUE.into(),
             checkpoints: true,
             function_timeout: Duration::from_secs(60),
-            consumer_throttling: 0.0,
+            faults: FaultPlan::default(),
         }
     }
 }
 
-/// The transform: function name, binary, memory (MB), as in the template.
-const TRANSFORM: (&str, &str, u32) = (names::TRANSFORM_FUNCTION, "transform_lambda", 512);
-/// The consumer: function name, binary, memory (MB), as in the template.
-const CONSUMER: (&str, &str, u32) = (names::CONSUMER_FUNCTION, "consumer_lambda", 256);
+/// The transform: function name, binary, memory (MB) as in the template, and its faults.
+const TRANSFORM: (&str, &str, u32, Call) = (
+    names::TRANSFORM_FUNCTION,
+    "transform_lambda",
+    512,
+    Call::LambdaTransform,
+);
+/// The consumer: function name, binary, memory (MB) as in the template, and its faults.
+const CONSUMER: (&str, &str, u32, Call) = (
+    names::CONSUMER_FUNCTION,
+    "consumer_lambda",
+    256,
+    Call::LambdaConsumer,
+);
 
 /// A running local stack.
 pub struct LocalStack {
@@ -162,10 +174,14 @@ impl LocalStack {
         let provisioned = resources::ensure(&clients, &config.resources()).await?;
         let checkpoints = config.checkpoints(&emulator, &provisioned)?;
         let fault_proxy = config.fault_proxy(&emulator).await?;
+        let clients = match &fault_proxy {
+            Some(proxy) => clients.through(proxy.endpoint()),
+            None => clients,
+        };
 
         let function = |identity, env| config.function(identity, env, &binaries, &log_dir, &region);
         let transform = Arc::new(LambdaFunction::start(function(TRANSFORM, Vec::new())).await?);
-        let consumer_env = config.consumer_env(&clients, fault_proxy.as_ref());
+        let consumer_env = config.consumer_env(&clients);
         let consumer = Arc::new(LambdaFunction::start(function(CONSUMER, consumer_env)).await?);
 
         let firehose_config = config.firehose(&provisioned, &region, checkpoints.clone());
@@ -194,8 +210,16 @@ impl LocalStack {
         &self.config
     }
 
-    /// The emulator's endpoint URL.
+    /// The endpoint every client of the stack uses: the fault proxy's when faults are
+    /// injected, otherwise the emulator's.
     pub fn endpoint(&self) -> &str {
+        self.fault_proxy
+            .as_ref()
+            .map_or_else(|| self.emulator.endpoint(), FaultProxy::endpoint)
+    }
+
+    /// The emulator's own endpoint (behind the fault proxy, if there is one).
+    pub fn emulator_endpoint(&self) -> &str {
         self.emulator.endpoint()
     }
 
@@ -219,9 +243,27 @@ impl LocalStack {
         &self.failure_queue_url
     }
 
-    /// Requests the fault proxy answered with an injected error.
+    /// Faults injected so far: by the proxy, and into the Lambdas' invocations.
     pub fn injected_faults(&self) -> u64 {
-        self.fault_proxy.as_ref().map_or(0, FaultProxy::injected)
+        self.injected_by_call().values().sum()
+    }
+
+    /// Faults injected so far, per call.
+    pub fn injected_by_call(&self) -> BTreeMap<Call, u64> {
+        let mut counts = self
+            .fault_proxy
+            .as_ref()
+            .map(FaultProxy::injected_by_call)
+            .unwrap_or_default();
+        for (call, function) in [
+            (Call::LambdaTransform, &self.transform),
+            (Call::LambdaConsumer, &self.consumer),
+        ] {
+            if let Some(injector) = &function.spec().faults {
+                counts.insert(call, injector.injected());
+            }
+        }
+        counts
     }
 
     /// Firehose counters.

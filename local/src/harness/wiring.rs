@@ -2,6 +2,7 @@
 //! settings `infra/template.yaml` gives the same pieces on AWS).
 
 use std::path::Path;
+use std::sync::Arc;
 
 use streamlake_core::layout;
 use streamlake_core::names;
@@ -12,12 +13,13 @@ use crate::emulated::firehose::FirehoseConfig;
 use crate::emulated::kinesis_source::StartingPosition;
 use crate::emulated::lambda_host::FunctionSpec;
 use crate::error::StackError;
+use crate::faults::Call;
 use crate::harness::binaries::Binaries;
 use crate::harness::clients::Clients;
 use crate::harness::emulator::Emulator;
 use crate::harness::resources::{Provisioned, Resources};
 use crate::harness::stack::StackConfig;
-use crate::http::faults::{Fault, FaultProxy};
+use crate::http::faults::FaultProxy;
 
 impl StackConfig {
     /// The stream, bucket, tables and queue the stack needs.
@@ -52,10 +54,10 @@ impl StackConfig {
         CheckpointStore::open(&self.state_dir.join("checkpoints"), &identity).map(Some)
     }
 
-    /// A function of the stack: its binary, memory and environment.
+    /// A function of the stack: its binary, memory, environment and injected faults.
     pub(crate) fn function(
         &self,
-        (name, binary, memory_mb): (&str, &str, u32),
+        (name, binary, memory_mb, call): (&str, &str, u32, Call),
         mut env: Vec<(String, String)>,
         binaries: &Binaries,
         log_dir: &Path,
@@ -71,30 +73,25 @@ impl StackConfig {
             memory_mb,
             log_path: log_dir.join(format!("{name}.log")),
             region: region.to_owned(),
+            faults: self.faults.injector(call).map(Arc::new),
         }
     }
 
-    /// The fault proxy in front of the consumer's DynamoDB, when faults are asked for.
+    /// The fault proxy in front of the emulator, when HTTP calls are to fail.
     pub(crate) async fn fault_proxy(
         &self,
         emulator: &Emulator,
     ) -> Result<Option<FaultProxy>, StackError> {
-        if self.consumer_throttling <= 0.0 {
+        if !self.faults.has_http_faults() {
             return Ok(None);
         }
-        let faults = vec![Fault::dynamodb_update_throttling(self.consumer_throttling)];
-        FaultProxy::start(emulator.endpoint(), faults, 1)
+        FaultProxy::start(emulator.endpoint(), &self.faults)
             .await
             .map(Some)
     }
 
-    /// The consumer's environment: routing, dead letters, the summary table, and the
-    /// fault proxy as its DynamoDB endpoint.
-    pub(crate) fn consumer_env(
-        &self,
-        clients: &Clients,
-        proxy: Option<&FaultProxy>,
-    ) -> Vec<(String, String)> {
+    /// The consumer's environment: routing, dead letters and the summary table.
+    pub(crate) fn consumer_env(&self, clients: &Clients) -> Vec<(String, String)> {
         let dead_letter = format!(
             "s3://{}/{}",
             self.bucket,
@@ -109,12 +106,6 @@ impl StackConfig {
                 names::SUMMARY_TABLE.into(),
             ),
         ]);
-        if let Some(proxy) = proxy {
-            env.push((
-                "AWS_ENDPOINT_URL_DYNAMODB".into(),
-                proxy.endpoint().to_owned(),
-            ));
-        }
         env
     }
 

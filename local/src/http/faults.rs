@@ -1,17 +1,20 @@
-//! Fault injection: an HTTP proxy in front of the emulator that answers some requests
-//! with an AWS error instead of forwarding them.
+//! The fault proxy: an HTTP proxy in front of the emulator that answers some requests
+//! with an error AWS documents for the call, instead of forwarding them.
 //!
-//! The emulator never throttles, so retry paths are exercised by putting this proxy
-//! between a client and the emulator (for example `AWS_ENDPOINT_URL_DYNAMODB` of the
-//! consumer). The client sees real HTTP error responses, as AWS sends them.
+//! The emulator never fails, so when faults are asked for, every client of the stack (its
+//! Firehose and event source mapping, the Lambdas, the producer and the tools, through
+//! the endpoint `up` prints) goes through this proxy. Clients see real HTTP error
+//! responses, as AWS sends them, and retry as they would against AWS. Which calls fail and
+//! how: [`crate::faults`].
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, Uri};
+use axum::http::{HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -19,42 +22,20 @@ use hyper_util::rt::TokioExecutor;
 use tokio::task::JoinHandle;
 
 use crate::error::StackError;
+use crate::faults::kinesis::PartialFailure;
+use crate::faults::{Call, FaultPlan, HttpError, Injector};
 
-/// Which requests to fail, how often, and with what.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Fault {
-    /// The `X-Amz-Target` of the requests (JSON protocols), e.g. `DynamoDB_20120810.UpdateItem`.
-    pub target: String,
-    /// Fraction (0 to 1) of matching requests that fail.
-    pub rate: f64,
-    /// The error's type, e.g. `ProvisionedThroughputExceededException`.
-    pub error_type: String,
-    /// The error's namespace, e.g. `com.amazonaws.dynamodb.v20120810`.
-    pub namespace: String,
-}
-
-impl Fault {
-    /// DynamoDB `UpdateItem` throttled at `rate`.
-    pub fn dynamodb_update_throttling(rate: f64) -> Self {
-        Self {
-            target: "DynamoDB_20120810.UpdateItem".into(),
-            rate,
-            error_type: "ProvisionedThroughputExceededException".into(),
-            namespace: "com.amazonaws.dynamodb.v20120810".into(),
-        }
-    }
-}
+/// The largest request body the proxy reads to fail entries of (PutRecords: 5 MiB).
+const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 struct Proxy {
     upstream: Uri,
-    faults: Vec<Fault>,
-    rng: std::sync::Mutex<fastrand::Rng>,
+    injectors: BTreeMap<Call, Injector>,
     client: Client<HttpConnector, Body>,
-    injected: AtomicU64,
     forwarded: AtomicU64,
 }
 
-/// A running fault-injecting proxy.
+/// A running fault proxy.
 pub struct FaultProxy {
     endpoint: String,
     proxy: Arc<Proxy>,
@@ -62,18 +43,22 @@ pub struct FaultProxy {
 }
 
 impl FaultProxy {
-    /// Starts a proxy to `upstream` (an `http://` endpoint) on a free loopback port.
-    pub async fn start(upstream: &str, faults: Vec<Fault>, seed: u64) -> Result<Self, StackError> {
+    /// Starts a proxy to `upstream` (an `http://` endpoint) on a free loopback port,
+    /// failing the HTTP calls of `plan`.
+    pub async fn start(upstream: &str, plan: &FaultPlan) -> Result<Self, StackError> {
         let upstream: Uri = upstream.parse().map_err(|source| StackError::Endpoint {
             endpoint: upstream.to_owned(),
             source,
         })?;
+        let injectors = Call::ALL
+            .into_iter()
+            .filter(|c| !c.is_lambda())
+            .filter_map(|c| Some((c, plan.injector(c)?)))
+            .collect();
         let proxy = Arc::new(Proxy {
             upstream,
-            faults,
-            rng: std::sync::Mutex::new(fastrand::Rng::with_seed(seed)),
+            injectors,
             client: Client::builder(TokioExecutor::new()).build_http(),
-            injected: AtomicU64::new(0),
             forwarded: AtomicU64::new(0),
         });
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
@@ -100,9 +85,18 @@ impl FaultProxy {
         &self.endpoint
     }
 
-    /// Requests answered with an injected error so far.
+    /// Requests answered with an injected error (or with failed entries) so far.
     pub fn injected(&self) -> u64 {
-        self.proxy.injected.load(Ordering::Relaxed)
+        self.proxy.injectors.values().map(Injector::injected).sum()
+    }
+
+    /// Faults injected so far, per call.
+    pub fn injected_by_call(&self) -> BTreeMap<Call, u64> {
+        self.proxy
+            .injectors
+            .iter()
+            .map(|(c, i)| (*c, i.injected()))
+            .collect()
     }
 
     /// Requests forwarded so far.
@@ -117,44 +111,215 @@ impl Drop for FaultProxy {
     }
 }
 
-async fn handle(State(proxy): State<Arc<Proxy>>, mut request: Request) -> Response {
-    let target = request
-        .headers()
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let fault = proxy
-        .faults
-        .iter()
-        .find(|f| f.target == target && proxy.rng.lock().expect("not poisoned").f64() < f.rate);
-    if let Some(fault) = fault {
-        proxy.injected.fetch_add(1, Ordering::Relaxed);
-        let body = serde_json::json!({
-            "__type": format!("{}#{}", fault.namespace, fault.error_type),
-            "message": "injected by the streamlake fault proxy",
-        });
-        let mut response = (StatusCode::BAD_REQUEST, body.to_string()).into_response();
+/// The call a request makes, among those that can be faulted.
+fn classify(request: &Request) -> Option<Call> {
+    if let Some(target) = request.headers().get("x-amz-target") {
+        return match target.to_str().ok()? {
+            "Kinesis_20131202.PutRecords" => Some(Call::KinesisPutRecords),
+            "Kinesis_20131202.GetRecords" => Some(Call::KinesisGetRecords),
+            "DynamoDB_20120810.UpdateItem" => Some(Call::DynamoDbUpdateItem),
+            "AmazonSQS.SendMessage" => Some(Call::SqsSendMessage),
+            _ => None,
+        };
+    }
+    // S3 (path style): PUT /bucket/key, not a copy, a part or a sub-resource (`?tagging`).
+    let uri = request.uri();
+    let object = uri
+        .path()
+        .trim_start_matches('/')
+        .split_once('/')
+        .is_some_and(|(_, key)| !key.is_empty());
+    let plain = uri
+        .query()
+        .is_none_or(|q| q.split('&').all(|p| p.is_empty() || p == "x-id=PutObject"));
+    let copy = request.headers().contains_key("x-amz-copy-source");
+    (request.method() == Method::PUT && object && plain && !copy).then_some(Call::S3PutObject)
+}
+
+async fn handle(State(proxy): State<Arc<Proxy>>, request: Request) -> Response {
+    let Some((call, injector)) =
+        classify(&request).and_then(|c| Some((c, proxy.injectors.get(&c)?)))
+    else {
+        return proxy.forward(request).await;
+    };
+    if !injector.roll() {
+        return proxy.forward(request).await;
+    }
+    if call == Call::KinesisPutRecords && injector.coin() {
+        return proxy.fail_entries(injector, request).await;
+    }
+    let errors = call.errors();
+    let error = errors[injector.below(errors.len())];
+    tracing::debug!(%call, code = error.code, "fault injected");
+    error_response(error, call)
+}
+
+impl Proxy {
+    async fn forward(&self, mut request: Request) -> Response {
+        let path = request
+            .uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned();
+        let mut parts = self.upstream.clone().into_parts();
+        parts.path_and_query = path.parse().ok();
+        *request.uri_mut() = Uri::from_parts(parts).expect("upstream and path form a URI");
+        self.forwarded.fetch_add(1, Ordering::Relaxed);
+        match self.client.request(request).await {
+            Ok(response) => response.map(Body::new),
+            Err(e) => (
+                StatusCode::BAD_GATEWAY,
+                format!("fault proxy: upstream failed: {e}"),
+            )
+                .into_response(),
+        }
+    }
+
+    /// Forwards a PutRecords request without some of its entries, and answers with those
+    /// entries failed inside an HTTP 200.
+    async fn fail_entries(&self, injector: &Injector, request: Request) -> Response {
+        let (mut parts, body) = request.into_parts();
+        let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+            return (StatusCode::BAD_REQUEST, "fault proxy: unreadable body").into_response();
+        };
+        let Some(failure) = PartialFailure::choose(injector, &body) else {
+            return self
+                .forward(Request::from_parts(parts, Body::from(body)))
+                .await;
+        };
+        let upstream = if failure.fails_all() {
+            None
+        } else {
+            let kept = failure
+                .request(&body)
+                .expect("chosen from a PutRecords body");
+            parts.headers.remove("content-length");
+            parts.headers.insert("content-length", kept.len().into());
+            let response = self
+                .forward(Request::from_parts(parts, Body::from(kept)))
+                .await;
+            if response.status() != StatusCode::OK {
+                return response;
+            }
+            let (head, body) = response.into_parts();
+            match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+                Ok(bytes) => Some((head, bytes)),
+                Err(e) => {
+                    return (StatusCode::BAD_GATEWAY, format!("fault proxy: {e}")).into_response();
+                }
+            }
+        };
+        let Some(answer) = failure.response(upstream.as_ref().map(|(_, b)| b.as_ref())) else {
+            return (
+                StatusCode::BAD_GATEWAY,
+                "fault proxy: unexpected PutRecords answer",
+            )
+                .into_response();
+        };
+        tracing::debug!(call = %Call::KinesisPutRecords, "entries failed inside a 200");
+        let mut response = Response::new(Body::from(Bytes::from(answer)));
+        if let Some((head, _)) = upstream {
+            *response.headers_mut() = head.headers;
+            // The body changed: its length and checksum are the proxy's now.
+            response.headers_mut().remove("content-length");
+            response.headers_mut().remove("x-amz-crc32");
+        }
         response.headers_mut().insert(
             "content-type",
-            HeaderValue::from_static("application/x-amz-json-1.0"),
+            HeaderValue::from_static("application/x-amz-json-1.1"),
         );
-        return response;
+        response
     }
-    let path = request
-        .uri()
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
-    let mut parts = proxy.upstream.clone().into_parts();
-    parts.path_and_query = path.parse().ok();
-    *request.uri_mut() = Uri::from_parts(parts).expect("upstream and path form a URI");
-    proxy.forwarded.fetch_add(1, Ordering::Relaxed);
-    match proxy.client.request(request).await {
-        Ok(response) => response.map(Body::new),
-        Err(e) => (
-            StatusCode::BAD_GATEWAY,
-            format!("fault proxy: upstream failed: {e}"),
-        )
-            .into_response(),
+}
+
+/// The error response of `error` in the call's protocol.
+fn error_response(error: HttpError, call: Call) -> Response {
+    let status = StatusCode::from_u16(error.status).expect("documented statuses are valid");
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let (body, content_type) = if error.xml {
+        let body = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>{}</Message>\
+             <RequestId>{request_id}</RequestId></Error>",
+            error.code, error.message
+        );
+        (body, "application/xml")
+    } else {
+        let body = serde_json::json!({ "__type": error.code, "message": error.message });
+        let content_type = match call {
+            Call::KinesisPutRecords | Call::KinesisGetRecords => "application/x-amz-json-1.1",
+            _ => "application/x-amz-json-1.0",
+        };
+        (body.to_string(), content_type)
+    };
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert("content-type", HeaderValue::from_static(content_type));
+    headers.insert(
+        "x-amzn-requestid",
+        HeaderValue::from_str(&request_id).expect("a UUID is a header value"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(method: Method, uri: &str, target: Option<&str>) -> Request {
+        let mut builder = Request::builder().method(method).uri(uri);
+        if let Some(target) = target {
+            builder = builder.header("x-amz-target", target);
+        }
+        builder.body(Body::empty()).unwrap()
+    }
+
+    #[test]
+    fn recognises_the_calls_that_can_fail() {
+        let cases = [
+            (
+                request(Method::POST, "/", Some("Kinesis_20131202.PutRecords")),
+                Some(Call::KinesisPutRecords),
+            ),
+            (
+                request(Method::POST, "/", Some("Kinesis_20131202.GetRecords")),
+                Some(Call::KinesisGetRecords),
+            ),
+            (
+                request(Method::POST, "/", Some("Kinesis_20131202.ListShards")),
+                None,
+            ),
+            (
+                request(Method::POST, "/", Some("DynamoDB_20120810.UpdateItem")),
+                Some(Call::DynamoDbUpdateItem),
+            ),
+            (
+                request(Method::POST, "/", Some("AmazonSQS.SendMessage")),
+                Some(Call::SqsSendMessage),
+            ),
+            (
+                request(Method::PUT, "/lake/data/a.json?x-id=PutObject", None),
+                Some(Call::S3PutObject),
+            ),
+            (
+                request(Method::PUT, "/lake/data/a.json", None),
+                Some(Call::S3PutObject),
+            ),
+            (request(Method::PUT, "/lake", None), None),
+            (request(Method::PUT, "/lake/a?tagging", None), None),
+            (
+                request(Method::PUT, "/lake/a?partNumber=1&uploadId=x", None),
+                None,
+            ),
+            (request(Method::GET, "/lake/data/a.json", None), None),
+        ];
+        for (request, call) in cases {
+            assert_eq!(
+                classify(&request),
+                call,
+                "{} {}",
+                request.method(),
+                request.uri()
+            );
+        }
     }
 }

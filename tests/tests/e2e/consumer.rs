@@ -9,6 +9,7 @@ use base64::engine::general_purpose::STANDARD;
 use chrono::NaiveDate;
 use producer::{Entry, Producer, ProducerConfig};
 use streamlake::emulated::lambda_host::{FunctionSpec, LambdaFunction};
+use streamlake::faults::{Call, FaultPlan};
 use streamlake::harness::binaries::{Binaries, default_state_dir};
 use streamlake::harness::clients::Clients;
 use streamlake::harness::demo::read_prefix;
@@ -61,7 +62,7 @@ fn config(endpoint: Option<&str>) -> StackConfig {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn throttled_writes_and_invalid_records_lose_nothing() {
     let mut config = config(None);
-    config.consumer_throttling = 0.3;
+    config.faults = FaultPlan::default().with(Call::DynamoDbUpdateItem, 0.3);
     let stack = LocalStack::start(config).await.unwrap();
     let entries = weather(11, 400, 0.05);
     produce(&stack, &entries).await;
@@ -181,6 +182,7 @@ async fn the_newest_value_wins_whatever_the_order() {
         log_path: std::env::temp_dir()
             .join(format!("ordering-consumer-{}.log", std::process::id())),
         region: clients.region(),
+        faults: None,
     })
     .await
     .unwrap();

@@ -75,6 +75,7 @@ async fn run(
             memory_mb: 128,
             log_path: std::env::temp_dir().join(format!("flaky-{}.stderr", std::process::id())),
             region: clients.region(),
+            faults: None,
         })
         .await
         .unwrap(),

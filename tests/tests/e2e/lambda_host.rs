@@ -41,6 +41,7 @@ async fn start(name: &str) -> Host {
         memory_mb: 128,
         log_path: dir.join("stderr.log"),
         region: "us-east-1".into(),
+        faults: None,
     })
     .await
     .unwrap();

@@ -5,6 +5,7 @@
 
 mod consumer;
 mod event_source_mapping;
+mod faults;
 mod infra;
 mod lambda_host;
 mod pipeline;

@@ -1,11 +1,154 @@
 //! What several of the end-to-end tests need.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use producer::Entry;
+use streamlake::LocalStack;
+use streamlake::emulated::firehose::ErrorRecord;
 use streamlake::harness::binaries::default_state_dir;
+use streamlake::harness::demo::read_prefix;
 use streamlake::harness::logs;
+use streamlake_core::layout::{CONSUMER_DEAD_LETTER_PREFIX, DATA_ROOT, ERROR_ROOT};
+use streamlake_core::normalize;
+use streamlake_core::time::{format_rfc3339, from_epoch_millis};
+use streamlake_e2e::{drain_queue, expected_rows, table_rows};
 
 /// A log folder for an emulator a test starts by itself.
 pub fn run_logs() -> PathBuf {
     logs::create_run_dir(&default_state_dir()).expect("a log folder")
+}
+
+/// A record as the lake holds it: station, datatype, observation time, value.
+pub type RecordKey = (String, String, String, String);
+
+/// Where the records of a run ended up, after [`assert_nothing_lost`] checked them.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    /// Valid records in the lake's data objects.
+    pub delivered: usize,
+    /// Valid records under `processing-failed/` because the transform kept failing
+    /// (`Lambda.*` after Firehose's retries).
+    pub transform_failed: usize,
+    /// Malformed records under `processing-failed/` (the function said `ProcessingFailed`).
+    pub malformed: usize,
+}
+
+/// Checks that every record of `entries` is in exactly one place: each valid record once
+/// in the lake's data (or, if the transform kept failing, once under `processing-failed/`
+/// with a `Lambda.*` error code), each malformed one once under `processing-failed/` and
+/// once among the consumer's dead letters; the tables hold exactly the rows the records
+/// make, and the on-failure queue is empty.
+pub async fn assert_nothing_lost(stack: &LocalStack, entries: &[Entry]) -> Ledger {
+    let clients = stack.clients();
+    let bucket = &stack.config().bucket;
+    let arrival = from_epoch_millis(0);
+    let mut valid: BTreeMap<RecordKey, u32> = BTreeMap::new();
+    let mut malformed: BTreeMap<Vec<u8>, u32> = BTreeMap::new();
+    for e in entries {
+        match normalize(&e.data, arrival) {
+            Ok(o) => {
+                let key = (
+                    o.stationid.to_string(),
+                    o.datatype.to_string(),
+                    format_rfc3339(&o.observed_at),
+                    o.value.to_string(),
+                );
+                *valid.entry(key).or_default() += 1;
+            }
+            Err(_) => *malformed.entry(e.data.clone()).or_default() += 1,
+        }
+    }
+
+    let mut ledger = Ledger::default();
+    let mut found: BTreeMap<RecordKey, u32> = BTreeMap::new();
+    for (key, body) in read_prefix(clients, bucket, DATA_ROOT).await.unwrap() {
+        for line in body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let row: serde_json::Value = serde_json::from_slice(line).unwrap();
+            let text = |field: &str| row[field].as_str().unwrap_or_default().to_owned();
+            let value = row["value"].as_f64().unwrap_or(f64::NAN).to_string();
+            let record = (
+                text("stationid"),
+                text("datatype"),
+                text("observed_at"),
+                value,
+            );
+            *found.entry(record).or_default() += 1;
+            ledger.delivered += 1;
+            assert!(key.starts_with(DATA_ROOT));
+        }
+    }
+    let mut failed: BTreeMap<Vec<u8>, u32> = BTreeMap::new();
+    for (key, body) in read_prefix(clients, bucket, ERROR_ROOT).await.unwrap() {
+        if key.starts_with(CONSUMER_DEAD_LETTER_PREFIX) {
+            continue;
+        }
+        assert!(key.starts_with("errors/processing-failed/"), "{key}");
+        for line in body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let ErrorRecord::Processing(record) = serde_json::from_slice(line).unwrap() else {
+                panic!("{key}: not a processing-failed record");
+            };
+            let raw = STANDARD.decode(&record.raw_data).unwrap();
+            match normalize(&raw, arrival) {
+                Ok(o) => {
+                    assert!(
+                        record.error_code.starts_with("Lambda.")
+                            && record.error_code != "Lambda.ProcessingFailedStatus",
+                        "a valid record failed with {}",
+                        record.error_code
+                    );
+                    let key = (
+                        o.stationid.to_string(),
+                        o.datatype.to_string(),
+                        format_rfc3339(&o.observed_at),
+                        o.value.to_string(),
+                    );
+                    *found.entry(key).or_default() += 1;
+                    ledger.transform_failed += 1;
+                }
+                Err(_) => {
+                    *failed.entry(raw).or_default() += 1;
+                    ledger.malformed += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(found, valid, "valid records: each once in the lake");
+    assert_eq!(
+        failed, malformed,
+        "malformed records: each once in processing-failed/"
+    );
+
+    let mut dead: BTreeMap<Vec<u8>, u32> = BTreeMap::new();
+    for (_, body) in read_prefix(clients, bucket, CONSUMER_DEAD_LETTER_PREFIX)
+        .await
+        .unwrap()
+    {
+        let record: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let raw = STANDARD
+            .decode(record["rawData"].as_str().unwrap())
+            .unwrap();
+        *dead.entry(raw).or_default() += 1;
+    }
+    assert_eq!(
+        dead, malformed,
+        "malformed records: each once in the dead letters"
+    );
+
+    let routing = &stack.config().routing;
+    let tables = routing.tables();
+    assert_eq!(
+        table_rows(&clients.dynamodb, &tables, false).await,
+        expected_rows(entries.iter().map(|e| e.data.as_slice()), routing),
+        "the tables hold exactly the rows of the records"
+    );
+    assert!(
+        drain_queue(&clients.sqs, stack.failure_queue_url())
+            .await
+            .is_empty(),
+        "nothing was given up on"
+    );
+    ledger
 }
