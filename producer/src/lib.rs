@@ -3,10 +3,12 @@
 //! [`Producer`] packs records into `PutRecords` requests within the API limits
 //! ([`batch`]), sends them, and retries only the entries that failed, with exponential
 //! backoff and jitter, until they succeed or the attempts run out. Every record ends up
-//! counted: sent, or failed with its reason.
+//! counted: sent, or failed with its reason. [`redrive`] sends the records that failed
+//! downstream through the stream again.
 
 pub mod batch;
 pub mod input;
+pub mod redrive;
 pub mod send;
 
 pub use batch::{Batcher, Entry, Limits};

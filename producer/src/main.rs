@@ -4,9 +4,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use chrono::NaiveDate;
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use producer::input::ndjson_entries;
+use producer::redrive::{self, RedriveConfig, Source};
 use producer::{Entry, Producer, ProducerConfig};
 use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
 use streamlake_core::names;
@@ -17,8 +18,14 @@ use streamlake_core::names;
 /// built-in weather generator. Credentials and region come from the standard AWS
 /// configuration; AWS_ENDPOINT_URL points at an emulator.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(
+    version,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Stream to write to.
     #[arg(long, env = "STREAMLAKE_STREAM", default_value = names::STREAM)]
     stream: String,
@@ -49,6 +56,46 @@ struct Args {
     max_attempts: usize,
 }
 
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Send the records that failed downstream (Firehose's processing-failed records, the
+    /// consumer's dead letters) through the stream again, once the cause is fixed. Error
+    /// objects sent are marked (`errors/redriven/`) and not sent again.
+    Redrive(RedriveArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RedriveArgs {
+    /// Stream to write to.
+    #[arg(long, env = "STREAMLAKE_STREAM", default_value = names::STREAM)]
+    stream: String,
+    /// Bucket of the lake.
+    #[arg(long, env = "STREAMLAKE_BUCKET", default_value = names::BUCKET)]
+    bucket: String,
+    /// Which failed records.
+    #[arg(long, value_enum, default_value_t = RedriveSource::All)]
+    source: RedriveSource,
+    /// Only error objects written on or after this day (UTC).
+    #[arg(long)]
+    from: Option<NaiveDate>,
+    /// Only error objects written on or before this day (UTC).
+    #[arg(long)]
+    to: Option<NaiveDate>,
+    /// Count what would be sent; send and mark nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum RedriveSource {
+    /// Firehose's `errors/processing-failed/`.
+    ProcessingFailed,
+    /// The consumer's dead letters.
+    DeadLetters,
+    /// Both (a record in both is sent once).
+    All,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Generator {
     /// GHCND-like daily observations of Maryland stations (PRCP, SNOW, TMAX, TMIN).
@@ -62,6 +109,9 @@ async fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    if let Some(Command::Redrive(redrive)) = args.command {
+        return run_redrive(redrive).await;
+    }
     anyhow::ensure!(
         (0.0..=1.0).contains(&args.error_rate),
         "--error-rate must be between 0 and 1"
@@ -141,5 +191,55 @@ async fn main() -> Result<()> {
     if !summary.failed.is_empty() {
         anyhow::bail!("{} records could not be sent", summary.failed.len());
     }
+    Ok(())
+}
+
+async fn run_redrive(args: RedriveArgs) -> Result<()> {
+    let shared = streamlake_core::aws::load_config().await;
+    let s3 = streamlake_core::lake::s3_client_from(&shared);
+    let producer = Producer::new(
+        aws_sdk_kinesis::Client::new(&shared),
+        ProducerConfig::new(&args.stream),
+    );
+    let sources = match args.source {
+        RedriveSource::ProcessingFailed => vec![Source::ProcessingFailed],
+        RedriveSource::DeadLetters => vec![Source::DeadLetters],
+        RedriveSource::All => vec![Source::ProcessingFailed, Source::DeadLetters],
+    };
+    let config = RedriveConfig {
+        bucket: args.bucket,
+        sources,
+        from: args.from,
+        to: args.to,
+        dry_run: args.dry_run,
+    };
+    let summary = redrive::redrive(&s3, &producer, &config).await?;
+    let objects: Vec<String> = summary
+        .objects
+        .iter()
+        .map(|(source, n)| format!("{n} {}", source.prefix()))
+        .collect();
+    println!(
+        "{} {} records of {} error objects ({}) to {}; {} sent from both sources only once; {} objects redriven before",
+        if args.dry_run { "would send" } else { "sent" },
+        summary.sent,
+        summary.objects.values().sum::<usize>(),
+        if objects.is_empty() {
+            "none".to_owned()
+        } else {
+            objects.join(", ")
+        },
+        args.stream,
+        summary.duplicates,
+        summary.already_redriven,
+    );
+    for (key, reason) in summary.failed.iter().take(10) {
+        eprintln!("failed: {key}: {reason}");
+    }
+    anyhow::ensure!(
+        summary.failed.is_empty(),
+        "{} records could not be sent; their objects are not marked, run redrive again",
+        summary.failed.len()
+    );
     Ok(())
 }

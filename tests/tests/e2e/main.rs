@@ -4,10 +4,12 @@
 //! two cores.
 
 mod consumer;
+mod crash;
 mod event_source_mapping;
 mod faults;
 mod infra;
 mod lambda_host;
 mod pipeline;
+mod redrive;
 mod stop;
 mod support;

@@ -12,10 +12,17 @@
 //!   prefix and written as one object per prefix, named as Firehose names them;
 //!   `Dropped` records are counted; everything else becomes an error record under the
 //!   error prefix, in the shape AWS documents for its error type ([`ErrorRecord`]).
+//!
+//! Unlike Firehose, which is at-least-once and may write a record twice, delivery here is
+//! exactly-once across crashes: an object holds the records of one shard (per prefix), is
+//! named after its first record, and the shard's checkpoint is written to disk after every
+//! object of the buffer is written and before the next buffer is delivered. A crash
+//! mid-delivery leaves objects past the checkpoint; the restarted stack reads the same
+//! records again and writes them under the same keys.
 
 mod wire;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,7 +31,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 use streamlake_core::layout::{self, ErrorOutputType, OutputFormat, PrefixContext, PrefixTemplate};
-use streamlake_core::{columnar, formats, names};
+use streamlake_core::{columnar, formats, names, seqnum};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -234,12 +241,15 @@ async fn read_shard(
     }
 }
 
+/// Delivered records of one object, with their transformed data.
+type Group<'a> = Vec<(&'a StreamRecord, Vec<u8>)>;
+
 /// Concatenates the data of delivered records.
 trait ConcatData {
     fn concat_data(&self) -> Vec<u8>;
 }
 
-impl ConcatData for Vec<(&StreamRecord, Vec<u8>)> {
+impl ConcatData for Group<'_> {
     fn concat_data(&self) -> Vec<u8> {
         self.iter().flat_map(|(_, d)| d.iter().copied()).collect()
     }
@@ -345,6 +355,13 @@ impl Delivery {
             }
             for (shard, seq) in last {
                 store.set(&self.config.delivery_stream, shard, seq);
+            }
+            // On disk before the next buffer's objects are written: then every object past
+            // the checkpoint on disk belongs to the one buffer in delivery, and after a
+            // crash that buffer is read again from the same records, so each of its objects
+            // gets the same key (`object_name`) and is replaced, never added twice.
+            if let Err(e) = store.flush().await {
+                tracing::error!("{}", Report(&e));
             }
         }
     }
@@ -525,15 +542,16 @@ impl Delivery {
 
     /// Groups the outcomes into objects (encoded in the output format) and writes them.
     async fn write(&self, records: &[StreamRecord], outcomes: Vec<Outcome>) {
-        // Delivered records by prefix, failed records with the bytes to keep.
-        let mut delivered: BTreeMap<String, Vec<(&StreamRecord, Vec<u8>)>> = BTreeMap::new();
+        // Delivered records by prefix and shard, failed records with the bytes to keep.
+        let mut delivered: BTreeMap<(String, &str), Group<'_>> = BTreeMap::new();
+        let mut prefixes: BTreeSet<String> = BTreeSet::new();
         let mut failed: Vec<(&StreamRecord, Failure, Vec<u8>)> = Vec::new();
         let mut dropped = 0u64;
         for (record, outcome) in records.iter().zip(outcomes) {
             match outcome {
                 Outcome::Delivered { prefix, .. }
-                    if !delivered.contains_key(&prefix)
-                        && delivered.len() >= self.config.max_active_partitions =>
+                    if !prefixes.contains(&prefix)
+                        && prefixes.len() >= self.config.max_active_partitions =>
                 {
                     let failure = Failure {
                         output: ErrorOutputType::PartitioningFailed,
@@ -547,7 +565,11 @@ impl Delivery {
                     failed.push((record, failure, record.data.clone()));
                 }
                 Outcome::Delivered { prefix, data } => {
-                    delivered.entry(prefix).or_default().push((record, data))
+                    prefixes.insert(prefix.clone());
+                    delivered
+                        .entry((prefix, &record.shard_id))
+                        .or_default()
+                        .push((record, data));
                 }
                 Outcome::Dropped => dropped += 1,
                 Outcome::Failed(failure) => failed.push((record, failure, record.data.clone())),
@@ -556,12 +578,8 @@ impl Delivery {
 
         let mut objects: Vec<(String, Vec<u8>, u64, bool)> = Vec::new();
         let extension = self.config.format.extension();
-        for (prefix, group) in delivered {
-            let oldest = group
-                .iter()
-                .map(|(r, _)| r.arrival)
-                .min()
-                .expect("a group has records");
+        for ((prefix, _), group) in delivered {
+            let first = group[0].0;
             let (body, rows) = match self.config.format {
                 OutputFormat::Ndjson => (group.concat_data(), group.len()),
                 OutputFormat::NdjsonGzip => (formats::gzip(&group.concat_data()), group.len()),
@@ -597,13 +615,13 @@ impl Delivery {
                 }
             };
             if rows > 0 {
-                let name = self.object_name(&oldest, extension);
+                let name = self.object_name(first, extension);
                 objects.push((format!("{prefix}{name}"), body, rows as u64, false));
             }
         }
 
         let now = Utc::now();
-        let mut errors: BTreeMap<String, (Vec<u8>, DateTime<Utc>, u64)> = BTreeMap::new();
+        let mut errors: BTreeMap<(String, &str), (Vec<u8>, &StreamRecord, u64)> = BTreeMap::new();
         for (record, failure, raw) in failed {
             let ctx = PrefixContext {
                 lambda_keys: &[],
@@ -615,17 +633,19 @@ impl Delivery {
                 format!("{}{}/", layout::ERROR_ROOT, failure.output)
             });
             let line = self.error_record(record, failure, &raw, now);
-            let (body, oldest, count) = errors
-                .entry(prefix)
-                .or_insert_with(|| (Vec::new(), record.arrival, 0));
+            let (body, first, count) = errors
+                .entry((prefix, &record.shard_id))
+                .or_insert_with(|| (Vec::new(), record, 0));
             serde_json::to_writer(&mut *body, &line).expect("error records serialize");
             body.push(b'\n');
-            *oldest = (*oldest).min(record.arrival);
+            if seqnum::compare(&record.sequence_number, &first.sequence_number).is_lt() {
+                *first = record;
+            }
             *count += 1;
         }
-        for (prefix, (body, oldest, count)) in errors {
+        for ((prefix, _), (body, first, count)) in errors {
             objects.push((
-                format!("{prefix}{}", self.object_name(&oldest, "")),
+                format!("{prefix}{}", self.object_name(first, "")),
                 body,
                 count,
                 true,
@@ -696,12 +716,16 @@ impl Delivery {
         }
     }
 
-    fn object_name(&self, oldest: &DateTime<Utc>, extension: &str) -> String {
+    /// The name of an object of one shard's records, named as Firehose names objects,
+    /// except that its unique part is the shard and the sequence number of its first
+    /// record instead of a random string: delivered again after a crash, the same range
+    /// gets the same key and replaces the object instead of adding a copy.
+    fn object_name(&self, first: &StreamRecord, extension: &str) -> String {
         layout::object_name(
             &self.config.delivery_stream,
             1,
-            oldest,
-            &uuid::Uuid::new_v4().to_string(),
+            &first.arrival,
+            &format!("{}-{}", first.shard_id, first.sequence_number),
             extension,
         )
     }

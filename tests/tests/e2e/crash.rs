@@ -1,0 +1,173 @@
+//! Crash consistency: `streamlake up` killed with SIGKILL in the middle of delivery, twice,
+//! against an emulator that stays up, then started again with the same state folder:
+//! every record reaches the lake and the tables, and the lake holds none twice.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use producer::{Entry, Producer, ProducerConfig};
+use streamlake::StackConfig;
+use streamlake::harness::binaries::{Binaries, default_state_dir};
+use streamlake::harness::clients::Clients;
+use streamlake::harness::demo::read_prefix;
+use streamlake::harness::emulator::Emulator;
+use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
+use streamlake_core::layout::DATA_ROOT;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::support::{audit, run_logs};
+
+const RECORDS: usize = 2000;
+
+/// Starts `streamlake up` on `endpoint` with `state_dir`, and waits until it says it is up.
+async fn up(binaries: &Binaries, endpoint: &str, state_dir: &Path, run: u32) -> Child {
+    let log = std::fs::File::create(state_dir.with_extension(format!("up-{run}.log"))).unwrap();
+    let mut child = Command::new(binaries.path("streamlake"))
+        .args(["up", "--endpoint", endpoint, "--state-dir"])
+        .arg(state_dir)
+        // Small buffers: many deliveries, each of several objects, to be killed amid.
+        .args(["--buffer-bytes", "8192", "--buffer-interval", "0.5"])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("is up") {
+                return true;
+            }
+        }
+        false
+    });
+    assert!(ready.await.unwrap(), "streamlake up #{run} did not start");
+    // Keep reading its output so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    child
+}
+
+/// Data objects in the lake.
+async fn objects(clients: &Clients, bucket: &str) -> usize {
+    clients
+        .s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(DATA_ROOT)
+        .into_paginator()
+        .send()
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .map(|page| page.map_or(0, |p| p.contents().len()))
+        .sum()
+}
+
+/// Waits until the lake holds more than `count` data objects.
+async fn wait_for_objects(clients: &Clients, bucket: &str, count: usize) -> usize {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let now = objects(clients, bucket).await;
+        if now > count {
+            return now;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no new objects");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Lines in the lake (data and errors): every record once when delivery is complete.
+async fn lines_in_lake(clients: &Clients, bucket: &str) -> usize {
+    let data = read_prefix(clients, bucket, DATA_ROOT).await.unwrap();
+    let errors = read_prefix(clients, bucket, "errors/processing-failed/")
+        .await
+        .unwrap();
+    data.iter()
+        .chain(&errors)
+        .map(|(_, body)| body.iter().filter(|b| **b == b'\n').count())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_mid_delivery_twice_then_restart_loses_and_duplicates_nothing() {
+    let binaries = Binaries::locate().await.unwrap();
+    let mut emulator = Emulator::start(&default_state_dir(), &run_logs())
+        .await
+        .unwrap();
+    let endpoint = emulator.endpoint().to_owned();
+    let state_dir = default_state_dir().join(format!("crash-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state_dir);
+    std::fs::create_dir_all(&state_dir).unwrap();
+    let config = StackConfig::new(state_dir.clone());
+    let clients = Clients::connect(&endpoint, true).await;
+
+    let mut first = up(&binaries, &endpoint, &state_dir, 1).await;
+    let entries: Vec<Entry> = WeatherGenerator::new(GeneratorConfig {
+        seed: 21,
+        start: NaiveDate::from_ymd_opt(2021, 10, 1).unwrap(),
+        error_rate: 0.02,
+    })
+    .take(RECORDS)
+    .map(Entry::from)
+    .collect();
+    let producer = Producer::new(clients.kinesis.clone(), ProducerConfig::new(&config.stream));
+    assert_eq!(
+        producer.send(entries.clone(), |_| {}).await.unwrap().sent as usize,
+        RECORDS
+    );
+
+    // Killed as soon as a few objects are written, then again a little later.
+    let written = wait_for_objects(&clients, &config.bucket, 2).await;
+    first.kill().await.unwrap();
+    let mut second = up(&binaries, &endpoint, &state_dir, 2).await;
+    wait_for_objects(&clients, &config.bucket, written + 3).await;
+    second.kill().await.unwrap();
+    let delivered_before = lines_in_lake(&clients, &config.bucket).await;
+    assert!(
+        delivered_before < RECORDS,
+        "killed mid-delivery: {delivered_before} of {RECORDS} records were in the lake"
+    );
+
+    let last = up(&binaries, &endpoint, &state_dir, 3).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(240);
+    while lines_in_lake(&clients, &config.bucket).await < RECORDS {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the lake is incomplete"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Ctrl-C: the consumer's batches in progress are finished and checkpointed.
+    let pid = last.id().unwrap().to_string();
+    Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .await
+        .unwrap();
+    let mut last = last;
+    let status = tokio::time::timeout(Duration::from_secs(60), last.wait())
+        .await
+        .expect("up stops on Ctrl-C")
+        .unwrap();
+    assert!(status.success(), "{status}");
+
+    let queue_url = clients
+        .sqs
+        .get_queue_url()
+        .queue_name(&config.failure_queue)
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let ledger = audit(&clients, &config, &queue_url, &entries).await;
+    assert_eq!(ledger.transform_failed, 0);
+    eprintln!("after two crashes: {ledger:?}, {delivered_before} delivered before the restart");
+    emulator.stop().await;
+    let _ = std::fs::remove_dir_all(&state_dir);
+}
