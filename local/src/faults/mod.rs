@@ -264,7 +264,6 @@ impl FaultPlan {
         let rate = *self.rates.get(&call)?;
         let index = Call::ALL.iter().position(|c| *c == call).unwrap_or(0) as u64;
         Some(Injector {
-            call,
             rate,
             rng: Mutex::new(fastrand::Rng::with_seed(
                 self.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (index + 1),
@@ -284,18 +283,12 @@ impl fmt::Display for FaultPlan {
 /// Decides, call by call, whether to fail and how.
 #[derive(Debug)]
 pub struct Injector {
-    call: Call,
     rate: f64,
     rng: Mutex<fastrand::Rng>,
     injected: AtomicU64,
 }
 
 impl Injector {
-    /// The call this injector fails.
-    pub fn call(&self) -> Call {
-        self.call
-    }
-
     /// Whether this call fails (counted when it does).
     pub fn roll(&self) -> bool {
         let hit = self.rng().f64() < self.rate;

@@ -193,7 +193,6 @@ impl Proxy {
             let kept = failure
                 .request(&body)
                 .expect("chosen from a PutRecords body");
-            parts.headers.remove("content-length");
             parts.headers.insert("content-length", kept.len().into());
             let response = self
                 .forward(Request::from_parts(parts, Body::from(kept)))

@@ -24,7 +24,7 @@ const RECORDS: usize = 2000;
 
 /// Starts `streamlake up` on `endpoint` with `state_dir`, and waits until it says it is up.
 async fn up(binaries: &Binaries, endpoint: &str, state_dir: &Path, run: u32) -> Child {
-    let log = std::fs::File::create(state_dir.with_extension(format!("up-{run}.log"))).unwrap();
+    let log = std::fs::File::create(state_dir.join(format!("up-{run}.log"))).unwrap();
     let mut child = Command::new(binaries.path("streamlake"))
         .args(["up", "--endpoint", endpoint, "--state-dir"])
         .arg(state_dir)
