@@ -23,6 +23,15 @@ pub const MOTO_VERSION: &str = "5.2.5";
 /// How long installing moto took on first runs here (2 cores, PyPI over the network).
 const INSTALL_TAKES: &str = "about 10 s, first run only";
 
+/// How long a started moto may take to answer. It answers within 2 s on an idle machine;
+/// with the end-to-end tests starting sixteen of them beside their Lambdas on two cores,
+/// one took more than 30 s (CI, 2026-11-24), so the wait is generous: a server that never
+/// answers is still reported, only later.
+const READY_WITHIN: Duration = Duration::from_secs(120);
+
+/// How long one readiness probe may wait for an answer before it counts as "not yet".
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A running (or external) emulator.
 #[derive(Debug)]
 pub struct Emulator {
@@ -104,7 +113,7 @@ impl Emulator {
             child: Some(child),
             local: true,
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + READY_WITHIN;
         loop {
             if ready(port).await {
                 tracing::info!(%endpoint, "moto is ready");
@@ -117,9 +126,10 @@ impl Emulator {
             if exited.is_some() || Instant::now() > deadline {
                 return Err(EmulatorError::Start {
                     endpoint,
-                    reason: exited.map_or("no answer within 30 s".into(), |s| {
-                        format!("exited with {s}")
-                    }),
+                    reason: exited.map_or_else(
+                        || format!("no answer within {} s", READY_WITHIN.as_secs()),
+                        |s| format!("exited with {s}"),
+                    ),
                     log: log_path.display().to_string(),
                 });
             }
@@ -159,8 +169,14 @@ pub fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
 }
 
-/// Whether moto answers `GET /moto-api/` with a success status.
+/// Whether moto answers `GET /moto-api/` with a success status within [`PROBE_TIMEOUT`].
 async fn ready(port: u16) -> bool {
+    tokio::time::timeout(PROBE_TIMEOUT, probe(port))
+        .await
+        .unwrap_or(false)
+}
+
+async fn probe(port: u16) -> bool {
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)).await else {
         return false;
     };
