@@ -277,6 +277,7 @@ async fn up(config: StackConfig) -> Result<ExitCode> {
         "stopping: delivering what is buffered (up to {:?})",
         streamlake::emulated::shutdown::STOP_GRACE
     );
+    let injected = stack.injected_by_call();
     let stats = stack.stop().await;
     let (undelivered, unsettled) = (stats.firehose.in_flight, stats.mapping.unsettled());
     eprintln!(
@@ -285,6 +286,10 @@ async fn up(config: StackConfig) -> Result<ExitCode> {
         stats.firehose.failed,
         stats.mapping.succeeded + stats.mapping.discarded
     );
+    if !injected.is_empty() {
+        let counts: Vec<String> = injected.iter().map(|(c, n)| format!("{c} {n}")).collect();
+        eprintln!("  faults injected: {}", counts.join(", "));
+    }
     if undelivered + unsettled > 0 {
         eprintln!(
             "  not delivered: {undelivered} records (Firehose), {unsettled} (consumer); \

@@ -11,5 +11,6 @@ mod infra;
 mod lambda_host;
 mod pipeline;
 mod redrive;
+mod soak;
 mod stop;
 mod support;
