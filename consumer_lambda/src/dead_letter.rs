@@ -1,5 +1,7 @@
-//! Where invalid records go: one JSON object per record in S3, named by shard and
-//! sequence number, so a replayed batch overwrites instead of duplicating.
+//! Where invalid records go: one JSON object per record in S3, named by stream, shard and
+//! sequence number, so a replayed batch overwrites instead of duplicating (and a stream
+//! created again, whose shards and sequence numbers may start over, adds instead of
+//! overwriting another stream's).
 
 use aws_sdk_s3::error::DisplayErrorContext;
 use base64::Engine;
@@ -23,6 +25,7 @@ pub struct DeadLetter {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct DeadLetterRecord<'a> {
+    stream_name: &'a str,
     shard_id: &'a str,
     sequence_number: &'a str,
     partition_key: &'a str,
@@ -34,14 +37,15 @@ struct DeadLetterRecord<'a> {
 
 impl DeadLetter {
     /// The key of an invalid record.
-    pub fn key(&self, shard_id: &str, sequence_number: &str) -> String {
-        format!("{}{shard_id}/{sequence_number}.json", self.prefix)
+    pub fn key(&self, stream: &str, shard_id: &str, sequence_number: &str) -> String {
+        format!("{}{stream}/{shard_id}/{sequence_number}.json", self.prefix)
     }
 
     /// Writes the invalid records; returns the sequence numbers that could not be written.
     pub async fn write(
         &self,
         s3: &aws_sdk_s3::Client,
+        stream: &str,
         shard_id: &str,
         invalid: &[InvalidEntry],
         concurrency: usize,
@@ -49,6 +53,7 @@ impl DeadLetter {
         futures::stream::iter(invalid)
             .map(|entry| async move {
                 let record = DeadLetterRecord {
+                    stream_name: stream,
                     shard_id,
                     sequence_number: &entry.sequence_number,
                     partition_key: &entry.partition_key,
@@ -57,7 +62,7 @@ impl DeadLetter {
                     raw_data: STANDARD.encode(&entry.data),
                 };
                 let body = serde_json::to_vec(&record).expect("dead-letter records serialize");
-                let key = self.key(shard_id, &entry.sequence_number);
+                let key = self.key(stream, shard_id, &entry.sequence_number);
                 let result = s3
                     .put_object()
                     .bucket(&self.bucket)

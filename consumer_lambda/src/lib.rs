@@ -135,11 +135,18 @@ pub async fn handler(
         .and_then(|r| r.event_id.as_deref())
         .and_then(|id| id.split_once(':'))
         .map_or("unknown-shard", |(shard, _)| shard);
+    // `arn:aws:kinesis:REGION:ACCOUNT:stream/NAME`
+    let stream = records
+        .first()
+        .and_then(|r| r.event_source_arn.as_deref())
+        .and_then(|arn| arn.rsplit_once(":stream/"))
+        .map_or("unknown-stream", |(_, name)| name);
     let dead_letters = async {
         match &config.dead_letter {
             Some(dl) if !plan.invalid.is_empty() => {
                 dl.write(
                     &clients.s3,
+                    stream,
                     shard_id,
                     &plan.invalid,
                     config.write_concurrency,

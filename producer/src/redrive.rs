@@ -356,7 +356,7 @@ mod tests {
             "shardId": "shardId-000000000000", "sequenceNumber": "49", "partitionKey": "station-7",
             "reason": "bad", "rawData": STANDARD.encode(b"third"),
         });
-        let key = "errors/consumer-invalid/shardId-000000000000/49.json";
+        let key = "errors/consumer-invalid/streamlake-records/shardId-000000000000/49.json";
         let records = parse(dead.to_string().as_bytes(), key).unwrap();
         assert_eq!(records[0].data, b"third");
         assert!(records[0].partition_key.starts_with("station-7|"));
