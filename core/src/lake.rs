@@ -219,22 +219,22 @@ impl Lake {
             if !range.may_hold_year(year) {
                 continue;
             }
-            for month_dir in self.subfolders(&year_dir).await? {
-                let Some(month) = value_of(&month_dir, "month").and_then(|v| v.parse::<u32>().ok())
-                else {
-                    continue;
-                };
-                if !range.may_hold_month(year, month) {
-                    continue;
-                }
-                for day_dir in self.subfolders(&month_dir).await? {
-                    if let Some(p) = PartitionKeys::from_path(&day_dir)
-                        && range.contains(p.date())
-                    {
-                        out.push(p);
-                    }
-                }
-            }
+            let months = self.subfolders(&year_dir).await?.into_iter().filter(|dir| {
+                value_of(dir, "month")
+                    .and_then(|v| v.parse::<u32>().ok())
+                    .is_some_and(|month| range.may_hold_month(year, month))
+            });
+            // The months' day folders are listed at once: one request each on S3.
+            let days = futures::future::try_join_all(
+                months.map(|m| async move { self.subfolders(&m).await }),
+            )
+            .await?;
+            out.extend(
+                days.into_iter()
+                    .flatten()
+                    .filter_map(|dir| PartitionKeys::from_path(&dir))
+                    .filter(|p| range.contains(p.date())),
+            );
         }
         out.sort_unstable();
         out.dedup();

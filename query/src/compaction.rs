@@ -14,6 +14,7 @@
 
 use std::collections::HashSet;
 
+use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use streamlake_core::PartitionKeys;
 use streamlake_core::columnar::write_parquet;
@@ -32,6 +33,20 @@ pub struct Manifest {
     pub compacted: String,
     /// Names of the objects it replaces.
     pub sources: Vec<String>,
+}
+
+/// Partitions listed at once: listing a partition in S3 is a request (or more) of its own.
+pub const LIST_CONCURRENCY: usize = 16;
+
+/// The live objects ([`live_objects`]) of each partition, listed [`LIST_CONCURRENCY`] at a
+/// time, in the partitions' order.
+pub fn live_objects_of(
+    lake: &Lake,
+    partitions: Vec<PartitionKeys>,
+) -> impl Stream<Item = Result<(PartitionKeys, Vec<ObjectInfo>), QueryError>> + '_ {
+    futures::stream::iter(partitions)
+        .map(move |p| async move { live_objects(lake, &p).await.map(|objects| (p, objects)) })
+        .buffered(LIST_CONCURRENCY)
 }
 
 /// The objects of a partition a reader must read: data objects, without the sources of

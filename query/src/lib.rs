@@ -10,6 +10,7 @@ pub mod filter;
 pub mod ndjson_scan;
 pub mod output;
 pub mod partitions;
+pub mod pruning;
 pub mod scan;
 pub mod sql;
 pub mod store;

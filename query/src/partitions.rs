@@ -1,5 +1,6 @@
 //! The partition tree: objects, bytes and records per day.
 
+use futures::TryStreamExt;
 use streamlake_core::PartitionKeys;
 use streamlake_core::formats::{
     PARQUET_FOOTER_BYTES, count_records, parquet_metadata_length, parquet_rows,
@@ -29,14 +30,16 @@ pub async fn summarize_partitions(
     mut each: impl FnMut(&PartitionSummary),
 ) -> Result<Vec<PartitionSummary>, QueryError> {
     let mut out = Vec::new();
-    for partition in lake.partitions(range).await? {
+    let partitions = lake.partitions(range).await?;
+    let mut listed = std::pin::pin!(crate::compaction::live_objects_of(lake, partitions));
+    while let Some((partition, objects)) = listed.try_next().await? {
         let mut summary = PartitionSummary {
             partition,
             objects: 0,
             bytes: 0,
             records: 0,
         };
-        for object in crate::compaction::live_objects(lake, &partition).await? {
+        for object in objects {
             summary.objects += 1;
             summary.bytes += object.size;
             summary.records += records_in(lake, &object).await?;

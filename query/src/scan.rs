@@ -1,11 +1,11 @@
 //! Scanning records of a date range, with filters.
 
+use futures::TryStreamExt;
 use serde_json::{Map, Value};
 use streamlake_core::formats::read_records;
 use streamlake_core::lake::{DateRange, Lake};
 
 use crate::QueryError;
-
 use crate::filter::Filter;
 
 /// What to scan.
@@ -44,9 +44,11 @@ pub async fn scan(
     mut each: impl FnMut(Map<String, Value>),
 ) -> Result<ScanStats, QueryError> {
     let mut stats = ScanStats::default();
-    for partition in lake.partitions(options.range).await? {
+    let partitions = lake.partitions(options.range).await?;
+    let mut listed = std::pin::pin!(crate::compaction::live_objects_of(lake, partitions));
+    while let Some((_, objects)) = listed.try_next().await? {
         stats.partitions += 1;
-        for object in crate::compaction::live_objects(lake, &partition).await? {
+        for object in objects {
             let body = lake.read(&object.key).await?;
             stats.objects += 1;
             stats.bytes += body.len() as u64;

@@ -1,8 +1,9 @@
 //! The lake as a DataFusion table: the observation columns plus `year`, `month`, `day`
 //! partition columns taken from the paths.
 //!
-//! Filters on the partition columns prune whole partitions before any object is listed
-//! or opened. Parquet objects are read by DataFusion's Parquet source; NDJSON objects
+//! Filters on the partition columns, `date` and `observed_at` prune whole partitions
+//! before any object is listed or opened ([`crate::pruning`]); filters on the data
+//! columns skip Parquet row groups by their statistics. Parquet objects are read by DataFusion's Parquet source; NDJSON objects
 //! (which Firehose writes without an extension, or GZIP'd with `.gz`) by
 //! [`crate::ndjson_scan`], which decodes only the columns a query uses. The compaction
 //! protocol is honoured ([`crate::compaction::live_objects`]).
@@ -14,7 +15,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Int32Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::config::TableParquetOptions;
@@ -28,18 +28,21 @@ use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::table_schema::TableSchema;
 use datafusion::error::DataFusionError;
 use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
+use futures::TryStreamExt;
 use streamlake_core::PartitionKeys;
 use streamlake_core::columnar::arrow_schema;
 use streamlake_core::lake::{DateRange, Lake, LakeLocation, ObjectInfo};
 use streamlake_core::layout::OutputFormat;
 use streamlake_core::schema::PARTITION_COLUMNS;
 
-use crate::compaction::live_objects;
+use crate::compaction::live_objects_of;
 use crate::ndjson_scan::{NdjsonObject, ndjson_scan};
+use crate::pruning::PartitionPruner;
 
 /// What scans of the table opened (for tests and for the curious).
 #[derive(Debug, Default)]
@@ -106,7 +109,7 @@ impl LakeTable {
         self.counters.clone()
     }
 
-    /// The partitions the partition filters keep.
+    /// The partitions the filters keep ([`PartitionPruner`]).
     async fn partitions(
         &self,
         state: &dyn Session,
@@ -117,35 +120,11 @@ impl LakeTable {
             .partitions(DateRange::default())
             .await
             .map_err(to_df)?;
-        let filters: Vec<&Expr> = filters.iter().filter(|f| is_partition_filter(f)).collect();
-        if filters.is_empty() || all.is_empty() {
+        let pruner = PartitionPruner::new(state, &self.schema, filters)?;
+        if pruner.is_empty() {
             return Ok(all);
         }
-        let column = |f: fn(&PartitionKeys) -> i32| -> ArrayRef {
-            Arc::new(Int32Array::from_iter_values(all.iter().map(f)))
-        };
-        let schema = Arc::new(Schema::new(partition_fields()));
-        let batch = RecordBatch::try_new(
-            schema.clone(),
-            vec![
-                column(|p| chrono::Datelike::year(&p.date())),
-                column(|p| chrono::Datelike::month(&p.date()) as i32),
-                column(|p| chrono::Datelike::day(&p.date()) as i32),
-            ],
-        )?;
-        let df_schema = DFSchema::try_from(schema)?;
-        let mut keep = vec![true; all.len()];
-        for filter in filters {
-            let expr = state.create_physical_expr((*filter).clone(), &df_schema)?;
-            let result = expr.evaluate(&batch)?.into_array(all.len())?;
-            let result = result
-                .as_any()
-                .downcast_ref::<BooleanArray>()
-                .ok_or_else(|| to_df("a partition filter is not a predicate"))?;
-            for (i, k) in keep.iter_mut().enumerate() {
-                *k &= result.is_valid(i) && result.value(i);
-            }
-        }
+        let keep = pruner.keep(&all)?;
         Ok(all
             .into_iter()
             .zip(keep)
@@ -189,13 +168,17 @@ impl LakeTable {
     }
 }
 
-/// Whether a filter uses only partition columns.
-fn is_partition_filter(filter: &Expr) -> bool {
-    let columns = filter.column_refs();
-    !columns.is_empty()
-        && columns
-            .iter()
-            .all(|c| PARTITION_COLUMNS.contains(&c.name.as_str()))
+/// Whether a filter can be used before the rows are read: deterministic, on columns.
+fn is_usable(filter: &Expr) -> bool {
+    !filter.is_volatile() && !filter.column_refs().is_empty()
+}
+
+/// Whether a filter uses only the columns stored in the objects.
+fn is_data_filter(filter: &Expr) -> bool {
+    filter
+        .column_refs()
+        .iter()
+        .all(|c| !PARTITION_COLUMNS.contains(&c.name.as_str()))
 }
 
 #[async_trait]
@@ -212,10 +195,12 @@ impl TableProvider for LakeTable {
         &self,
         filters: &[&Expr],
     ) -> Result<Vec<TableProviderFilterPushDown>> {
+        // Filters choose partitions and Parquet row groups; DataFusion still applies them
+        // to the rows.
         Ok(filters
             .iter()
             .map(|f| {
-                if is_partition_filter(f) {
+                if is_usable(f) {
                     TableProviderFilterPushDown::Inexact
                 } else {
                     TableProviderFilterPushDown::Unsupported
@@ -231,9 +216,11 @@ impl TableProvider for LakeTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let partitions = self.partitions(state, filters).await?;
+        let filters: Vec<Expr> = filters.iter().filter(|f| is_usable(f)).cloned().collect();
+        let partitions = self.partitions(state, &filters).await?;
         let (mut parquet, mut ndjson) = (Vec::new(), Vec::new());
-        for partition in &partitions {
+        let mut listed = std::pin::pin!(live_objects_of(&self.lake, partitions));
+        while let Some((partition, objects)) = listed.try_next().await.map_err(to_df)? {
             self.counters.partitions.fetch_add(1, Ordering::Relaxed);
             let date = partition.date();
             let values = vec![
@@ -241,7 +228,7 @@ impl TableProvider for LakeTable {
                 ScalarValue::Int32(Some(chrono::Datelike::month(&date) as i32)),
                 ScalarValue::Int32(Some(chrono::Datelike::day(&date) as i32)),
             ];
-            for object in live_objects(&self.lake, partition).await.map_err(to_df)? {
+            for object in objects {
                 self.counters.objects.fetch_add(1, Ordering::Relaxed);
                 self.counters
                     .bytes
@@ -268,9 +255,15 @@ impl TableProvider for LakeTable {
                 global: state.config_options().execution.parquet.clone(),
                 ..TableParquetOptions::default()
             };
-            let source = Arc::new(
-                ParquetSource::new(table_schema.clone()).with_table_parquet_options(options),
-            );
+            let mut source =
+                ParquetSource::new(table_schema.clone()).with_table_parquet_options(options);
+            // Row groups whose min/max statistics rule the filters out are skipped.
+            let data_filters = filters.iter().filter(|f| is_data_filter(f)).cloned();
+            if let Some(predicate) = conjunction(data_filters) {
+                let schema = DFSchema::try_from(data_schema())?;
+                source = source.with_predicate(state.create_physical_expr(predicate, &schema)?);
+            }
+            let source = Arc::new(source);
             plans.push(self.file_scan(source, parquet, groups, projection, limit)?);
         }
         if !ndjson.is_empty() {

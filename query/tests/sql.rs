@@ -200,3 +200,97 @@ async fn readers_see_each_record_once_at_every_step_of_a_compaction() {
     assert_eq!(count().await, in_day);
     std::fs::remove_dir_all(root).unwrap();
 }
+
+/// A filter, the records it selects, and the days that could hold one of them.
+type Case = (
+    String,
+    Box<dyn Fn(&streamlake_core::Observation<'_>) -> bool>,
+    Box<dyn Fn(chrono::NaiveDate) -> bool>,
+);
+
+#[tokio::test]
+async fn date_and_observed_at_filters_open_only_the_days_that_can_match() {
+    use chrono::{NaiveDate, TimeZone, Utc};
+    for (name, layout) in [
+        ("prune-ndjson", common::Layout::Only(OutputFormat::Ndjson)),
+        ("prune-parquet", common::Layout::Only(OutputFormat::Parquet)),
+        ("prune-mixed", common::Layout::Mixed),
+    ] {
+        let (root, observations) = common::lake(name, 800, layout);
+        let days: Vec<NaiveDate> = observations
+            .iter()
+            .map(|o| o.date)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        assert!(days.len() > 6, "{} days", days.len());
+        let (d3, d4, d5) = (days[3], days[4], days[5]);
+        let at = |d: NaiveDate, h: u32| Utc.from_utc_datetime(&d.and_hms_opt(h, 0, 0).unwrap());
+        // The generator's records are observed at midnight UTC: on the day boundaries.
+        let cases: Vec<Case> = vec![
+            (
+                format!("\"date\" = '{d3}'"),
+                Box::new(move |o| o.date == d3),
+                Box::new(move |d| d == d3),
+            ),
+            (
+                format!("\"date\" IN ('{d3}', '{d5}')"),
+                Box::new(move |o| o.date == d3 || o.date == d5),
+                Box::new(move |d| d == d3 || d == d5),
+            ),
+            (
+                format!("\"date\" BETWEEN '{d3}' AND '{d5}'"),
+                Box::new(move |o| (d3..=d5).contains(&o.date)),
+                Box::new(move |d| (d3..=d5).contains(&d)),
+            ),
+            (
+                format!("\"date\" > '{d5}' AND year = 2021"),
+                Box::new(move |o| o.date > d5),
+                Box::new(move |d| d > d5),
+            ),
+            (
+                format!("observed_at >= '{d3}T00:00:00Z' AND observed_at < '{d5}T00:00:00Z'"),
+                Box::new(move |o| o.observed_at >= at(d3, 0) && o.observed_at < at(d5, 0)),
+                Box::new(move |d| d >= d3 && d < d5),
+            ),
+            (
+                format!("observed_at <= '{d3}T00:00:00Z'"),
+                Box::new(move |o| o.observed_at <= at(d3, 0)),
+                Box::new(move |d| d <= d3),
+            ),
+            (
+                // 19:00 at UTC-5 is midnight UTC of the next day.
+                format!("observed_at > '{d3}T19:00:00-05:00'"),
+                Box::new(move |o| o.observed_at > at(d4, 0)),
+                Box::new(move |d| d >= d4),
+            ),
+            (
+                format!("observed_at BETWEEN '{d3}T12:00:00Z' AND '{d4}T12:00:00Z'"),
+                Box::new(move |o| o.observed_at >= at(d3, 12) && o.observed_at <= at(d4, 12)),
+                Box::new(move |d| d == d3 || d == d4),
+            ),
+            (
+                format!("\"date\" = '{d3}' OR stationid = 'GHCND:US1MDAA0001'"),
+                Box::new(move |o| o.date == d3 || o.stationid == "GHCND:US1MDAA0001"),
+                Box::new(|_| true),
+            ),
+        ];
+        for (filter, selects, may_hold) in &cases {
+            let s = session(&root).await;
+            let expected = observations.iter().filter(|o| selects(o)).count();
+            let result = s
+                .run(&format!("SELECT count(*) AS n FROM weather WHERE {filter}"))
+                .await
+                .unwrap();
+            assert!(
+                text(&result).contains(&format!("| {expected} ")),
+                "{name}: {filter}: expected {expected}\n{}",
+                text(&result)
+            );
+            let opened = s.counters().partitions.load(Ordering::Relaxed) as usize;
+            let could_match = days.iter().filter(|d| may_hold(**d)).count();
+            assert_eq!(opened, could_match, "{name}: {filter}: partitions opened");
+        }
+        std::fs::remove_dir_all(root).unwrap();
+    }
+}
