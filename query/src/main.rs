@@ -180,13 +180,7 @@ async fn main() -> Result<()> {
                     query::output::print(&batches, format.into(), &mut std::io::stdout().lock())?
                 }
             }
-            let c = session.counters();
-            tracing::info!(
-                partitions = c.partitions.load(std::sync::atomic::Ordering::Relaxed),
-                objects = c.objects.load(std::sync::atomic::Ordering::Relaxed),
-                bytes = c.bytes.load(std::sync::atomic::Ordering::Relaxed),
-                "read"
-            );
+            tracing::info!("read {}", session.counters().read());
         }
         Command::Compact { from, to } => {
             let range = DateRange { from, to };

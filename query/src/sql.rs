@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use streamlake_core::lake::Lake;
 
@@ -43,9 +44,28 @@ impl LakeSession {
         Ok(Self { ctx, counters })
     }
 
-    /// Runs one statement and collects its result.
+    /// Runs one statement and collects its result. `EXPLAIN` (and `EXPLAIN ANALYZE`) get
+    /// one more row, `lake_scan`: the partitions and objects the query opens.
     pub async fn run(&self, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
-        Ok(self.ctx.sql(sql).await?.collect().await?)
+        let before = self.counters.read();
+        let frame = self.ctx.sql(sql).await?;
+        let explain = matches!(
+            frame.logical_plan(),
+            LogicalPlan::Explain(_) | LogicalPlan::Analyze(_)
+        );
+        let mut batches = frame.collect().await?;
+        if explain && let Some(first) = batches.first() {
+            let opened = (self.counters.read() - before).to_string();
+            let columns: Vec<ArrayRef> = vec![
+                Arc::new(StringArray::from(vec!["lake_scan"])),
+                Arc::new(StringArray::from(vec![opened])),
+            ];
+            // The explain schema: `plan_type`, `plan`, both strings.
+            if let Ok(row) = RecordBatch::try_new(first.schema(), columns) {
+                batches.push(row);
+            }
+        }
+        Ok(batches)
     }
 
     /// The DataFusion context, for more than `run` offers.

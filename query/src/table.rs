@@ -2,8 +2,8 @@
 //! partition columns taken from the paths.
 //!
 //! Filters on the partition columns, `date` and `observed_at` prune whole partitions
-//! before any object is listed or opened ([`crate::pruning`]); filters on the data
-//! columns skip Parquet row groups by their statistics. Parquet objects are read by DataFusion's Parquet source; NDJSON objects
+//! before any object is listed or opened ([`crate::pruning`]); DataFusion pushes filters on
+//! the data columns into the Parquet source, which skips row groups by their statistics. Parquet objects are read by DataFusion's Parquet source; NDJSON objects
 //! (which Firehose writes without an extension, or GZIP'd with `.gz`) by
 //! [`crate::ndjson_scan`], which decodes only the columns a query uses. The compaction
 //! protocol is honoured ([`crate::compaction::live_objects`]).
@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::config::TableParquetOptions;
-use datafusion::common::{DFSchema, Result, ScalarValue};
+use datafusion::common::{Result, ScalarValue};
 use datafusion::datasource::TableType;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::{
@@ -28,7 +28,6 @@ use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::table_schema::TableSchema;
 use datafusion::error::DataFusionError;
 use datafusion::execution::object_store::ObjectStoreUrl;
-use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
@@ -47,12 +46,63 @@ use crate::pruning::PartitionPruner;
 /// What scans of the table opened (for tests and for the curious).
 #[derive(Debug, Default)]
 pub struct ScanCounters {
+    /// Partitions in the lake when scans were planned (summed over scans).
+    pub listed: AtomicU64,
     /// Partitions read.
     pub partitions: AtomicU64,
     /// Objects read.
     pub objects: AtomicU64,
     /// Their bytes.
     pub bytes: AtomicU64,
+}
+
+/// A reading of [`ScanCounters`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScanCounts {
+    /// Partitions in the lake when scans were planned.
+    pub listed: u64,
+    /// Partitions read.
+    pub partitions: u64,
+    /// Objects read.
+    pub objects: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+impl ScanCounters {
+    /// The counts now.
+    pub fn read(&self) -> ScanCounts {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        ScanCounts {
+            listed: load(&self.listed),
+            partitions: load(&self.partitions),
+            objects: load(&self.objects),
+            bytes: load(&self.bytes),
+        }
+    }
+}
+
+impl std::ops::Sub for ScanCounts {
+    type Output = Self;
+
+    fn sub(self, earlier: Self) -> Self {
+        Self {
+            listed: self.listed - earlier.listed,
+            partitions: self.partitions - earlier.partitions,
+            objects: self.objects - earlier.objects,
+            bytes: self.bytes - earlier.bytes,
+        }
+    }
+}
+
+impl std::fmt::Display for ScanCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "partitions={} of {}, objects={}, bytes={}",
+            self.partitions, self.listed, self.objects, self.bytes
+        )
+    }
 }
 
 /// The lake as a table.
@@ -120,6 +170,9 @@ impl LakeTable {
             .partitions(DateRange::default())
             .await
             .map_err(to_df)?;
+        self.counters
+            .listed
+            .fetch_add(all.len() as u64, Ordering::Relaxed);
         let pruner = PartitionPruner::new(state, &self.schema, filters)?;
         if pruner.is_empty() {
             return Ok(all);
@@ -171,14 +224,6 @@ impl LakeTable {
 /// Whether a filter can be used before the rows are read: deterministic, on columns.
 fn is_usable(filter: &Expr) -> bool {
     !filter.is_volatile() && !filter.column_refs().is_empty()
-}
-
-/// Whether a filter uses only the columns stored in the objects.
-fn is_data_filter(filter: &Expr) -> bool {
-    filter
-        .column_refs()
-        .iter()
-        .all(|c| !PARTITION_COLUMNS.contains(&c.name.as_str()))
 }
 
 #[async_trait]
@@ -255,15 +300,11 @@ impl TableProvider for LakeTable {
                 global: state.config_options().execution.parquet.clone(),
                 ..TableParquetOptions::default()
             };
-            let mut source =
-                ParquetSource::new(table_schema.clone()).with_table_parquet_options(options);
-            // Row groups whose min/max statistics rule the filters out are skipped.
-            let data_filters = filters.iter().filter(|f| is_data_filter(f)).cloned();
-            if let Some(predicate) = conjunction(data_filters) {
-                let schema = DFSchema::try_from(data_schema())?;
-                source = source.with_predicate(state.create_physical_expr(predicate, &schema)?);
-            }
-            let source = Arc::new(source);
+            // DataFusion pushes the query's filters into this source (its physical filter
+            // pushdown): row groups whose min/max statistics rule them out are skipped.
+            let source = Arc::new(
+                ParquetSource::new(table_schema.clone()).with_table_parquet_options(options),
+            );
             plans.push(self.file_scan(source, parquet, groups, projection, limit)?);
         }
         if !ndjson.is_empty() {

@@ -291,6 +291,39 @@ async fn date_and_observed_at_filters_open_only_the_days_that_can_match() {
             let could_match = days.iter().filter(|d| may_hold(**d)).count();
             assert_eq!(opened, could_match, "{name}: {filter}: partitions opened");
         }
+        // EXPLAIN says what a query opens.
+        let s = session(&root).await;
+        let explained = text(
+            &s.run(&format!(
+                "EXPLAIN SELECT count(*) FROM weather WHERE \"date\" = '{d3}'"
+            ))
+            .await
+            .unwrap(),
+        );
+        assert!(
+            explained.contains(&format!(
+                "lake_scan     | partitions=1 of {}, objects=2,",
+                days.len()
+            )),
+            "{explained}"
+        );
+        if name == "prune-parquet" {
+            // Row groups whose statistics rule the filter out are not read.
+            let analyzed = text(
+                &s.run(
+                    "EXPLAIN ANALYZE SELECT count(*) FROM weather WHERE stationid = 'GHCND:NONE'",
+                )
+                .await
+                .unwrap(),
+            );
+            let groups = days.len() * 2; // one per object
+            assert!(
+                analyzed.contains(&format!(
+                    "row_groups_pruned_statistics={groups} total → 0 matched"
+                )),
+                "{analyzed}"
+            );
+        }
         std::fs::remove_dir_all(root).unwrap();
     }
 }
