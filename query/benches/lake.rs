@@ -29,7 +29,8 @@ const DATATYPES: [&str; 4] = ["PRCP", "SNOW", "TMAX", "TMIN"];
 /// Each query runs this many times, on both engines; the best time counts (sub-0.1 s
 /// queries on a shared 2-core VM vary by 10-20 % from run to run).
 const RUNS: usize = 10;
-const QUERIES: [(&str, &str); 2] = [
+/// The same text runs in DuckDB (`compare.py`).
+const QUERIES: [(&str, &str); 4] = [
     (
         "group_by",
         "SELECT datatype, count(*) AS n, avg(value) AS average FROM weather GROUP BY datatype ORDER BY datatype",
@@ -38,6 +39,16 @@ const QUERIES: [(&str, &str); 2] = [
         "one_day",
         "SELECT count(*) AS n, avg(value) AS average FROM weather \
          WHERE year = 2021 AND month = 10 AND day = 15 AND datatype = 'TMAX'",
+    ),
+    (
+        "date",
+        "SELECT datatype, count(*) AS n, avg(value) AS average FROM weather \
+         WHERE \"date\" = '2021-10-15' GROUP BY datatype ORDER BY datatype",
+    ),
+    (
+        "observed",
+        "SELECT count(*) AS n, avg(value) AS average FROM weather \
+         WHERE observed_at >= '2021-10-15T00:00:00Z' AND observed_at < '2021-10-17T00:00:00Z'",
     ),
 ];
 
