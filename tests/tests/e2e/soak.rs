@@ -194,11 +194,22 @@ async fn read_stream(clients: &Clients, stream: &str) -> (Vec<Vec<u8>>, BTreeMap
     (data, last)
 }
 
-/// Readers (Firehose, the mapping) and the shards on which they have settled everything.
-fn settled(state_dir: &Path, last: &BTreeMap<String, String>) -> BTreeMap<String, usize> {
+/// Readers (Firehose, the mapping) of `stream` and the shards on which they have settled
+/// everything.
+fn settled(
+    state_dir: &Path,
+    stream: &str,
+    last: &BTreeMap<String, String>,
+) -> BTreeMap<String, usize> {
     let mut done = BTreeMap::new();
+    // One file per stream instance, named after its ARN (`..._stream_NAME_CREATED.json`).
+    let marker = format!("_stream_{stream}_");
     for file in std::fs::read_dir(state_dir.join("checkpoints")).unwrap() {
-        let Ok(bytes) = std::fs::read(file.unwrap().path()) else {
+        let path = file.unwrap().path();
+        if !path.to_string_lossy().contains(&marker) {
+            continue;
+        }
+        let Ok(bytes) = std::fs::read(path) else {
             continue;
         };
         let Ok(readers) =
@@ -302,7 +313,7 @@ async fn round(
     assert_eq!(last.len(), SHARDS);
     let deadline = Instant::now() + Duration::from_secs(3600);
     loop {
-        let done = settled(state_dir, &last);
+        let done = settled(state_dir, stream, &last);
         if done.len() == 2 && done.values().all(|&n| n == SHARDS) {
             break;
         }
