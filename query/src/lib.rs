@@ -15,6 +15,7 @@ pub mod scan;
 pub mod sql;
 pub mod store;
 pub mod table;
+pub mod whole_object;
 
 pub use filter::{Filter, FilterError};
 

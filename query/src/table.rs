@@ -42,6 +42,7 @@ use streamlake_core::schema::PARTITION_COLUMNS;
 use crate::compaction::live_objects_of;
 use crate::ndjson_scan::{NdjsonObject, ndjson_scan};
 use crate::pruning::PartitionPruner;
+use crate::whole_object::WholeObjectReaderFactory;
 
 /// What scans of the table opened (for tests and for the curious).
 #[derive(Debug, Default)]
@@ -302,8 +303,13 @@ impl TableProvider for LakeTable {
             };
             // DataFusion pushes the query's filters into this source (its physical filter
             // pushdown): row groups whose min/max statistics rule them out are skipped.
+            let store = state.runtime_env().object_store(&self.store)?;
             let source = Arc::new(
-                ParquetSource::new(table_schema.clone()).with_table_parquet_options(options),
+                ParquetSource::new(table_schema.clone())
+                    .with_table_parquet_options(options)
+                    .with_parquet_file_reader_factory(Arc::new(WholeObjectReaderFactory::new(
+                        store,
+                    ))),
             );
             plans.push(self.file_scan(source, parquet, groups, projection, limit)?);
         }
