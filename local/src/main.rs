@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use streamlake::emulated::kinesis_source::StartingPosition;
+use streamlake::faults::latency::LatencySpec;
 use streamlake::faults::{FaultPlan, FaultSpec};
 use streamlake::harness::binaries::default_state_dir;
 use streamlake::harness::demo::{self, DemoOptions};
@@ -119,6 +120,11 @@ struct StackArgs {
     /// Seed of the injected faults' random numbers (the same seed fails the same calls).
     #[arg(long, default_value_t = 1)]
     inject_seed: u64,
+    /// Hold each answer of a service back by MS milliseconds, plus or minus up to JITTER
+    /// (repeatable): a round trip like AWS's. Services: kinesis, dynamodb, s3, sqs. For
+    /// example `--inject-latency dynamodb=5 --inject-latency s3=20±5`.
+    #[arg(long, value_name = "SERVICE=MS[±JITTER]")]
+    inject_latency: Vec<LatencySpec>,
     /// Same as `--inject dynamodb:UpdateItem=RATE`.
     #[arg(long, value_name = "RATE")]
     inject_throttling: Option<f64>,
@@ -156,7 +162,12 @@ impl StackArgs {
                     .context("--inject-throttling")?,
             );
         }
-        config.faults = FaultPlan::new(faults, self.inject_seed);
+        config.faults = self
+            .inject_latency
+            .iter()
+            .fold(FaultPlan::new(faults, self.inject_seed), |plan, l| {
+                plan.with_latency(*l)
+            });
         let m = &mut config.mapping;
         m.batch_size = self.batch_size as usize;
         m.batching_window = seconds(self.batching_window, 300.0).context("--batching-window")?;

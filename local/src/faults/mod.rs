@@ -9,6 +9,7 @@
 //! process as Lambda would ([`crate::emulated::lambda_host`]).
 
 pub mod kinesis;
+pub mod latency;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -17,6 +18,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use thiserror::Error;
+
+use latency::{Delays, LatencySpec, Service};
 
 /// A call of the pipeline that can be made to fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -213,10 +216,12 @@ impl FromStr for FaultSpec {
     }
 }
 
-/// The faults of a run: a rate per call, and the seed of their random numbers.
+/// The faults of a run: a rate per call, a delay per service, and the seed of their
+/// random numbers.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FaultPlan {
     rates: BTreeMap<Call, f64>,
+    latencies: BTreeMap<Service, LatencySpec>,
     seed: u64,
 }
 
@@ -229,8 +234,30 @@ impl FaultPlan {
                 .filter(|s| s.rate > 0.0)
                 .map(|s| (s.call, s.rate))
                 .collect(),
+            latencies: BTreeMap::new(),
             seed,
         }
+    }
+
+    /// Adds (or replaces) the delay of a service.
+    pub fn with_latency(mut self, spec: LatencySpec) -> Self {
+        if spec.delay.is_zero() {
+            self.latencies.remove(&spec.service);
+        } else {
+            self.latencies.insert(spec.service, spec);
+        }
+        self
+    }
+
+    /// The delays of `service`'s answers, if any: seeded from the plan's seed and the
+    /// service.
+    pub fn delays(&self, service: Service) -> Option<Delays> {
+        let spec = *self.latencies.get(&service)?;
+        let index = Service::ALL.iter().position(|s| *s == service).unwrap_or(0) as u64;
+        Some(Delays::new(
+            spec,
+            self.seed.wrapping_mul(0xD1B5_4A32_D192_ED03) ^ (index + 1),
+        ))
     }
 
     /// Adds (or replaces) one fault.
@@ -243,14 +270,14 @@ impl FaultPlan {
         self
     }
 
-    /// Whether no call is faulted.
+    /// Whether no call is faulted or delayed.
     pub fn is_empty(&self) -> bool {
-        self.rates.is_empty()
+        self.rates.is_empty() && self.latencies.is_empty()
     }
 
-    /// Whether any call made over HTTP (through the fault proxy) is faulted.
+    /// Whether any call made over HTTP (through the fault proxy) is faulted or delayed.
     pub fn has_http_faults(&self) -> bool {
-        self.rates.keys().any(|c| !c.is_lambda())
+        self.rates.keys().any(|c| !c.is_lambda()) || !self.latencies.is_empty()
     }
 
     /// The faulted calls and their rates.
@@ -275,7 +302,11 @@ impl FaultPlan {
 
 impl fmt::Display for FaultPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let parts: Vec<String> = self.rates().map(|(c, r)| format!("{c}={r}")).collect();
+        let parts: Vec<String> = self
+            .rates()
+            .map(|(c, r)| format!("{c}={r}"))
+            .chain(self.latencies.values().map(|l| format!("latency {l} ms")))
+            .collect();
         write!(f, "{} (seed {})", parts.join(", "), self.seed)
     }
 }

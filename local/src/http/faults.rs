@@ -1,5 +1,6 @@
 //! The fault proxy: an HTTP proxy in front of the emulator that answers some requests
-//! with an error AWS documents for the call, instead of forwarding them.
+//! with an error AWS documents for the call, instead of forwarding them, and holds the
+//! answers of a service back by a round trip as long as AWS's ([`crate::faults::latency`]).
 //!
 //! The emulator never fails, so when faults are asked for, every client of the stack (its
 //! Firehose and event source mapping, the Lambdas, the producer and the tools, through
@@ -23,6 +24,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::StackError;
 use crate::faults::kinesis::PartialFailure;
+use crate::faults::latency::{Delays, Service};
 use crate::faults::{Call, FaultPlan, HttpError, Injector};
 
 /// The largest request body the proxy reads to fail entries of (PutRecords: 5 MiB).
@@ -31,6 +33,7 @@ const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 struct Proxy {
     upstream: Uri,
     injectors: BTreeMap<Call, Injector>,
+    delays: BTreeMap<Service, Delays>,
     client: Client<HttpConnector, Body>,
     forwarded: AtomicU64,
 }
@@ -55,9 +58,14 @@ impl FaultProxy {
             .filter(|c| !c.is_lambda())
             .filter_map(|c| Some((c, plan.injector(c)?)))
             .collect();
+        let delays = Service::ALL
+            .into_iter()
+            .filter_map(|s| Some((s, plan.delays(s)?)))
+            .collect();
         let proxy = Arc::new(Proxy {
             upstream,
             injectors,
+            delays,
             client: Client::builder(TokioExecutor::new()).build_http(),
             forwarded: AtomicU64::new(0),
         });
@@ -137,6 +145,14 @@ fn classify(request: &Request) -> Option<Call> {
 }
 
 async fn handle(State(proxy): State<Arc<Proxy>>, request: Request) -> Response {
+    // A round trip as long as AWS's, whether the call then fails or not.
+    let target = request
+        .headers()
+        .get("x-amz-target")
+        .and_then(|t| t.to_str().ok());
+    if let Some(delays) = Service::of_target(target).and_then(|s| proxy.delays.get(&s)) {
+        tokio::time::sleep(delays.next()).await;
+    }
     let Some((call, injector)) =
         classify(&request).and_then(|c| Some((c, proxy.injectors.get(&c)?)))
     else {
@@ -262,6 +278,8 @@ fn error_response(error: HttpError, call: Call) -> Response {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn request(method: Method, uri: &str, target: Option<&str>) -> Request {
@@ -320,5 +338,41 @@ mod tests {
                 request.uri()
             );
         }
+    }
+
+    #[tokio::test]
+    async fn answers_of_a_delayed_service_take_at_least_the_delay() {
+        // An upstream that answers at once.
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .unwrap();
+        let upstream = format!("http://{}", listener.local_addr().unwrap());
+        let app = Router::new().fallback(|| async { "ok" });
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let plan = FaultPlan::default().with_latency("dynamodb=60".parse().unwrap());
+        let proxy = FaultProxy::start(&upstream, &plan).await.unwrap();
+        let client: Client<HttpConnector, Body> =
+            Client::builder(TokioExecutor::new()).build_http();
+        let send = |target: Option<&'static str>| {
+            let mut builder = Request::builder()
+                .method(Method::POST)
+                .uri(format!("{}/", proxy.endpoint()));
+            if let Some(t) = target {
+                builder = builder.header("x-amz-target", t);
+            }
+            let request = builder.body(Body::empty()).unwrap();
+            let client = client.clone();
+            async move {
+                let start = std::time::Instant::now();
+                let response = client.request(request).await.unwrap();
+                assert_eq!(response.status(), StatusCode::OK);
+                start.elapsed()
+            }
+        };
+        // Sleeping guarantees at least the delay: a lower bound only.
+        assert!(send(Some("DynamoDB_20120810.UpdateItem")).await >= Duration::from_millis(60));
+        assert!(send(Some("DynamoDB_20120810.GetItem")).await >= Duration::from_millis(60));
+        assert_eq!(proxy.forwarded(), 2);
+        server.abort();
     }
 }
