@@ -165,6 +165,7 @@ pub async fn handler(
         written = outcome.written,
         stale = outcome.stale,
         requests = outcome.requests,
+        reads = outcome.reads,
         retries = outcome.retries,
         failed_rows = outcome.failed.len(),
         invalid = plan.invalid.len(),

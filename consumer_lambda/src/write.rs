@@ -56,6 +56,9 @@ pub struct WriteOutcome {
     pub stale: usize,
     /// `UpdateItem` requests sent, retries included.
     pub requests: usize,
+    /// `GetItem` requests: the row read after a failed condition, from servers that do
+    /// not return the old item with the failure.
+    pub reads: usize,
     /// Retries after throttling or transient errors.
     pub retries: usize,
     /// Rows that could not be written: the lowest sequence number of each.
@@ -79,9 +82,10 @@ pub async fn apply(client: &Client, plan: &BatchPlan, options: WriteOptions) -> 
         .map(|row| async move { (row, write_row(client, row, &options).await) })
         .buffer_unordered(options.concurrency.max(1));
     let mut outcome = WriteOutcome::default();
-    while let Some((row, (result, requests, retries))) = results.next().await {
-        outcome.requests += requests;
-        outcome.retries += retries;
+    while let Some((row, (result, counts))) = results.next().await {
+        outcome.requests += counts.requests;
+        outcome.reads += counts.reads;
+        outcome.retries += counts.retries;
         match result {
             RowResult::Written => outcome.written += 1,
             RowResult::Stale => outcome.stale += 1,
@@ -103,20 +107,28 @@ pub async fn apply(client: &Client, plan: &BatchPlan, options: WriteOptions) -> 
 
 /// Why one update did not apply.
 enum UpdateError {
-    /// The condition failed: the item as it is now.
-    Condition(HashMap<String, AttributeValue>),
+    /// The condition failed: the item as it is now, when the server returned it.
+    Condition(Option<HashMap<String, AttributeValue>>),
     /// Throttled, or a transient failure: worth retrying.
     Transient(String),
     /// Anything else.
     Fatal(String),
 }
 
-/// Writes one row: (result, requests, retries).
+/// Requests one row took.
+#[derive(Debug, Default)]
+struct Counts {
+    requests: usize,
+    reads: usize,
+    retries: usize,
+}
+
+/// Writes one row.
 async fn write_row(
     client: &Client,
     row: &RowUpdate,
     options: &WriteOptions,
-) -> (RowResult, usize, usize) {
+) -> (RowResult, Counts) {
     let mut pending: Vec<&str> = row.attributes.keys().map(String::as_str).collect();
     let mut delays = ExponentialBuilder::default()
         .with_min_delay(options.min_delay)
@@ -124,37 +136,75 @@ async fn write_row(
         .without_max_times()
         .with_jitter()
         .build();
-    let (mut requests, mut retries) = (0, 0);
+    let mut counts = Counts::default();
     loop {
-        requests += 1;
-        match update(client, row, &pending).await {
-            Ok(()) => return (RowResult::Written, requests, retries),
-            Err(UpdateError::Condition(current)) => {
+        counts.requests += 1;
+        let error = match update(client, row, &pending).await {
+            Ok(()) => return (RowResult::Written, counts),
+            // DynamoDB returns the item with the failure (`ReturnValuesOnConditionCheckFailure`);
+            // servers that do not (dynalite, older DynamoDB-compatible ones) get a read.
+            Err(UpdateError::Condition(None)) => {
+                counts.reads += 1;
+                match read_versions(client, row, &pending).await {
+                    Ok(current) => UpdateError::Condition(Some(current)),
+                    Err(e) => e,
+                }
+            }
+            Err(e) => e,
+        };
+        match error {
+            UpdateError::Condition(current) => {
                 // Nothing was written: keep the attributes that are newer than stored.
+                let current = current.unwrap_or_default();
                 pending.retain(|attribute| newer_than_stored(row, attribute, &current));
                 if pending.is_empty() {
-                    return (RowResult::Stale, requests, retries);
+                    return (RowResult::Stale, counts);
                 }
-                if requests > MAX_CONDITION_ROUNDS {
+                if counts.requests > MAX_CONDITION_ROUNDS {
                     let error = "the row kept changing under concurrent writers".to_owned();
-                    return (RowResult::Failed(error), requests, retries);
+                    return (RowResult::Failed(error), counts);
                 }
             }
-            Err(UpdateError::Transient(error)) => {
+            UpdateError::Transient(error) => {
                 let delay = delays.next().expect("unbounded backoff");
                 if Instant::now() + delay >= options.deadline {
-                    return (
-                        RowResult::Failed(format!("{error} (no time left to retry)")),
-                        requests,
-                        retries,
-                    );
+                    let error = format!("{error} (no time left to retry)");
+                    return (RowResult::Failed(error), counts);
                 }
-                retries += 1;
+                counts.retries += 1;
                 tokio::time::sleep(delay).await;
             }
-            Err(UpdateError::Fatal(error)) => return (RowResult::Failed(error), requests, retries),
+            UpdateError::Fatal(error) => return (RowResult::Failed(error), counts),
         }
     }
+}
+
+/// The stored versions of `attributes` of the row (a strongly consistent read, so it sees
+/// the write that failed the condition).
+async fn read_versions(
+    client: &Client,
+    row: &RowUpdate,
+    attributes: &[&str],
+) -> Result<HashMap<String, AttributeValue>, UpdateError> {
+    let mut request = client
+        .get_item()
+        .table_name(&row.key.table)
+        .key(PARTITION_KEY, AttributeValue::S(row.key.stationid.clone()))
+        .key(SORT_KEY, AttributeValue::S(row.key.date.to_string()))
+        .consistent_read(true);
+    let mut projection = Vec::with_capacity(attributes.len());
+    for (i, attribute) in attributes.iter().enumerate() {
+        projection.push(format!("#s{i}"));
+        request =
+            request.expression_attribute_names(format!("#s{i}"), sequence_attribute(attribute));
+    }
+    let item = request
+        .projection_expression(projection.join(", "))
+        .send()
+        .await
+        .map_err(|e| classify_error(&e, DisplayErrorContext(&e).to_string()))?
+        .item;
+    Ok(item.unwrap_or_default())
 }
 
 /// Whether the row's value of `attribute` is newer than the one in `item`.
@@ -211,9 +261,15 @@ async fn update(client: &Client, row: &RowUpdate, attributes: &[&str]) -> Result
 
 fn classify(e: SdkError<UpdateItemError>) -> UpdateError {
     if let Some(UpdateItemError::ConditionalCheckFailedException(failed)) = e.as_service_error() {
-        return UpdateError::Condition(failed.item().cloned().unwrap_or_default());
+        return UpdateError::Condition(failed.item().cloned());
     }
-    let transient = match &e {
+    let message = DisplayErrorContext(&e).to_string();
+    classify_error(&e, message)
+}
+
+/// Transient (throttled, a server error, no answer) or not.
+fn classify_error<E: ProvideErrorMetadata>(e: &SdkError<E>, message: String) -> UpdateError {
+    let transient = match e {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             true
         }
@@ -234,7 +290,6 @@ fn classify(e: SdkError<UpdateItemError>) -> UpdateError {
         }
         _ => false,
     };
-    let message = DisplayErrorContext(e).to_string();
     if transient {
         UpdateError::Transient(message)
     } else {

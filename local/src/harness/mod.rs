@@ -4,6 +4,7 @@
 pub mod binaries;
 pub mod clients;
 pub mod demo;
+pub mod dynalite;
 pub mod emulator;
 pub mod logs;
 pub mod progress;

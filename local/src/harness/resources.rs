@@ -140,7 +140,8 @@ async fn ensure_bucket(clients: &Clients, bucket: &str) -> Result<(), StackError
     }
 }
 
-async fn ensure_table(clients: &Clients, table: &str) -> Result<(), StackError> {
+/// Creates the DynamoDB table `table` (station and day as its key) unless it exists.
+pub async fn ensure_table(clients: &Clients, table: &str) -> Result<(), StackError> {
     let dynamodb = &clients.dynamodb;
     match dynamodb.describe_table().table_name(table).send().await {
         Ok(_) => return Ok(()),

@@ -5,6 +5,7 @@
 
 mod consumer;
 mod crash;
+mod dynalite;
 mod event_source_mapping;
 mod faults;
 mod infra;

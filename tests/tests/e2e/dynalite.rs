@@ -1,0 +1,116 @@
+//! The consumer's writes against a DynamoDB that does not return the old item when a
+//! condition fails (dynalite), beside moto (which does): the same tables, whatever the
+//! order and the replays.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use consumer_lambda::{InputRecord, WriteOptions, WriteOutcome, apply, plan_batch};
+use streamlake::harness::binaries::default_state_dir;
+use streamlake::harness::clients::Clients;
+use streamlake::harness::dynalite::Dynalite;
+use streamlake::harness::emulator::Emulator;
+use streamlake::harness::resources::ensure_table;
+use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
+use streamlake_core::routing::Routing;
+use streamlake_e2e::{expected_rows, table_rows};
+
+use crate::support::run_logs;
+
+/// (sequence number, data) in the order written.
+type Stream = Vec<(String, Vec<u8>)>;
+
+async fn write(
+    clients: &Clients,
+    records: &[(String, Vec<u8>)],
+    routing: &Routing,
+) -> WriteOutcome {
+    let mut total = WriteOutcome::default();
+    for batch in records.chunks(100) {
+        let plan = plan_batch(
+            batch.iter().map(|(seq, data)| InputRecord {
+                sequence_number: seq,
+                partition_key: "k",
+                data,
+                arrival: Utc::now(),
+            }),
+            routing,
+        );
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let outcome = apply(&clients.dynamodb, &plan, WriteOptions::new(16, deadline)).await;
+        assert!(outcome.failed.is_empty(), "{outcome:?}");
+        total.written += outcome.written;
+        total.stale += outcome.stale;
+        total.requests += outcome.requests;
+        total.reads += outcome.reads;
+    }
+    total
+}
+
+/// The records, numbered from `first`, with every value changed by `shift` and only the
+/// datatypes in `only` (all when empty).
+fn numbered(first: u64, shift: f64, only: &[&str]) -> Stream {
+    WeatherGenerator::new(GeneratorConfig::default())
+        .take(300)
+        .filter_map(|r| {
+            let mut v: serde_json::Value = serde_json::from_slice(&r.data).ok()?;
+            let datatype = v["datatype"].as_str()?.to_owned();
+            if !only.is_empty() && !only.contains(&datatype.as_str()) {
+                return None;
+            }
+            v["value"] = (v["value"].as_f64()? + shift).into();
+            Some(serde_json::to_vec(&v).unwrap())
+        })
+        .enumerate()
+        .map(|(i, data)| ((first + i as u64).to_string(), data))
+        .collect()
+}
+
+/// Writes, replays and out-of-order writes; returns the reads each server needed.
+async fn scenario(endpoint: &str) -> (usize, usize) {
+    let clients = Clients::connect(endpoint, true).await;
+    let routing = Routing::default();
+    for table in routing.tables() {
+        ensure_table(&clients, table).await.unwrap();
+    }
+    let original = numbered(1_000_000, 0.0, &[]);
+    let newest_tmax = numbered(3_000_000, 10.0, &["TMAX"]);
+    let between = numbered(2_000_000, 5.0, &[]);
+
+    let first = write(&clients, &original, &routing).await;
+    assert_eq!(first.stale, 0);
+    // A replay changes nothing.
+    let replay = write(&clients, &original, &routing).await;
+    assert_eq!((replay.written, replay.stale), (0, first.written));
+    write(&clients, &newest_tmax, &routing).await;
+    // Older than the stored TMAX, newer than everything else: the rest is written.
+    let late = write(&clients, &between, &routing).await;
+    assert!(late.written > 0);
+
+    let mut in_order: Stream = [original, between, newest_tmax].concat();
+    in_order.sort_by_key(|(seq, _)| seq.parse::<u64>().unwrap());
+    assert_eq!(
+        table_rows(&clients.dynamodb, &routing.tables(), false).await,
+        expected_rows(in_order.iter().map(|(_, d)| d.as_slice()), &routing),
+        "{endpoint}: each attribute holds its newest value"
+    );
+    (replay.reads, late.reads)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_old_item_the_consumer_reads_the_row_and_the_tables_are_the_same() {
+    let dynalite = Dynalite::start(&default_state_dir(), &run_logs())
+        .await
+        .unwrap();
+    let mut moto = Emulator::start(&default_state_dir(), &run_logs())
+        .await
+        .unwrap();
+    let (moto_reads, _) = scenario(moto.endpoint()).await;
+    assert_eq!(
+        moto_reads, 0,
+        "moto returns the item with the failed condition"
+    );
+    let (replay_reads, late_reads) = scenario(dynalite.endpoint()).await;
+    assert!(replay_reads > 0 && late_reads > 0, "dynalite needs a read");
+    moto.stop().await;
+}
