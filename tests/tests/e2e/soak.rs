@@ -39,12 +39,12 @@ use crate::support::{audit_in_order, run_logs};
 
 /// Every call the pipeline makes fails now and then, each with the errors AWS documents.
 const FAULTS: &[&str] = &[
-    "kinesis:PutRecords=0.02",
+    "kinesis:PutRecords=0.05",
     "kinesis:GetRecords=0.02",
     "s3:PutObject=0.02",
     "dynamodb:UpdateItem=0.02",
     "sqs:SendMessage=0.02",
-    "lambda:transform=0.01",
+    "lambda:transform=0.05",
     "lambda:consumer=0.01",
 ];
 
@@ -61,8 +61,6 @@ const SETTINGS: &[&str] = &[
     "5242880",
     "--buffer-interval",
     "5",
-    "--inject-seed",
-    "7",
 ];
 
 /// Records per round (per stream).
@@ -77,7 +75,13 @@ struct Up {
     endpoint: String,
 }
 
-async fn start_up(binaries: &Binaries, emulator: &str, state_dir: &Path, stream: &str) -> Up {
+async fn start_up(
+    binaries: &Binaries,
+    emulator: &str,
+    state_dir: &Path,
+    stream: &str,
+    seed: u64,
+) -> Up {
     let log = std::fs::File::create(state_dir.join(format!("{stream}.log"))).unwrap();
     let mut command = Command::new(binaries.path("streamlake"));
     command
@@ -90,7 +94,8 @@ async fn start_up(binaries: &Binaries, emulator: &str, state_dir: &Path, stream:
             "--state-dir",
         ])
         .arg(state_dir)
-        .args(SETTINGS);
+        .args(SETTINGS)
+        .args(["--inject-seed", &seed.to_string()]);
     for fault in FAULTS {
         command.args(["--inject", fault]);
     }
@@ -276,7 +281,8 @@ struct Round {
     stopped: Vec<String>,
 }
 
-/// One round: `up` on a new stream, the entries sent through its fault endpoint, until
+/// One round: `up` on a new stream (faults seeded with `seed`), the entries sent through
+/// its fault endpoint, until
 /// Firehose and the mapping have settled every shard, then Ctrl-C. Returns the stream's
 /// records in shard order.
 async fn round(
@@ -284,10 +290,11 @@ async fn round(
     emulator: &Emulator,
     state_dir: &Path,
     stream: &str,
+    seed: u64,
     entries: &[Entry],
 ) -> (Vec<Vec<u8>>, Round) {
     let direct = Clients::connect(emulator.endpoint(), true).await;
-    let mut up = start_up(binaries, emulator.endpoint(), state_dir, stream).await;
+    let mut up = start_up(binaries, emulator.endpoint(), state_dir, stream, seed).await;
     let pid = up.child.id().unwrap();
     let through_faults = Clients::connect(&up.endpoint, true).await;
     let produce = Instant::now();
@@ -371,7 +378,9 @@ async fn a_million_records_with_every_fault_on_lose_nothing() {
     let mut peak = 0f64;
     for (i, chunk) in entries.chunks(ROUND).enumerate() {
         let stream = format!("streamlake-soak-{i}");
-        let (records, r) = round(&binaries, &emulator, &state_dir, &stream, chunk).await;
+        // Each round's faults fall on other calls.
+        let seed = 7 + i as u64;
+        let (records, r) = round(&binaries, &emulator, &state_dir, &stream, seed, chunk).await;
         stream_order.extend(records);
         peak = peak.max(r.peak_rss_mib);
         eprintln!(
