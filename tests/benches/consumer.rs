@@ -1,21 +1,28 @@
-//! The consumer's DynamoDB writes against the emulator: this consumer (rows merged per
-//! batch, conditional `UpdateItem`s issued concurrently) vs the seed-000 way (one
-//! unconditional `UpdateItem` per record, sequentially), on the same records, the same
-//! emulator, in the same run.
+//! The consumer's DynamoDB writes: this consumer (rows merged per batch, conditional
+//! `UpdateItem`s issued concurrently) vs the seed-000 way (one unconditional `UpdateItem`
+//! per record, sequentially), on the same records, the same server, in the same run.
 //!
-//! `cargo bench -p streamlake-e2e --bench consumer` prints requests per batch and items/s
-//! of both, and their ratio. Each side runs three times, alternating; the best run counts.
+//! `cargo bench -p streamlake-e2e --bench consumer` runs both against moto (one request at
+//! a time), and against dynalite (npm, pinned; requests served in parallel) directly and
+//! behind the fault proxy adding 0, 2, 5 and 10 ms to each answer, like a network round
+//! trip to DynamoDB. It prints requests per batch and items/s of both, and ends with one
+//! line per server: `consumer vs sequential at N ms: X.Xx items/s (A vs B)`. Each side runs
+//! three times, alternating; the best run counts.
 
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
 use consumer_lambda::{InputRecord, WriteOptions, apply, plan_batch};
+use streamlake::faults::FaultPlan;
+use streamlake::faults::latency::{LatencySpec, Service};
 use streamlake::harness::binaries::default_state_dir;
 use streamlake::harness::clients::Clients;
+use streamlake::harness::dynalite::Dynalite;
 use streamlake::harness::emulator::Emulator;
 use streamlake::harness::logs;
-use streamlake::harness::resources::{self, Resources};
+use streamlake::harness::resources;
+use streamlake::http::faults::FaultProxy;
 use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
 use streamlake_core::normalize;
 use streamlake_core::routing::Routing;
@@ -23,6 +30,10 @@ use streamlake_core::routing::Routing;
 const RECORDS: usize = 2000;
 const BATCH: usize = 100;
 const CONCURRENCY: usize = 16;
+/// Each writer runs this many times per server, alternating; the best run counts.
+const RUNS: usize = 3;
+/// Round trips added in front of dynalite.
+const LATENCIES_MS: [u64; 4] = [0, 2, 5, 10];
 
 struct Result {
     elapsed: Duration,
@@ -93,12 +104,12 @@ async fn baseline(clients: &Clients, routing: &Routing, records: &[(String, Vec<
     }
 }
 
-#[tokio::main]
-async fn main() {
-    let mut emulator = Emulator::start(&default_state_dir(), &run_logs())
-        .await
-        .expect("emulator");
-    let clients = Clients::connect(emulator.endpoint(), true).await;
+/// The best of three alternating runs of each writer, on fresh tables.
+async fn measure(
+    clients: &Clients,
+    records: &[(String, Vec<u8>)],
+    label: &str,
+) -> (Result, Result) {
     let routing = |prefix: &str| {
         Routing::new([
             ("PRCP", format!("{prefix}Precipitation")),
@@ -107,6 +118,45 @@ async fn main() {
             ("TMIN", format!("{prefix}Temperature")),
         ])
     };
+    let mut best_ours: Option<Result> = None;
+    let mut best_baseline: Option<Result> = None;
+    for run in 0..RUNS {
+        let (o, b) = (
+            routing(&format!("Ours{label}{run}")),
+            routing(&format!("Seed{label}{run}")),
+        );
+        for table in o.tables().into_iter().chain(b.tables()) {
+            resources::ensure_table(clients, table)
+                .await
+                .expect("a table");
+        }
+        let b_result = baseline(clients, &b, records).await;
+        let o_result = ours(clients, &o, records).await;
+        if best_baseline
+            .as_ref()
+            .is_none_or(|x| b_result.elapsed < x.elapsed)
+        {
+            best_baseline = Some(b_result);
+        }
+        if best_ours
+            .as_ref()
+            .is_none_or(|x| o_result.elapsed < x.elapsed)
+        {
+            best_ours = Some(o_result);
+        }
+    }
+    (best_ours.expect("runs"), best_baseline.expect("runs"))
+}
+
+#[tokio::main]
+async fn main() {
+    let logs = run_logs();
+    let mut moto = Emulator::start(&default_state_dir(), &logs)
+        .await
+        .expect("moto");
+    let dynalite = Dynalite::start(&default_state_dir(), &logs)
+        .await
+        .expect("dynalite");
     let records: Vec<(String, Vec<u8>)> = WeatherGenerator::new(GeneratorConfig::default())
         .take(RECORDS)
         .enumerate()
@@ -117,7 +167,7 @@ async fn main() {
             )
         })
         .collect();
-    let keys_per_batch: f64 = records
+    let rows_per_batch: f64 = records
         .chunks(BATCH)
         .map(|b| {
             plan_batch(
@@ -135,72 +185,56 @@ async fn main() {
         .sum::<f64>()
         / (RECORDS / BATCH) as f64;
 
-    let mut best_ours: Option<Result> = None;
-    let mut best_baseline: Option<Result> = None;
-    for run in 0..3 {
-        let (o, b) = (
-            routing(&format!("Ours{run}")),
-            routing(&format!("Seed{run}")),
-        );
-        let mut tables: Vec<String> = o
-            .tables()
-            .into_iter()
-            .chain(b.tables())
-            .map(str::to_owned)
-            .collect();
-        tables.dedup();
-        resources::ensure(
-            &clients,
-            &Resources {
-                stream: "bench".into(),
-                shards: 1,
-                bucket: "bench".into(),
-                tables,
-                failure_queue: "bench".into(),
-            },
-        )
-        .await
-        .expect("tables");
-        let b_result = baseline(&clients, &b, &records).await;
-        let o_result = ours(&clients, &o, &records).await;
-        if best_baseline
-            .as_ref()
-            .is_none_or(|x| b_result.elapsed < x.elapsed)
-        {
-            best_baseline = Some(b_result);
-        }
-        if best_ours
-            .as_ref()
-            .is_none_or(|x| o_result.elapsed < x.elapsed)
-        {
-            best_ours = Some(o_result);
-        }
+    // DynamoDB-like servers: moto (one request at a time), dynalite (in parallel) as it
+    // is and behind the fault proxy holding each answer back like a network round trip.
+    let mut servers: Vec<(String, Option<FaultProxy>, String)> =
+        vec![("moto".into(), None, moto.endpoint().to_owned())];
+    for ms in LATENCIES_MS {
+        let plan = FaultPlan::default().with_latency(LatencySpec {
+            service: Service::DynamoDb,
+            delay: Duration::from_millis(ms),
+            jitter: Duration::ZERO,
+        });
+        let proxy = FaultProxy::start(dynalite.endpoint(), &plan)
+            .await
+            .expect("latency proxy");
+        let endpoint = proxy.endpoint().to_owned();
+        servers.push((format!("dynalite at {ms} ms"), Some(proxy), endpoint));
     }
-    let (o, b) = (best_ours.unwrap(), best_baseline.unwrap());
+
+    println!(
+        "consumer bench: {RECORDS} records in batches of {BATCH} ({rows_per_batch:.1} distinct rows per batch), \
+         best of {RUNS}; streamlake = rows merged, conditional, {CONCURRENCY} in flight; \
+         sequential = seed 000, one UpdateItem per record"
+    );
     let batches = (RECORDS / BATCH) as f64;
     let rate = |r: &Result| RECORDS as f64 / r.elapsed.as_secs_f64();
-    println!(
-        "consumer bench: {RECORDS} records in batches of {BATCH}, moto at {}, best of 3",
-        emulator.endpoint()
-    );
-    println!("  distinct rows per batch:            {keys_per_batch:.1}");
-    println!(
-        "  streamlake (merged, {CONCURRENCY} concurrent): {:>6.1} requests/batch  {:>8.0} items/s  ({:.2} s)",
-        o.requests as f64 / batches,
-        rate(&o),
-        o.elapsed.as_secs_f64()
-    );
-    println!(
-        "  seed 000 (one per record, serial):  {:>6.1} requests/batch  {:>8.0} items/s  ({:.2} s)",
-        b.requests as f64 / batches,
-        rate(&b),
-        b.elapsed.as_secs_f64()
-    );
-    println!("  items/s ratio: {:.1}x", rate(&o) / rate(&b));
-    emulator.stop().await;
+    let mut summary = Vec::new();
+    for (i, (name, _proxy, endpoint)) in servers.iter().enumerate() {
+        let clients = Clients::connect(endpoint, true).await;
+        let (o, b) = measure(&clients, &records, &i.to_string()).await;
+        println!(
+            "  {name:<17} streamlake {:>5.1} requests/batch {:>7.0} items/s | sequential {:>5.1} requests/batch {:>7.0} items/s",
+            o.requests as f64 / batches,
+            rate(&o),
+            b.requests as f64 / batches,
+            rate(&b),
+        );
+        summary.push(format!(
+            "consumer vs sequential {}: {:.1}x items/s ({:.0} vs {:.0})",
+            name.strip_prefix("dynalite ")
+                .map_or_else(|| format!("on {name}"), str::to_owned),
+            rate(&o) / rate(&b),
+            rate(&o),
+            rate(&b)
+        ));
+    }
+    for line in summary {
+        println!("{line}");
+    }
+    moto.stop().await;
 }
 
-/// A log folder for an emulator started here.
 fn run_logs() -> std::path::PathBuf {
     logs::create_run_dir(&default_state_dir()).expect("a log folder")
 }
