@@ -10,7 +10,7 @@ use streamlake::faults::latency::LatencySpec;
 use streamlake::faults::{FaultPlan, FaultSpec};
 use streamlake::harness::binaries::default_state_dir;
 use streamlake::harness::demo::{self, DemoOptions};
-use streamlake::{LocalStack, StackConfig};
+use streamlake::{DynamoDbServer, LocalStack, StackConfig};
 use streamlake_core::names;
 
 /// The streamlake pipeline on this machine: Kinesis, Firehose, both Lambdas, S3 and
@@ -125,9 +125,21 @@ struct StackArgs {
     /// example `--inject-latency dynamodb=5 --inject-latency s3=20±5`.
     #[arg(long, value_name = "SERVICE=MS[±JITTER]")]
     inject_latency: Vec<LatencySpec>,
+    /// The server that answers DynamoDB.
+    #[arg(long, value_enum, default_value_t = DynamoDb::Emulator)]
+    dynamodb: DynamoDb,
     /// Same as `--inject dynamodb:UpdateItem=RATE`.
     #[arg(long, value_name = "RATE")]
     inject_throttling: Option<f64>,
+}
+
+/// The server that answers DynamoDB.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum DynamoDb {
+    /// The emulator (moto): one request at a time.
+    Emulator,
+    /// dynalite (installed with npm on first use): requests served in parallel.
+    Dynalite,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -162,6 +174,10 @@ impl StackArgs {
                     .context("--inject-throttling")?,
             );
         }
+        config.dynamodb = match self.dynamodb {
+            DynamoDb::Emulator => DynamoDbServer::Emulator,
+            DynamoDb::Dynalite => DynamoDbServer::Dynalite,
+        };
         config.faults = self
             .inject_latency
             .iter()
@@ -253,7 +269,11 @@ async fn up(config: StackConfig) -> Result<ExitCode> {
         c.bucket,
         streamlake_core::layout::DATA_ROOT
     );
-    println!("  tables    {}", c.routing.tables().join(", "));
+    let dynamodb = match c.dynamodb {
+        DynamoDbServer::Emulator => "",
+        DynamoDbServer::Dynalite => " (dynalite)",
+    };
+    println!("  tables    {}{dynamodb}", c.routing.tables().join(", "));
     println!("  logs      {}", stack.log_dir().display());
     println!();
     println!("Send data from another terminal:");

@@ -19,6 +19,7 @@ use crate::error::StackError;
 use crate::faults::{Call, FaultPlan};
 use crate::harness::binaries::Binaries;
 use crate::harness::clients::Clients;
+use crate::harness::dynalite::Dynalite;
 use crate::harness::emulator::Emulator;
 use crate::harness::logs;
 use crate::harness::resources;
@@ -61,6 +62,8 @@ pub struct StackConfig {
     /// Calls failed on purpose (`--inject`): HTTP calls through the fault proxy, which
     /// every client then uses; Lambda invocations by the Lambda host.
     pub faults: FaultPlan,
+    /// The server that answers DynamoDB.
+    pub dynamodb: DynamoDbServer,
 }
 
 /// The event source mapping settings a user chooses.
@@ -121,8 +124,20 @@ impl StackConfig {
             checkpoints: true,
             function_timeout: Duration::from_secs(60),
             faults: FaultPlan::default(),
+            dynamodb: DynamoDbServer::default(),
         }
     }
+}
+
+/// The server that answers DynamoDB.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DynamoDbServer {
+    /// The emulator (moto): one request at a time.
+    #[default]
+    Emulator,
+    /// dynalite (installed with npm on first use), behind the stack's proxy: requests
+    /// served in parallel, as DynamoDB does.
+    Dynalite,
 }
 
 /// The transform: function name, binary, memory (MB) as in the template, and its faults.
@@ -151,6 +166,7 @@ pub struct LocalStack {
     transform: Arc<LambdaFunction>,
     consumer: Arc<LambdaFunction>,
     fault_proxy: Option<FaultProxy>,
+    _dynalite: Option<Dynalite>,
     checkpoints: Option<CheckpointStore>,
     firehose: Option<Firehose>,
     mapping: Option<EventSourceMapping>,
@@ -169,15 +185,15 @@ impl LocalStack {
             Some(endpoint) => Emulator::shared(endpoint),
             None => Emulator::start(&config.state_dir, &log_dir).await?,
         };
+        let (fault_proxy, dynalite) = config.front(&emulator, &log_dir).await?;
         let clients = Clients::connect(emulator.endpoint(), emulator.is_local()).await;
-        let region = clients.region();
-        let provisioned = resources::ensure(&clients, &config.resources()).await?;
-        let checkpoints = config.checkpoints(&emulator, &provisioned)?;
-        let fault_proxy = config.fault_proxy(&emulator).await?;
         let clients = match &fault_proxy {
             Some(proxy) => clients.through(proxy.endpoint()),
             None => clients,
         };
+        let region = clients.region();
+        let provisioned = resources::ensure(&clients, &config.resources()).await?;
+        let checkpoints = config.checkpoints(&emulator, &provisioned)?;
 
         let function = |identity, env| config.function(identity, env, &binaries, &log_dir, &region);
         let transform = Arc::new(LambdaFunction::start(function(TRANSFORM, Vec::new())).await?);
@@ -199,6 +215,7 @@ impl LocalStack {
             transform,
             consumer,
             fault_proxy,
+            _dynalite: dynalite,
             checkpoints,
             firehose: Some(firehose),
             mapping: Some(mapping),

@@ -14,11 +14,13 @@ use crate::emulated::kinesis_source::StartingPosition;
 use crate::emulated::lambda_host::FunctionSpec;
 use crate::error::StackError;
 use crate::faults::Call;
+use crate::faults::latency::Service;
 use crate::harness::binaries::Binaries;
 use crate::harness::clients::Clients;
+use crate::harness::dynalite::Dynalite;
 use crate::harness::emulator::Emulator;
 use crate::harness::resources::{Provisioned, Resources};
-use crate::harness::stack::StackConfig;
+use crate::harness::stack::{DynamoDbServer, StackConfig};
 use crate::http::faults::FaultProxy;
 
 impl StackConfig {
@@ -77,17 +79,26 @@ impl StackConfig {
         }
     }
 
-    /// The fault proxy in front of the emulator, when HTTP calls are to fail.
-    pub(crate) async fn fault_proxy(
+    /// What clients talk to in front of the emulator: the fault proxy, when HTTP calls are
+    /// to fail or be delayed, or another server answers DynamoDB (dynalite, started here).
+    pub(crate) async fn front(
         &self,
         emulator: &Emulator,
-    ) -> Result<Option<FaultProxy>, StackError> {
-        if !self.faults.has_http_faults() {
-            return Ok(None);
+        log_dir: &Path,
+    ) -> Result<(Option<FaultProxy>, Option<Dynalite>), StackError> {
+        let dynalite = match self.dynamodb {
+            DynamoDbServer::Emulator => None,
+            DynamoDbServer::Dynalite => Some(Dynalite::start(&self.state_dir, log_dir).await?),
+        };
+        if !self.faults.has_http_faults() && dynalite.is_none() {
+            return Ok((None, None));
         }
-        FaultProxy::start(emulator.endpoint(), &self.faults)
-            .await
-            .map(Some)
+        let routes: Vec<(Service, &str)> = dynalite
+            .iter()
+            .map(|d| (Service::DynamoDb, d.endpoint()))
+            .collect();
+        let proxy = FaultProxy::start_routed(emulator.endpoint(), &routes, &self.faults).await?;
+        Ok((Some(proxy), dynalite))
     }
 
     /// The consumer's environment: routing, dead letters and the summary table.

@@ -32,6 +32,8 @@ const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 struct Proxy {
     upstream: Uri,
+    /// Services answered by another server than the emulator.
+    routes: BTreeMap<Service, Uri>,
     injectors: BTreeMap<Call, Injector>,
     delays: BTreeMap<Service, Delays>,
     client: Client<HttpConnector, Body>,
@@ -49,10 +51,29 @@ impl FaultProxy {
     /// Starts a proxy to `upstream` (an `http://` endpoint) on a free loopback port,
     /// failing the HTTP calls of `plan`.
     pub async fn start(upstream: &str, plan: &FaultPlan) -> Result<Self, StackError> {
-        let upstream: Uri = upstream.parse().map_err(|source| StackError::Endpoint {
-            endpoint: upstream.to_owned(),
-            source,
-        })?;
+        Self::start_routed(upstream, &[], plan).await
+    }
+
+    /// [`FaultProxy::start`], with the requests of some services sent to other servers
+    /// (for example DynamoDB to dynalite).
+    pub async fn start_routed(
+        upstream: &str,
+        routes: &[(Service, &str)],
+        plan: &FaultPlan,
+    ) -> Result<Self, StackError> {
+        let uri = |endpoint: &str| {
+            endpoint
+                .parse::<Uri>()
+                .map_err(|source| StackError::Endpoint {
+                    endpoint: endpoint.to_owned(),
+                    source,
+                })
+        };
+        let upstream = uri(upstream)?;
+        let routes = routes
+            .iter()
+            .map(|(service, endpoint)| Ok((*service, uri(endpoint)?)))
+            .collect::<Result<_, StackError>>()?;
         let injectors = Call::ALL
             .into_iter()
             .filter(|c| !c.is_lambda())
@@ -64,6 +85,7 @@ impl FaultProxy {
             .collect();
         let proxy = Arc::new(Proxy {
             upstream,
+            routes,
             injectors,
             delays,
             client: Client::builder(TokioExecutor::new()).build_http(),
@@ -177,7 +199,14 @@ impl Proxy {
             .path_and_query()
             .map_or("/", |p| p.as_str())
             .to_owned();
-        let mut parts = self.upstream.clone().into_parts();
+        let target = request
+            .headers()
+            .get("x-amz-target")
+            .and_then(|t| t.to_str().ok());
+        let upstream = Service::of_target(target)
+            .and_then(|s| self.routes.get(&s))
+            .unwrap_or(&self.upstream);
+        let mut parts = upstream.clone().into_parts();
         parts.path_and_query = path.parse().ok();
         *request.uri_mut() = Uri::from_parts(parts).expect("upstream and path form a URI");
         self.forwarded.fetch_add(1, Ordering::Relaxed);
