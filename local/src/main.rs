@@ -296,8 +296,8 @@ async fn up(config: StackConfig) -> Result<ExitCode> {
                 if now != last {
                     let (f, m) = &now;
                     tracing::info!(
-                        "firehose: read {} delivered {} failed {} dropped {} | consumer: read {} succeeded {} discarded {}",
-                        f.records_read, f.delivered, f.failed, f.dropped, m.records_read, m.succeeded, m.discarded
+                        "firehose: read {} delivered {} failed {} dropped {} | consumer: read {} succeeded {} discarded {}, iterator age {} ms",
+                        f.records_read, f.delivered, f.failed, f.dropped, m.records_read, m.succeeded, m.discarded, m.iterator_age_ms
                     );
                     last = now;
                 }

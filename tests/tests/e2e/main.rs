@@ -9,6 +9,7 @@ mod dynalite;
 mod event_source_mapping;
 mod faults;
 mod infra;
+mod keep_up;
 mod lambda_host;
 mod pipeline;
 mod redrive;

@@ -123,6 +123,11 @@ pub struct MappingStats {
     pub failed_invocations: u64,
     /// Records sent to the on-failure destination.
     pub on_failure_records: u64,
+    /// Age of the last record of the latest settled batch when it was settled, in
+    /// milliseconds: Lambda's `IteratorAge` metric for this mapping.
+    pub iterator_age_ms: u64,
+    /// The largest `iterator_age_ms` so far.
+    pub max_iterator_age_ms: u64,
 }
 
 impl MappingStats {
@@ -669,6 +674,11 @@ impl Lane {
         let settled: Vec<StreamRecord> = self.pending.drain(..n).collect();
         {
             let mut stats = self.ctx.stats.lock().expect("not poisoned");
+            if let Some(last) = settled.last() {
+                let age = (Utc::now() - last.arrival).num_milliseconds().max(0) as u64;
+                stats.iterator_age_ms = age;
+                stats.max_iterator_age_ms = stats.max_iterator_age_ms.max(age);
+            }
             if discarded {
                 stats.discarded += n as u64;
             } else {
