@@ -358,7 +358,7 @@ async fn round(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "a soak of about an hour: cargo test -p streamlake-e2e --test e2e soak -- --ignored --nocapture"]
+#[ignore = "a soak of about half an hour: cargo test -p streamlake-e2e --test e2e soak -- --ignored --nocapture"]
 async fn a_million_records_with_every_fault_on_lose_nothing() {
     let count: usize = std::env::var("STREAMLAKE_SOAK_RECORDS")
         .map_or(1_000_000, |n| n.parse().expect("a number of records"));
