@@ -9,12 +9,11 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
-use crate::harness::emulator::{EmulatorError, free_port};
+use crate::harness::emulator::{EmulatorError, free_port, io, wait_until_ready};
 
 /// The dynalite release installed.
 pub const DYNALITE_VERSION: &str = "4.0.0";
@@ -24,9 +23,6 @@ const LOCK_FILE: &str = "node-tools.lock";
 
 /// Log of the installs, in the state folder.
 const LOG_FILE: &str = "node-install.log";
-
-/// How long a started dynalite may take to listen (0.34 s on an idle machine).
-const READY_WITHIN: Duration = Duration::from_secs(60);
 
 /// A running dynalite, stopped when dropped.
 #[derive(Debug)]
@@ -62,39 +58,19 @@ impl Dynalite {
             .kill_on_drop(true)
             .spawn()
             .map_err(io("starting dynalite with node (Node.js is needed)"))?;
-        let deadline = Instant::now() + READY_WITHIN;
-        loop {
-            if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                tracing::info!(%endpoint, "dynalite is ready");
-                return Ok(Self {
-                    endpoint,
-                    _child: child,
-                });
-            }
-            let exited = child.try_wait().ok().flatten();
-            if exited.is_some() || Instant::now() > deadline {
-                return Err(EmulatorError::Start {
-                    endpoint,
-                    reason: exited.map_or_else(
-                        || format!("not listening within {} s", READY_WITHIN.as_secs()),
-                        |s| format!("exited with {s}"),
-                    ),
-                    log: log_path.display().to_string(),
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let listening = || async move { TcpStream::connect(("127.0.0.1", port)).await.is_ok() };
+        wait_until_ready(&mut child, &endpoint, &log_path, listening).await?;
+        tracing::info!(%endpoint, "dynalite is ready");
+        Ok(Self {
+            endpoint,
+            _child: child,
+        })
     }
 
     /// The endpoint URL clients talk to.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
     }
-}
-
-fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> EmulatorError {
-    let context = context.into();
-    move |source| EmulatorError::Io { context, source }
 }
 
 /// dynalite's command-line entry, installing it with npm under `state_dir` when missing.

@@ -23,7 +23,8 @@ pub const MOTO_VERSION: &str = "5.2.5";
 /// How long installing moto took on first runs here (2 cores, PyPI over the network).
 const INSTALL_TAKES: &str = "about 10 s, first run only";
 
-/// How long a started moto may take to answer. It answers within 2 s on an idle machine;
+/// How long a started server (moto, dynalite) may take to answer. moto answers within 2 s
+/// on an idle machine;
 /// with the end-to-end tests starting sixteen of them beside their Lambdas on two cores,
 /// one took more than 30 s (CI, 2026-11-24), so the wait is generous: a server that never
 /// answers is still reported, only later.
@@ -68,7 +69,8 @@ pub enum EmulatorError {
     },
 }
 
-fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> EmulatorError {
+/// Maps an I/O error to [`EmulatorError::Io`] with what was being done.
+pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> EmulatorError {
     let context = context.into();
     move |source| EmulatorError::Io { context, source }
 }
@@ -100,7 +102,7 @@ impl Emulator {
         let log_path = log_dir.join(format!("moto-{port}.log"));
         let log =
             File::create(&log_path).map_err(io(format!("creating {}", log_path.display())))?;
-        let child = Command::new(&server)
+        let mut child = Command::new(&server)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(io("opening the moto log"))?)
@@ -108,33 +110,13 @@ impl Emulator {
             .kill_on_drop(true)
             .spawn()
             .map_err(io(format!("starting {}", server.display())))?;
-        let mut emulator = Self {
-            endpoint: endpoint.clone(),
+        wait_until_ready(&mut child, &endpoint, &log_path, || ready(port)).await?;
+        tracing::info!(%endpoint, "moto is ready");
+        Ok(Self {
+            endpoint,
             child: Some(child),
             local: true,
-        };
-        let deadline = Instant::now() + READY_WITHIN;
-        loop {
-            if ready(port).await {
-                tracing::info!(%endpoint, "moto is ready");
-                return Ok(emulator);
-            }
-            let exited = emulator
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten());
-            if exited.is_some() || Instant::now() > deadline {
-                return Err(EmulatorError::Start {
-                    endpoint,
-                    reason: exited.map_or_else(
-                        || format!("no answer within {} s", READY_WITHIN.as_secs()),
-                        |s| format!("exited with {s}"),
-                    ),
-                    log: log_path.display().to_string(),
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        })
     }
 
     /// A local emulator (accepting any credentials) that another owner runs at `endpoint`.
@@ -161,6 +143,34 @@ impl Emulator {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill().await;
         }
+    }
+}
+
+/// Waits until `ready` says the server just started as `child` (at `endpoint`, logging to
+/// `log`) answers; fails when it exits first or [`READY_WITHIN`] passes.
+pub(crate) async fn wait_until_ready<F: Future<Output = bool>>(
+    child: &mut Child,
+    endpoint: &str,
+    log: &Path,
+    mut ready: impl FnMut() -> F,
+) -> Result<(), EmulatorError> {
+    let deadline = Instant::now() + READY_WITHIN;
+    loop {
+        if ready().await {
+            return Ok(());
+        }
+        let exited = child.try_wait().ok().flatten();
+        if exited.is_some() || Instant::now() > deadline {
+            return Err(EmulatorError::Start {
+                endpoint: endpoint.to_owned(),
+                reason: exited.map_or_else(
+                    || format!("no answer within {} s", READY_WITHIN.as_secs()),
+                    |s| format!("exited with {s}"),
+                ),
+                log: log.display().to_string(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

@@ -18,7 +18,7 @@ use streamlake_core::layout::DATA_ROOT;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::support::{audit, run_logs};
+use crate::support::{audit, failure_queue_url, interrupt, run_logs};
 
 const RECORDS: usize = 2000;
 
@@ -143,28 +143,10 @@ async fn sigkill_mid_delivery_twice_then_restart_loses_and_duplicates_nothing() 
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     // Ctrl-C: the consumer's batches in progress are finished and checkpointed.
-    let pid = last.id().unwrap().to_string();
-    Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .await
-        .unwrap();
     let mut last = last;
-    let status = tokio::time::timeout(Duration::from_secs(60), last.wait())
-        .await
-        .expect("up stops on Ctrl-C")
-        .unwrap();
-    assert!(status.success(), "{status}");
+    interrupt(&mut last).await;
 
-    let queue_url = clients
-        .sqs
-        .get_queue_url()
-        .queue_name(&config.failure_queue)
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let queue_url = failure_queue_url(&clients, &config).await;
     let ledger = audit(&clients, &config, &queue_url, &entries).await;
     assert_eq!(ledger.transform_failed, 0);
     eprintln!("after two crashes: {ledger:?}, {delivered_before} delivered before the restart");

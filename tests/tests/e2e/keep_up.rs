@@ -17,10 +17,9 @@ use std::time::{Duration, Instant};
 
 use producer::{Entry, Producer, ProducerConfig};
 use streamlake::faults::FaultPlan;
+use streamlake::harness::binaries::default_state_dir;
 use streamlake::{DynamoDbServer, LocalStack, StackConfig};
 use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
-
-use streamlake::harness::binaries::default_state_dir;
 
 /// Kinesis's write limit per shard.
 const RECORDS_PER_SECOND: usize = 1_000;

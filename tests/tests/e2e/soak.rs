@@ -35,7 +35,7 @@ use streamlake_core::{normalize, seqnum};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::support::{audit_in_order, run_logs};
+use crate::support::{audit_in_order, failure_queue_url, interrupt, run_logs};
 
 /// Every call the pipeline makes fails now and then, each with the errors AWS documents.
 const FAULTS: &[&str] = &[
@@ -330,16 +330,7 @@ async fn round(
     let settled_in = produce.elapsed();
     let peak_rss_mib = peak_rss_mib(pid).expect("up's memory");
     let lambdas = children_peak_rss(pid);
-    Command::new("kill")
-        .args(["-INT", &pid.to_string()])
-        .status()
-        .await
-        .unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(60), up.child.wait())
-        .await
-        .expect("up stops on Ctrl-C")
-        .unwrap();
-    assert!(status.success(), "{status}");
+    interrupt(&mut up.child).await;
     let log = std::fs::read_to_string(state_dir.join(format!("{stream}.log"))).unwrap();
     let stopped = log
         .lines()
@@ -397,15 +388,7 @@ async fn a_million_records_with_every_fault_on_lose_nothing() {
     }
 
     let direct = Clients::connect(emulator.endpoint(), true).await;
-    let queue_url = direct
-        .sqs
-        .get_queue_url()
-        .queue_name(&config.failure_queue)
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let queue_url = failure_queue_url(&direct, &config).await;
     let ledger = audit_in_order(
         &direct,
         &config,

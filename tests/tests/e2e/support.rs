@@ -230,3 +230,33 @@ fn assert_same<K: Ord + std::fmt::Debug>(
             .join("\n")
     );
 }
+
+/// Stops a `streamlake up` child process with Ctrl-C (SIGINT) and checks that it finished
+/// what was in flight and exited cleanly within a minute.
+pub async fn interrupt(up: &mut tokio::process::Child) {
+    let pid = up.id().expect("still running").to_string();
+    let sent = tokio::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(sent.success());
+    let status = tokio::time::timeout(std::time::Duration::from_secs(60), up.wait())
+        .await
+        .expect("up stops on Ctrl-C")
+        .unwrap();
+    assert!(status.success(), "{status}");
+}
+
+/// The URL of the stack's on-failure queue, for a stack running in another process.
+pub async fn failure_queue_url(clients: &Clients, config: &StackConfig) -> String {
+    clients
+        .sqs
+        .get_queue_url()
+        .queue_name(&config.failure_queue)
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap()
+}
