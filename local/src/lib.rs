@@ -22,4 +22,4 @@ pub mod harness;
 pub mod http;
 
 pub use error::StackError;
-pub use harness::stack::{DynamoDbServer, FinalStats, LocalStack, StackConfig};
+pub use harness::stack::{ApiServer, FinalStats, LocalStack, StackConfig};

@@ -10,7 +10,7 @@ use streamlake::faults::latency::LatencySpec;
 use streamlake::faults::{FaultPlan, FaultSpec};
 use streamlake::harness::binaries::default_state_dir;
 use streamlake::harness::demo::{self, DemoOptions};
-use streamlake::{DynamoDbServer, LocalStack, StackConfig};
+use streamlake::{ApiServer, LocalStack, StackConfig};
 use streamlake_core::names;
 
 /// The streamlake pipeline on this machine: Kinesis, Firehose, both Lambdas, S3 and
@@ -125,21 +125,40 @@ struct StackArgs {
     /// example `--inject-latency dynamodb=5 --inject-latency s3=20±5`.
     #[arg(long, value_name = "SERVICE=MS[±JITTER]")]
     inject_latency: Vec<LatencySpec>,
-    /// The server that answers DynamoDB.
-    #[arg(long, value_enum, default_value_t = DynamoDb::Emulator)]
-    dynamodb: DynamoDb,
+    /// The server that answers DynamoDB: dynalite serves requests in parallel, as
+    /// DynamoDB does (auto: dynalite when Node.js is installed and the stack runs its own
+    /// emulator).
+    #[arg(long, value_enum, default_value_t = Server::Auto)]
+    dynamodb: Server,
+    /// The server that answers Kinesis: kinesalite serves requests in parallel, as
+    /// Kinesis does (auto: kinesalite when Node.js is installed and the stack runs its own
+    /// emulator).
+    #[arg(long, value_enum, default_value_t = Server::Auto)]
+    kinesis: Server,
     /// Same as `--inject dynamodb:UpdateItem=RATE`.
     #[arg(long, value_name = "RATE")]
     inject_throttling: Option<f64>,
 }
 
-/// The server that answers DynamoDB.
+/// The server that answers an API.
 #[derive(Debug, Clone, Copy, ValueEnum)]
-enum DynamoDb {
+enum Server {
     /// The emulator (moto): one request at a time.
     Emulator,
-    /// dynalite (installed with npm on first use): requests served in parallel.
-    Dynalite,
+    /// The Node.js server (dynalite, kinesalite; installed with npm on first use).
+    Node,
+    /// The Node.js server when Node.js is installed and the stack runs its own emulator.
+    Auto,
+}
+
+impl From<Server> for ApiServer {
+    fn from(server: Server) -> Self {
+        match server {
+            Server::Emulator => Self::Emulator,
+            Server::Node => Self::Node,
+            Server::Auto => Self::Auto,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -174,10 +193,8 @@ impl StackArgs {
                     .context("--inject-throttling")?,
             );
         }
-        config.dynamodb = match self.dynamodb {
-            DynamoDb::Emulator => DynamoDbServer::Emulator,
-            DynamoDb::Dynalite => DynamoDbServer::Dynalite,
-        };
+        config.dynamodb = self.dynamodb.into();
+        config.kinesis = self.kinesis.into();
         config.faults = self
             .inject_latency
             .iter()
@@ -263,17 +280,23 @@ async fn up(config: StackConfig) -> Result<ExitCode> {
         println!("  faults    {}", c.faults);
         println!("  emulator  {} (without faults)", stack.emulator_endpoint());
     }
-    println!("  stream    {} ({} shards)", c.stream, c.shards);
+    let served_by = |server, node| if server == ApiServer::Node { node } else { "" };
+    println!(
+        "  stream    {} ({} shards){}",
+        c.stream,
+        c.shards,
+        served_by(c.kinesis, " (kinesalite)")
+    );
     println!(
         "  lake      s3://{}/{}",
         c.bucket,
         streamlake_core::layout::DATA_ROOT
     );
-    let dynamodb = match c.dynamodb {
-        DynamoDbServer::Emulator => "",
-        DynamoDbServer::Dynalite => " (dynalite)",
-    };
-    println!("  tables    {}{dynamodb}", c.routing.tables().join(", "));
+    println!(
+        "  tables    {}{}",
+        c.routing.tables().join(", "),
+        served_by(c.dynamodb, " (dynalite)")
+    );
     println!("  logs      {}", stack.log_dir().display());
     println!();
     println!("Send data from another terminal:");

@@ -20,15 +20,7 @@ import pyarrow.parquet as pq
 
 root = sys.argv[1]
 runs = int(sys.argv[2])
-QUERIES = {
-    "group_by": "SELECT datatype, count(*) AS n, avg(value) AS average FROM weather GROUP BY datatype ORDER BY datatype",
-    "one_day": "SELECT count(*) AS n, avg(value) AS average FROM weather "
-    "WHERE year = 2021 AND month = 10 AND day = 15 AND datatype = 'TMAX'",
-    "date": "SELECT datatype, count(*) AS n, avg(value) AS average FROM weather "
-    "WHERE \"date\" = '2021-10-15' GROUP BY datatype ORDER BY datatype",
-    "observed": "SELECT count(*) AS n, avg(value) AS average FROM weather "
-    "WHERE observed_at >= '2021-10-15T00:00:00Z' AND observed_at < '2021-10-17T00:00:00Z'",
-}
+QUERIES = json.loads(os.environ["STREAMLAKE_BENCH_QUERIES"])
 COLUMNS = (
     "{'stationid': 'VARCHAR', 'station_name': 'VARCHAR', 'datatype': 'VARCHAR', 'value': 'DOUBLE', "
     "'observed_at': 'TIMESTAMPTZ', 'date': 'DATE', 'ingested_at': 'TIMESTAMPTZ'}"

@@ -5,7 +5,12 @@
 //! copy, runs a GROUP BY over the whole lake and a one-day filter on both formats with
 //! `query sql` (best of [`RUNS`]), and, when Python 3 is available, the same work with DuckDB and
 //! pyarrow in the same run (installed, pinned, into a virtualenv under the build
-//! directory). Results are printed as ratios. The lake is removed at the end unless
+//! directory). Results are printed as ratios.
+//!
+//! With `STREAMLAKE_BENCH_S3=1` and the environment `streamlake up --inject-latency s3=20`
+//! prints (an emulator behind a proxy adding a 20 ms round trip), the Parquet lake is also
+//! uploaded to the stack's bucket and queried over S3, each run cold, by `query` and by
+//! DuckDB's httpfs (`compare_s3.py`). The lake is removed at the end unless
 //! `STREAMLAKE_BENCH_KEEP=1`, with which the next run reuses it.
 
 use std::collections::BTreeMap;
@@ -16,6 +21,10 @@ use std::time::Instant;
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::Int64Type;
+use futures::StreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStoreExt, PutPayload};
 use query::sql::LakeSession;
 use streamlake_core::Observation;
 use streamlake_core::columnar::ndjson_to_parquet;
@@ -29,7 +38,12 @@ const DATATYPES: [&str; 4] = ["PRCP", "SNOW", "TMAX", "TMIN"];
 /// Each query runs this many times, on both engines; the best time counts (sub-0.1 s
 /// queries on a shared 2-core VM vary by 10-20 % from run to run).
 const RUNS: usize = 10;
-/// The same text runs in DuckDB (`compare.py`).
+/// Each query over S3 runs this many times, each time in a new session (and DuckDB in a
+/// new database): cold reads, best time counts.
+const S3_RUNS: usize = 5;
+/// Key prefix of the Parquet lake uploaded for the S3 runs.
+const S3_PREFIX: &str = "bench-lake/parquet/";
+/// The same text runs in DuckDB (`compare.py`, `compare_s3.py`).
 const QUERIES: [(&str, &str); 4] = [
     (
         "group_by",
@@ -158,9 +172,10 @@ fn best_of<F: Future<Output = ()>>(
         .fold(f64::INFINITY, f64::min)
 }
 
-/// DuckDB and pyarrow on the same lake, or `None` when Python is not usable.
-fn compare(root: &Path) -> Option<serde_json::Value> {
-    let venv = build_dir().join("streamlake/bench-venv-1");
+/// A virtualenv under the build directory with `packages` installed (pinned), or `None`
+/// when Python cannot make one.
+fn venv(name: &str, packages: &[&str]) -> Option<PathBuf> {
+    let venv = build_dir().join("streamlake").join(name);
     if !venv.join(".installed").exists() {
         let ok = Command::new("python3")
             .args(["-m", "venv", "--clear"])
@@ -169,31 +184,158 @@ fn compare(root: &Path) -> Option<serde_json::Value> {
             .ok()?
             .success()
             && Command::new(venv.join("bin/pip"))
-                .args(["install", "--quiet", "duckdb==1.5.6", "pyarrow==26.0.1"])
+                .args(["install", "--quiet"])
+                .args(packages)
                 .status()
                 .ok()?
                 .success();
         if !ok {
-            eprintln!("could not install duckdb and pyarrow: no comparison");
+            eprintln!("could not install {}: no comparison", packages.join(" "));
             return None;
         }
         std::fs::write(venv.join(".installed"), b"").ok()?;
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/compare.py");
+    Some(venv)
+}
+
+/// Runs a comparison script of this folder with the venv's Python, the queries in
+/// `STREAMLAKE_BENCH_QUERIES`; its JSON answer, or `None` when it fails.
+fn run_script(venv: &Path, script: &str, args: &[String]) -> Option<serde_json::Value> {
+    let queries: BTreeMap<&str, &str> = QUERIES.into_iter().collect();
     let output = Command::new(venv.join("bin/python"))
-        .arg(script)
-        .arg(root)
-        .arg(RUNS.to_string())
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("benches")
+                .join(script),
+        )
+        .args(args)
+        .env(
+            "STREAMLAKE_BENCH_QUERIES",
+            serde_json::to_string(&queries).unwrap(),
+        )
         .output()
         .ok()?;
     if !output.status.success() {
         eprintln!(
-            "compare.py failed: {}",
+            "{script} failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
         return None;
     }
     serde_json::from_slice(&output.stdout).ok()
+}
+
+/// DuckDB and pyarrow on the same lake, or `None` when Python is not usable.
+fn compare(root: &Path) -> Option<serde_json::Value> {
+    let venv = venv("bench-venv-1", &["duckdb==1.5.6", "pyarrow==26.0.1"])?;
+    run_script(
+        &venv,
+        "compare.py",
+        &[root.display().to_string(), RUNS.to_string()],
+    )
+}
+
+/// The Parquet lake read over S3, when `STREAMLAKE_BENCH_S3=1`: uploaded under
+/// [`S3_PREFIX`] of `STREAMLAKE_BENCH_BUCKET` (default: the local stack's bucket) through
+/// the endpoint and credentials of the environment (what `streamlake up
+/// --inject-latency s3=20` prints), then each query run by `query` and by DuckDB's httpfs,
+/// cold each time. Seconds per query, best of [`S3_RUNS`], and DuckDB's figures.
+fn over_s3(
+    runtime: &tokio::runtime::Runtime,
+    root: &Path,
+    records: usize,
+) -> Option<(BTreeMap<&'static str, f64>, Option<serde_json::Value>)> {
+    if std::env::var_os("STREAMLAKE_BENCH_S3").is_none_or(|v| v != "1") {
+        return None;
+    }
+    let endpoint = std::env::var("AWS_ENDPOINT_URL")
+        .expect("STREAMLAKE_BENCH_S3=1 reads the lake through AWS_ENDPOINT_URL");
+    let bucket = std::env::var("STREAMLAKE_BENCH_BUCKET")
+        .unwrap_or_else(|_| streamlake_core::names::BUCKET.to_owned());
+    let store = AmazonS3Builder::from_env()
+        .with_bucket_name(&bucket)
+        .with_endpoint(&endpoint)
+        .with_allow_http(true)
+        .with_virtual_hosted_style_request(false)
+        .build()
+        .unwrap();
+    let mut objects = Vec::new();
+    let parquet = root.join("parquet");
+    let mut folders = vec![parquet.clone()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else {
+                let key = path.strip_prefix(&parquet).unwrap().display().to_string();
+                objects.push((format!("{S3_PREFIX}{key}"), path));
+            }
+        }
+    }
+    let start = Instant::now();
+    runtime.block_on(
+        futures::stream::iter(&objects)
+            .map(|(key, path)| {
+                let store = &store;
+                async move {
+                    let body = std::fs::read(path).unwrap();
+                    store
+                        .put(&ObjectPath::from(key.as_str()), PutPayload::from(body))
+                        .await
+                        .unwrap();
+                }
+            })
+            .buffer_unordered(16)
+            .collect::<()>(),
+    );
+    eprintln!(
+        "uploaded {} objects to s3://{bucket}/{S3_PREFIX} in {:.0} s",
+        objects.len(),
+        start.elapsed().as_secs_f64()
+    );
+    let location = || LakeLocation::S3 {
+        bucket: bucket.clone(),
+        prefix: S3_PREFIX.to_owned(),
+    };
+    let session = || async {
+        LakeSession::new(Lake::open(location()).await, "weather")
+            .await
+            .unwrap()
+    };
+    let counted = runtime.block_on(async {
+        session()
+            .await
+            .run("SELECT count(*) FROM weather")
+            .await
+            .unwrap()
+    });
+    assert_eq!(
+        counted[0].column(0).as_primitive::<Int64Type>().value(0) as usize,
+        records,
+        "every record of the S3 lake"
+    );
+    let ours = QUERIES
+        .into_iter()
+        .map(|(name, sql)| {
+            let seconds = best_of(runtime, S3_RUNS, || async {
+                assert!(!session().await.run(sql).await.unwrap().is_empty());
+            });
+            (name, seconds)
+        })
+        .collect();
+    let theirs = venv(
+        "bench-venv-httpfs-1",
+        &["duckdb==1.4.4", "duckdb-ext-httpfs==1.4.4.20260205"],
+    )
+    .and_then(|venv| {
+        run_script(
+            &venv,
+            "compare_s3.py",
+            &[endpoint, bucket, S3_PREFIX.to_owned(), S3_RUNS.to_string()],
+        )
+    });
+    Some((ours, theirs))
 }
 
 /// Where the generated lake goes: outside the build directory, which it would double.
@@ -250,6 +392,7 @@ fn main() {
         }
     }
     let theirs = compare(&root);
+    let s3 = over_s3(&runtime, &root, records);
 
     println!(
         "lake bench: {records} records, {DAYS} days, {} objects per day; NDJSON {:.0} MB, Parquet {:.0} MB",
@@ -282,6 +425,31 @@ fn main() {
                 println!("  {format:<8} {name:<9} streamlake {seconds:>7.3} s");
             }
         }
+    }
+    match &s3 {
+        Some((ours, theirs)) => {
+            println!(
+                "  over S3 at {} (Parquet; each run a new session, best of {S3_RUNS}):",
+                std::env::var("AWS_ENDPOINT_URL").unwrap_or_default()
+            );
+            for (name, seconds) in ours {
+                match theirs {
+                    Some(t) => {
+                        let duck = t["duckdb"][name].as_f64().unwrap();
+                        println!(
+                            "  s3       {name:<9} streamlake {seconds:>7.3} s, DuckDB {} httpfs {duck:>7.3} s: {:.2}x DuckDB's time",
+                            t["duckdb_version"].as_str().unwrap_or("?"),
+                            seconds / duck
+                        );
+                    }
+                    None => println!("  s3       {name:<9} streamlake {seconds:>7.3} s"),
+                }
+            }
+        }
+        None => println!(
+            "  (over S3: run `streamlake up --inject-latency s3=20`, export what it prints, \
+             and STREAMLAKE_BENCH_S3=1)"
+        ),
     }
     if keep {
         eprintln!(

@@ -18,9 +18,9 @@ use streamlake::faults::FaultPlan;
 use streamlake::faults::latency::{LatencySpec, Service};
 use streamlake::harness::binaries::default_state_dir;
 use streamlake::harness::clients::Clients;
-use streamlake::harness::dynalite::Dynalite;
 use streamlake::harness::emulator::Emulator;
 use streamlake::harness::logs;
+use streamlake::harness::node_servers::{NodeServer, NodeServerKind};
 use streamlake::harness::resources;
 use streamlake::http::faults::FaultProxy;
 use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
@@ -154,7 +154,7 @@ async fn main() {
     let mut moto = Emulator::start(&default_state_dir(), &logs)
         .await
         .expect("moto");
-    let dynalite = Dynalite::start(&default_state_dir(), &logs)
+    let dynalite = NodeServer::start(NodeServerKind::Dynalite, &default_state_dir(), &logs)
         .await
         .expect("dynalite");
     let records: Vec<(String, Vec<u8>)> = WeatherGenerator::new(GeneratorConfig::default())

@@ -138,6 +138,11 @@ impl Emulator {
         self.local
     }
 
+    /// Whether this process started it (its data then lives and dies with the stack).
+    pub fn is_owned(&self) -> bool {
+        self.child.is_some()
+    }
+
     /// Stops the emulator if this process started it.
     pub async fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

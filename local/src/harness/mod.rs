@@ -4,9 +4,9 @@
 pub mod binaries;
 pub mod clients;
 pub mod demo;
-pub mod dynalite;
 pub mod emulator;
 pub mod logs;
+pub mod node_servers;
 pub mod progress;
 pub mod python;
 pub mod resources;

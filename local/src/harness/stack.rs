@@ -19,9 +19,9 @@ use crate::error::StackError;
 use crate::faults::{Call, FaultPlan};
 use crate::harness::binaries::Binaries;
 use crate::harness::clients::Clients;
-use crate::harness::dynalite::Dynalite;
 use crate::harness::emulator::Emulator;
 use crate::harness::logs;
+use crate::harness::node_servers::NodeServer;
 use crate::harness::resources;
 use crate::http::faults::FaultProxy;
 
@@ -62,8 +62,10 @@ pub struct StackConfig {
     /// Calls failed on purpose (`--inject`): HTTP calls through the fault proxy, which
     /// every client then uses; Lambda invocations by the Lambda host.
     pub faults: FaultPlan,
-    /// The server that answers DynamoDB.
-    pub dynamodb: DynamoDbServer,
+    /// The server that answers DynamoDB (dynalite as the Node.js server).
+    pub dynamodb: ApiServer,
+    /// The server that answers Kinesis (kinesalite as the Node.js server).
+    pub kinesis: ApiServer,
 }
 
 /// The event source mapping settings a user chooses.
@@ -124,20 +126,26 @@ impl StackConfig {
             checkpoints: true,
             function_timeout: Duration::from_secs(60),
             faults: FaultPlan::default(),
-            dynamodb: DynamoDbServer::default(),
+            dynamodb: ApiServer::default(),
+            kinesis: ApiServer::default(),
         }
     }
 }
 
-/// The server that answers DynamoDB.
+/// The server that answers an API which a Node.js server can take over from the emulator.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum DynamoDbServer {
-    /// The emulator (moto): one request at a time.
+pub enum ApiServer {
+    /// The emulator (moto, or the one at `endpoint`): one request at a time.
     #[default]
     Emulator,
-    /// dynalite (installed with npm on first use), behind the stack's proxy: requests
-    /// served in parallel, as DynamoDB does.
-    Dynalite,
+    /// The Node.js server (dynalite, kinesalite; installed with npm on first use), behind
+    /// the stack's proxy: requests served in parallel, as AWS does. It keeps its data in
+    /// memory, so it lives and dies with the stack, like the stack's own moto.
+    Node,
+    /// [`ApiServer::Node`] when the stack runs its own emulator and Node.js is installed,
+    /// else [`ApiServer::Emulator`]: an emulator shared with others (`endpoint`,
+    /// `AWS_ENDPOINT_URL`) keeps answering everything, its data outliving the stack.
+    Auto,
 }
 
 /// The transform: function name, binary, memory (MB) as in the template, and its faults.
@@ -166,7 +174,7 @@ pub struct LocalStack {
     transform: Arc<LambdaFunction>,
     consumer: Arc<LambdaFunction>,
     fault_proxy: Option<FaultProxy>,
-    _dynalite: Option<Dynalite>,
+    _node_servers: Vec<NodeServer>,
     checkpoints: Option<CheckpointStore>,
     firehose: Option<Firehose>,
     mapping: Option<EventSourceMapping>,
@@ -175,7 +183,7 @@ pub struct LocalStack {
 impl LocalStack {
     /// Starts the emulator, creates what is missing, starts both Lambdas, Firehose
     /// delivery and the event source mapping (each piece's settings: `harness::wiring`).
-    pub async fn start(config: StackConfig) -> Result<Self, StackError> {
+    pub async fn start(mut config: StackConfig) -> Result<Self, StackError> {
         let binaries = Binaries::locate().await?;
         let log_dir = logs::create_run_dir(&config.state_dir).map_err(StackError::io(format!(
             "creating a log folder in {}",
@@ -185,7 +193,7 @@ impl LocalStack {
             Some(endpoint) => Emulator::shared(endpoint),
             None => Emulator::start(&config.state_dir, &log_dir).await?,
         };
-        let (fault_proxy, dynalite) = config.front(&emulator, &log_dir).await?;
+        let (fault_proxy, node_servers) = config.front(&emulator, &log_dir).await?;
         let clients = Clients::connect(emulator.endpoint(), emulator.is_local()).await;
         let clients = match &fault_proxy {
             Some(proxy) => clients.through(proxy.endpoint()),
@@ -215,7 +223,7 @@ impl LocalStack {
             transform,
             consumer,
             fault_proxy,
-            _dynalite: dynalite,
+            _node_servers: node_servers,
             checkpoints,
             firehose: Some(firehose),
             mapping: Some(mapping),

@@ -12,15 +12,15 @@ use crate::emulated::esm::{MappingConfig, OnFailureDestination};
 use crate::emulated::firehose::FirehoseConfig;
 use crate::emulated::kinesis_source::StartingPosition;
 use crate::emulated::lambda_host::FunctionSpec;
-use crate::error::StackError;
+use crate::error::{Report, StackError};
 use crate::faults::Call;
 use crate::faults::latency::Service;
 use crate::harness::binaries::Binaries;
 use crate::harness::clients::Clients;
-use crate::harness::dynalite::Dynalite;
 use crate::harness::emulator::Emulator;
+use crate::harness::node_servers::{NodeServer, NodeServerKind, node_available};
 use crate::harness::resources::{Provisioned, Resources};
-use crate::harness::stack::{DynamoDbServer, StackConfig};
+use crate::harness::stack::{ApiServer, StackConfig};
 use crate::http::faults::FaultProxy;
 
 impl StackConfig {
@@ -80,25 +80,53 @@ impl StackConfig {
     }
 
     /// What clients talk to in front of the emulator: the fault proxy, when HTTP calls are
-    /// to fail or be delayed, or another server answers DynamoDB (dynalite, started here).
+    /// to fail or be delayed, or Node.js servers (started here) answer some APIs.
+    /// `ApiServer::Auto` settings are resolved here.
     pub(crate) async fn front(
-        &self,
+        &mut self,
         emulator: &Emulator,
         log_dir: &Path,
-    ) -> Result<(Option<FaultProxy>, Option<Dynalite>), StackError> {
-        let dynalite = match self.dynamodb {
-            DynamoDbServer::Emulator => None,
-            DynamoDbServer::Dynalite => Some(Dynalite::start(&self.state_dir, log_dir).await?),
-        };
-        if !self.faults.has_http_faults() && dynalite.is_none() {
-            return Ok((None, None));
+    ) -> Result<(Option<FaultProxy>, Vec<NodeServer>), StackError> {
+        let node_usable = emulator.is_owned() && node_available();
+        let mut routed = Vec::new();
+        for (server, service, kind) in [
+            (
+                &mut self.dynamodb,
+                Service::DynamoDb,
+                NodeServerKind::Dynalite,
+            ),
+            (
+                &mut self.kinesis,
+                Service::Kinesis,
+                NodeServerKind::Kinesalite,
+            ),
+        ] {
+            let started = match *server {
+                ApiServer::Emulator => None,
+                ApiServer::Node => Some(NodeServer::start(kind, &self.state_dir, log_dir).await?),
+                ApiServer::Auto if !node_usable => None,
+                // Chosen for speed, not asked for: the emulator answers if it cannot start.
+                ApiServer::Auto => match NodeServer::start(kind, &self.state_dir, log_dir).await {
+                    Ok(started) => Some(started),
+                    Err(e) => {
+                        tracing::warn!("{service} stays on the emulator: {}", Report(&e));
+                        None
+                    }
+                },
+            };
+            *server = if started.is_some() {
+                ApiServer::Node
+            } else {
+                ApiServer::Emulator
+            };
+            routed.extend(started.map(|n| (service, n)));
         }
-        let routes: Vec<(Service, &str)> = dynalite
-            .iter()
-            .map(|d| (Service::DynamoDb, d.endpoint()))
-            .collect();
+        if !self.faults.has_http_faults() && routed.is_empty() {
+            return Ok((None, Vec::new()));
+        }
+        let routes: Vec<(Service, &str)> = routed.iter().map(|(s, n)| (*s, n.endpoint())).collect();
         let proxy = FaultProxy::start_routed(emulator.endpoint(), &routes, &self.faults).await?;
-        Ok((Some(proxy), dynalite))
+        Ok((Some(proxy), routed.into_iter().map(|(_, n)| n).collect()))
     }
 
     /// The consumer's environment: routing, dead letters and the summary table.

@@ -8,8 +8,8 @@ use chrono::Utc;
 use consumer_lambda::{InputRecord, WriteOptions, WriteOutcome, apply, plan_batch};
 use streamlake::harness::binaries::default_state_dir;
 use streamlake::harness::clients::Clients;
-use streamlake::harness::dynalite::Dynalite;
 use streamlake::harness::emulator::Emulator;
+use streamlake::harness::node_servers::{NodeServer, NodeServerKind};
 use streamlake::harness::resources::ensure_table;
 use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
 use streamlake_core::routing::Routing;
@@ -99,7 +99,7 @@ async fn scenario(endpoint: &str) -> (usize, usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_old_item_the_consumer_reads_the_row_and_the_tables_are_the_same() {
-    let dynalite = Dynalite::start(&default_state_dir(), &run_logs())
+    let dynalite = NodeServer::start(NodeServerKind::Dynalite, &default_state_dir(), &run_logs())
         .await
         .unwrap();
     let mut moto = Emulator::start(&default_state_dir(), &run_logs())

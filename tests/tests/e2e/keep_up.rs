@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use producer::{Entry, Producer, ProducerConfig};
 use streamlake::faults::FaultPlan;
 use streamlake::harness::binaries::default_state_dir;
-use streamlake::{DynamoDbServer, LocalStack, StackConfig};
+use streamlake::{ApiServer, LocalStack, StackConfig};
 use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
 
 /// Kinesis's write limit per shard.
@@ -40,7 +40,8 @@ async fn one_shard_at_its_write_limit_for_a_minute() {
     let mut config = StackConfig::new(state_dir.clone());
     config.shards = 1;
     config.checkpoints = false;
-    config.dynamodb = DynamoDbServer::Dynalite;
+    config.dynamodb = ApiServer::Node;
+    config.kinesis = ApiServer::Node;
     config.faults = FaultPlan::default().with_latency("dynamodb=5".parse().unwrap());
     config.mapping.batch_size = batch_size;
     config.mapping.parallelization_factor = parallelization;

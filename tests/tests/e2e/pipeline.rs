@@ -14,7 +14,8 @@ use producer::{Entry, Producer, ProducerConfig};
 use streamlake::emulated::firehose::ErrorRecord;
 use streamlake::harness::binaries::default_state_dir;
 use streamlake::harness::demo::read_prefix;
-use streamlake::{LocalStack, StackConfig};
+use streamlake::harness::node_servers::node_available;
+use streamlake::{ApiServer, LocalStack, StackConfig};
 use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
 use streamlake_core::layout::{CONSUMER_DEAD_LETTER_PREFIX, DATA_ROOT, ERROR_ROOT};
 use streamlake_core::routing::Routing;
@@ -69,7 +70,24 @@ fn s(v: &AttributeValue) -> &str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_record_is_delivered_once_or_failed_with_its_reason() {
+    delivered_once_or_failed_with_its_reason(StackConfig::new(default_state_dir())).await;
+}
+
+/// The same with Kinesis and DynamoDB answered by kinesalite and dynalite, as `up` and
+/// `demo` run them when Node.js is installed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_record_is_delivered_once_or_failed_with_its_reason_on_node_servers() {
+    if !node_available() {
+        eprintln!("skipped: Node.js and npm are not installed");
+        return;
+    }
     let mut config = StackConfig::new(default_state_dir());
+    config.kinesis = ApiServer::Node;
+    config.dynamodb = ApiServer::Node;
+    delivered_once_or_failed_with_its_reason(config).await;
+}
+
+async fn delivered_once_or_failed_with_its_reason(mut config: StackConfig) {
     config.buffer_interval = Duration::from_secs(1);
     let stack = LocalStack::start(config)
         .await
