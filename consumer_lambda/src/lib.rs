@@ -23,6 +23,7 @@
 
 pub mod config;
 pub mod dead_letter;
+pub mod metrics;
 pub mod plan;
 pub mod window;
 pub mod write;
@@ -97,7 +98,9 @@ pub async fn handler(
     config: &ConsumerConfig,
     event: LambdaEvent<ConsumerEvent>,
 ) -> Result<ConsumerResponse, Error> {
+    let started = Instant::now();
     let deadline = budget(event.context.deadline);
+    let function_name = event.context.env_config.function_name.clone();
     let event = event.payload;
     if let (Some(window), true) = (event.window, event.is_final_invoke_for_window) {
         let state = event.state.unwrap_or_default();
@@ -171,6 +174,21 @@ pub async fn handler(
         invalid = plan.invalid.len(),
         unrouted = plan.unrouted,
         "batch processed"
+    );
+    let report = metrics::BatchReport {
+        records: records.len(),
+        bytes_in: records.iter().map(|r| r.kinesis.data.0.len()).sum(),
+        last_arrival: records
+            .last()
+            .map(|r| r.kinesis.approximate_arrival_timestamp.0),
+        plan: &plan,
+        outcome: &outcome,
+        dead_letter_failures: dead_letter_failures.len(),
+        duration_ms: started.elapsed().as_secs_f64() * 1e3,
+    };
+    println!(
+        "{}",
+        metrics::batch_metrics(&function_name, Utc::now(), &report).to_emf()
     );
     let failed = outcome
         .failed

@@ -19,6 +19,7 @@ pub mod generate;
 #[cfg(feature = "s3")]
 pub mod lake;
 pub mod layout;
+pub mod metrics;
 pub mod names;
 #[cfg(feature = "formats")]
 pub mod ndjson;

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use bytes::Bytes;
 use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::prelude::SessionContext;
 use futures::stream::BoxStream;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
@@ -17,7 +18,7 @@ use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
     PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
 };
-use query::sql::LakeSession;
+use query::table::LakeTable;
 use streamlake_core::lake::{Lake, LakeLocation};
 use streamlake_core::layout::OutputFormat;
 
@@ -82,25 +83,25 @@ impl ObjectStore for Counting {
 #[tokio::test]
 async fn a_small_parquet_object_is_read_with_one_request() {
     let (root, _) = common::lake("requests", 400, common::Layout::Only(OutputFormat::Parquet));
-    let session = LakeSession::new(
-        Lake::open(LakeLocation::Local(root.clone())).await,
-        "weather",
-    )
-    .await
-    .unwrap();
+    let ctx = SessionContext::new();
     let store = Arc::new(Counting {
         inner: LocalFileSystem::new(),
         reads: AtomicU64::new(0),
     });
     let url = ObjectStoreUrl::local_filesystem();
-    session
-        .context()
-        .register_object_store(url.as_ref(), store.clone());
-    session
-        .run("SELECT datatype, count(*), avg(value) FROM weather GROUP BY datatype")
+    ctx.register_object_store(url.as_ref(), store.clone());
+    // Read whole as over S3, where it is the default.
+    let table = LakeTable::new(Lake::open(LakeLocation::Local(root.clone())).await, url)
+        .with_whole_objects(true);
+    let counters = table.counters();
+    ctx.register_table("weather", Arc::new(table)).unwrap();
+    ctx.sql("SELECT datatype, count(*), avg(value) FROM weather GROUP BY datatype")
+        .await
+        .unwrap()
+        .collect()
         .await
         .unwrap();
-    let objects = session.counters().read().objects;
+    let objects = counters.read().objects;
     assert!(objects > 4, "{objects} objects");
     assert_eq!(
         store.reads.load(Ordering::Relaxed),

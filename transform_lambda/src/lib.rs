@@ -26,14 +26,20 @@ pub use event::{FirehoseEvent, FirehoseRecord, KinesisRecordMetadata};
 pub use response::TransformResult;
 pub use transform::{RecordFailure, TransformStats, transform, transform_json};
 
+use std::time::Instant;
+
+use chrono::Utc;
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::value::RawValue;
+use streamlake_core::metrics::{Metrics, Unit};
 
-/// The Lambda handler: transforms the event and logs the outcome.
+/// The Lambda handler: transforms the event, logs the outcome and prints its metrics
+/// (one EMF line, [`metrics`]).
 ///
 /// The event is taken as raw JSON and read with borrowed strings; the response is
 /// returned as ready-made JSON (`{"records":[...]}`).
 pub async fn handler(event: LambdaEvent<Box<RawValue>>) -> Result<Box<RawValue>, Error> {
+    let started = Instant::now();
     let (response, stats) = transform_json(event.payload.get())?;
     tracing::info!(
         ok = stats.ok,
@@ -42,5 +48,21 @@ pub async fn handler(event: LambdaEvent<Box<RawValue>>) -> Result<Box<RawValue>,
         bytes_out = stats.bytes_out,
         "transformed batch"
     );
+    let duration_ms = started.elapsed().as_secs_f64() * 1e3;
+    let m = metrics(&event.context.env_config.function_name, &stats, duration_ms);
+    println!("{}", m.to_emf());
     Ok(response)
+}
+
+/// An invocation's metrics: records in, ok, failed (`ProcessingFailed`) and dropped (none:
+/// the transform drops nothing), bytes in and out, and its duration.
+pub fn metrics(function_name: &str, stats: &TransformStats, duration_ms: f64) -> Metrics {
+    Metrics::new(function_name, Utc::now().timestamp_millis())
+        .with("RecordsIn", Unit::Count, (stats.ok + stats.failed) as f64)
+        .with("RecordsOk", Unit::Count, stats.ok as f64)
+        .with("RecordsFailed", Unit::Count, stats.failed as f64)
+        .with("RecordsDropped", Unit::Count, 0)
+        .with("BytesIn", Unit::Bytes, stats.bytes_in as f64)
+        .with("BytesOut", Unit::Bytes, stats.bytes_out as f64)
+        .with("Duration", Unit::Milliseconds, duration_ms)
 }

@@ -36,8 +36,8 @@ fn setting(name: &str, default: usize) -> usize {
 async fn one_shard_at_its_write_limit_for_a_minute() {
     let batch_size = setting("STREAMLAKE_BATCH_SIZE", 100);
     let parallelization = setting("STREAMLAKE_PARALLELIZATION", 1);
-    let state_dir = default_state_dir().join(format!("keep-up-{}", std::process::id()));
-    let mut config = StackConfig::new(state_dir.clone());
+    // The shared state folder (the installed servers); no checkpoints are kept in it.
+    let mut config = StackConfig::new(default_state_dir());
     config.shards = 1;
     config.checkpoints = false;
     config.dynamodb = ApiServer::Node;
@@ -78,7 +78,6 @@ async fn one_shard_at_its_write_limit_for_a_minute() {
     let settled_in = start.elapsed();
     let m = stack.mapping_stats();
     stack.stop().await;
-    let _ = std::fs::remove_dir_all(&state_dir);
 
     println!(
         "keep up: one shard, batch size {batch_size}, parallelization {parallelization}, \

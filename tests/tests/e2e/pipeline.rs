@@ -18,6 +18,7 @@ use streamlake::harness::node_servers::node_available;
 use streamlake::{ApiServer, LocalStack, StackConfig};
 use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
 use streamlake_core::layout::{CONSUMER_DEAD_LETTER_PREFIX, DATA_ROOT, ERROR_ROOT};
+use streamlake_core::metrics::Metrics;
 use streamlake_core::routing::Routing;
 use streamlake_core::time::{format_rfc3339, from_epoch_millis};
 use streamlake_core::{PartitionKeys, normalize};
@@ -250,6 +251,27 @@ async fn delivered_once_or_failed_with_its_reason(mut config: StackConfig) {
         *dead.entry(raw).or_default() += 1;
     }
     assert_eq!(dead, malformed);
+
+    // The Lambdas' metrics (EMF lines in their logs) count the same records.
+    let metric = |log: &str, name: &str| -> f64 {
+        std::fs::read_to_string(stack.log_dir().join(log))
+            .unwrap()
+            .lines()
+            .filter_map(Metrics::from_emf)
+            .filter_map(|m| m.get(name))
+            .sum()
+    };
+    let malformed_count = malformed.values().sum::<u32>() as f64;
+    let valid_count = expected.values().sum::<u32>() as f64;
+    let transform = "streamlake-transform.log";
+    assert_eq!(metric(transform, "RecordsIn"), entries.len() as f64);
+    assert_eq!(metric(transform, "RecordsOk"), valid_count);
+    assert_eq!(metric(transform, "RecordsFailed"), malformed_count);
+    let consumer = "streamlake-consumer.log";
+    assert_eq!(metric(consumer, "RecordsIn"), entries.len() as f64);
+    assert_eq!(metric(consumer, "RecordsFailed"), malformed_count);
+    assert_eq!(metric(consumer, "DeadLetters"), malformed_count);
+    assert_eq!(metric(consumer, "RowsFailed"), 0.0);
 
     // DynamoDB: one row per (table, station, day) with every datatype merged.
     let mut rows = 0;
