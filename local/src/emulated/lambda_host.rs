@@ -17,7 +17,7 @@
 //! started again, and the caller gets `Runtime.ExitError` or `Sandbox.Timedout`, what
 //! Lambda reports for those.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -35,6 +35,7 @@ use thiserror::Error;
 use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 use tokio::task::{AbortHandle, JoinHandle};
 
+use crate::emulated::log_metrics::{LogMetrics, MetricSeries};
 use crate::error::StackError;
 use crate::faults::Injector;
 
@@ -216,6 +217,7 @@ impl Shared {
 /// A locally running Lambda function.
 pub struct LambdaFunction {
     shared: Arc<Shared>,
+    metrics: LogMetrics,
     queue: mpsc::Sender<Invocation>,
     /// The Runtime API server and the process supervisor.
     tasks: [JoinHandle<()>; 2],
@@ -268,6 +270,7 @@ impl LambdaFunction {
         });
         let supervisor = tokio::spawn(supervise(shared.clone(), addr));
         Ok(Self {
+            metrics: LogMetrics::new(&shared.spec.log_path),
             shared,
             queue,
             tasks: [server, supervisor],
@@ -277,6 +280,11 @@ impl LambdaFunction {
     /// The function's specification.
     pub fn spec(&self) -> &FunctionSpec {
         &self.shared.spec
+    }
+
+    /// The metrics the function printed (EMF lines in its log), by name.
+    pub fn metrics(&self) -> BTreeMap<String, MetricSeries> {
+        self.metrics.read()
     }
 
     /// A snapshot of the counters.

@@ -5,4 +5,5 @@ pub mod esm;
 pub mod firehose;
 pub mod kinesis_source;
 pub mod lambda_host;
+pub mod log_metrics;
 pub mod shutdown;

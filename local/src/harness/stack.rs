@@ -15,6 +15,7 @@ use crate::emulated::esm::{EventSourceMapping, MappingConfig, MappingStats};
 use crate::emulated::firehose::{Firehose, FirehoseStats};
 use crate::emulated::kinesis_source::StartingPosition;
 use crate::emulated::lambda_host::LambdaFunction;
+use crate::emulated::log_metrics::MetricSeries;
 use crate::error::StackError;
 use crate::faults::{Call, FaultPlan};
 use crate::harness::binaries::Binaries;
@@ -297,6 +298,14 @@ impl LocalStack {
             .as_ref()
             .map(Firehose::stats)
             .unwrap_or_default()
+    }
+
+    /// The metrics each Lambda printed so far (its EMF lines), by function and metric.
+    pub fn lambda_metrics(&self) -> BTreeMap<String, BTreeMap<String, MetricSeries>> {
+        [&self.transform, &self.consumer]
+            .into_iter()
+            .map(|f| (f.spec().name.clone(), f.metrics()))
+            .collect()
     }
 
     /// Event source mapping counters.

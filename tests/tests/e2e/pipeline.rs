@@ -272,6 +272,19 @@ async fn delivered_once_or_failed_with_its_reason(mut config: StackConfig) {
     assert_eq!(metric(consumer, "RecordsFailed"), malformed_count);
     assert_eq!(metric(consumer, "DeadLetters"), malformed_count);
     assert_eq!(metric(consumer, "RowsFailed"), 0.0);
+    // The stack keeps the same series, as CloudWatch does.
+    let series = stack.lambda_metrics();
+    for (function, log) in [
+        ("streamlake-transform", transform),
+        ("streamlake-consumer", consumer),
+    ] {
+        for name in ["RecordsIn", "RecordsOk", "RecordsFailed"] {
+            let kept = &series[function][name];
+            assert_eq!(kept.total.sum, metric(log, name), "{function} {name}");
+            let per_second: f64 = kept.per_second.values().map(|s| s.sum).sum();
+            assert_eq!(per_second, kept.total.sum, "{function} {name}");
+        }
+    }
 
     // DynamoDB: one row per (table, station, day) with every datatype merged.
     let mut rows = 0;
