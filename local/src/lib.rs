@@ -14,12 +14,14 @@
 //! - [`faults`]: the calls that can be failed on purpose (`--inject`) and the errors AWS
 //!   documents for each.
 //! - [`http`]: HTTP servers the stack puts in front of the emulator (the fault proxy).
+//! - [`tail`]: following a stream from the command line (`streamlake tail`).
 
 pub mod emulated;
 pub mod error;
 pub mod faults;
 pub mod harness;
 pub mod http;
+pub mod tail;
 
 pub use error::StackError;
 pub use harness::stack::{ApiServer, FinalStats, LocalStack, StackConfig};

@@ -10,6 +10,7 @@ use streamlake::faults::latency::LatencySpec;
 use streamlake::faults::{FaultPlan, FaultSpec};
 use streamlake::harness::binaries::default_state_dir;
 use streamlake::harness::demo::{self, DemoOptions};
+use streamlake::tail::{TailFormat, TailOptions};
 use streamlake::{ApiServer, LocalStack, StackConfig};
 use streamlake_core::names;
 
@@ -43,6 +44,38 @@ enum Command {
         #[arg(long, default_value = "2021-10-01")]
         start: NaiveDate,
     },
+    /// Follow a stream, every shard, and print its records (the stream named by the
+    /// standard AWS configuration; `AWS_ENDPOINT_URL` for the local stack).
+    Tail(TailArgs),
+}
+
+#[derive(Debug, Args)]
+struct TailArgs {
+    /// Kinesis stream.
+    #[arg(long, default_value = names::STREAM)]
+    stream: String,
+    /// Where to start: the oldest records, new ones only, or those from --timestamp.
+    #[arg(long, value_enum, default_value_t = Position::TrimHorizon)]
+    from: Position,
+    /// With `--from at-timestamp`: the time (RFC 3339).
+    #[arg(long)]
+    timestamp: Option<chrono::DateTime<chrono::Utc>>,
+    /// Print only records whose observation has FIELD=VALUE (repeatable), as `query scan`.
+    #[arg(long = "where", value_name = "FIELD=VALUE")]
+    filters: Vec<query::filter::Filter>,
+    /// Stop after this many records printed (default: until Ctrl-C).
+    #[arg(long)]
+    count: Option<usize>,
+    /// pretty: where each record came from, and its JSON indented; ndjson: each record
+    /// as produced, one per line.
+    #[arg(long, value_enum, default_value_t = Format::Pretty)]
+    format: Format,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    Pretty,
+    Ndjson,
 }
 
 #[derive(Debug, Args)]
@@ -238,7 +271,7 @@ async fn main() -> Result<ExitCode> {
     streamlake::harness::progress::enable();
     let default_filter = match cli.command {
         Command::Up(_) => "info",
-        Command::Demo { .. } => "warn",
+        Command::Demo { .. } | Command::Tail(_) => "warn",
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -249,6 +282,7 @@ async fn main() -> Result<ExitCode> {
         .init();
     match cli.command {
         Command::Up(args) => up(args.config()?).await,
+        Command::Tail(args) => tail(args).await,
         Command::Demo {
             stack,
             records,
@@ -269,6 +303,36 @@ async fn main() -> Result<ExitCode> {
             run_demo(stack.config()?, options).await
         }
     }
+}
+
+async fn tail(args: TailArgs) -> Result<ExitCode> {
+    let from = match (args.from, args.timestamp) {
+        (Position::TrimHorizon, _) => StartingPosition::TrimHorizon,
+        (Position::Latest, _) => StartingPosition::Latest,
+        (Position::AtTimestamp, Some(t)) => StartingPosition::AtTimestamp(t),
+        (Position::AtTimestamp, None) => anyhow::bail!("--from at-timestamp needs --timestamp"),
+    };
+    let options = TailOptions {
+        stream: args.stream,
+        from,
+        filters: args.filters,
+        count: args.count,
+        format: match args.format {
+            Format::Pretty => TailFormat::Pretty,
+            Format::Ndjson => TailFormat::Ndjson,
+        },
+    };
+    let client = aws_sdk_kinesis::Client::new(&streamlake_core::aws::load_config().await);
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let summary =
+        streamlake::tail::tail(&client, &options, &mut std::io::stdout().lock(), stop).await?;
+    eprintln!(
+        "{} records printed of {} read",
+        summary.printed, summary.read
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn up(config: StackConfig) -> Result<ExitCode> {

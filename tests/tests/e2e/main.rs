@@ -16,3 +16,4 @@ mod redrive;
 mod soak;
 mod stop;
 mod support;
+mod tail;
