@@ -14,6 +14,7 @@
 //! - [`faults`]: the calls that can be failed on purpose (`--inject`) and the errors AWS
 //!   documents for each.
 //! - [`http`]: HTTP servers the stack puts in front of the emulator (the fault proxy).
+//! - [`status`]: a snapshot of a running stack (`streamlake status`), served by `up`.
 //! - [`tail`]: following a stream from the command line (`streamlake tail`).
 
 pub mod emulated;
@@ -21,6 +22,7 @@ pub mod error;
 pub mod faults;
 pub mod harness;
 pub mod http;
+pub mod status;
 pub mod tail;
 
 pub use error::StackError;

@@ -10,6 +10,7 @@ use streamlake::faults::latency::LatencySpec;
 use streamlake::faults::{FaultPlan, FaultSpec};
 use streamlake::harness::binaries::default_state_dir;
 use streamlake::harness::demo::{self, DemoOptions};
+use streamlake::status::{Status, StatusServer};
 use streamlake::tail::{TailFormat, TailOptions};
 use streamlake::{ApiServer, LocalStack, StackConfig};
 use streamlake_core::names;
@@ -44,9 +45,25 @@ enum Command {
         #[arg(long, default_value = "2021-10-01")]
         start: NaiveDate,
     },
+    /// One screen for the running stack (`streamlake up` with the same state folder):
+    /// Firehose, the consumer, checkpoints, tables, the lake and its errors.
+    Status(StatusArgs),
     /// Follow a stream, every shard, and print its records (the stream named by the
     /// standard AWS configuration; `AWS_ENDPOINT_URL` for the local stack).
     Tail(TailArgs),
+}
+
+#[derive(Debug, Args)]
+struct StatusArgs {
+    /// The state folder of the running `up` [default: target/streamlake].
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Print the snapshot as JSON (what `up` serves at /api/status).
+    #[arg(long)]
+    json: bool,
+    /// Refresh every two seconds until Ctrl-C.
+    #[arg(long)]
+    watch: bool,
 }
 
 #[derive(Debug, Args)]
@@ -271,7 +288,7 @@ async fn main() -> Result<ExitCode> {
     streamlake::harness::progress::enable();
     let default_filter = match cli.command {
         Command::Up(_) => "info",
-        Command::Demo { .. } | Command::Tail(_) => "warn",
+        Command::Demo { .. } | Command::Tail(_) | Command::Status(_) => "warn",
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -283,6 +300,7 @@ async fn main() -> Result<ExitCode> {
     match cli.command {
         Command::Up(args) => up(args.config()?).await,
         Command::Tail(args) => tail(args).await,
+        Command::Status(args) => status(args).await,
         Command::Demo {
             stack,
             records,
@@ -335,8 +353,42 @@ async fn tail(args: TailArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// ` --state-dir DIR` when `dir` is not the default state folder.
+fn state_dir_arg(dir: &std::path::Path) -> String {
+    if dir == default_state_dir() {
+        String::new()
+    } else {
+        format!(" --state-dir {}", dir.display())
+    }
+}
+
+async fn status(args: StatusArgs) -> Result<ExitCode> {
+    let state_dir = args.state_dir.unwrap_or_else(default_state_dir);
+    loop {
+        let status = streamlake::status::fetch(&state_dir).await?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&status)?);
+        } else {
+            if args.watch {
+                // Clear the screen and go home, as `watch` does.
+                print!("\x1b[2J\x1b[H");
+            }
+            print!("{status}");
+        }
+        if !args.watch {
+            return Ok(ExitCode::SUCCESS);
+        }
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+            () = tokio::time::sleep(streamlake::status::REFRESH) => {}
+        }
+    }
+}
+
 async fn up(config: StackConfig) -> Result<ExitCode> {
     let stack = LocalStack::start(config).await?;
+    let (publish, latest) = tokio::sync::watch::channel(Status::of(&stack).await?);
+    let status_server = StatusServer::start(latest, &stack.config().state_dir).await?;
     let c = stack.config();
     println!("streamlake local stack is up (Ctrl-C to stop)");
     println!("  endpoint  {}", stack.endpoint());
@@ -362,6 +414,11 @@ async fn up(config: StackConfig) -> Result<ExitCode> {
         served_by(c.dynamodb, " (dynalite)")
     );
     println!("  logs      {}", stack.log_dir().display());
+    println!(
+        "  status    {}/api/status (streamlake status{})",
+        status_server.endpoint(),
+        state_dir_arg(&c.state_dir)
+    );
     println!();
     println!("Send data from another terminal:");
     let env: Vec<String> = stack
@@ -375,9 +432,16 @@ async fn up(config: StackConfig) -> Result<ExitCode> {
     println!("  cargo run --bin query -- partitions");
     let mut last = (stack.firehose_stats(), stack.mapping_stats());
     let mut tick = tokio::time::interval(Duration::from_secs(5));
+    let mut refresh = tokio::time::interval(streamlake::status::REFRESH);
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
+            _ = refresh.tick() => match Status::of(&stack).await {
+                Ok(status) => {
+                    publish.send_replace(status);
+                }
+                Err(e) => tracing::warn!("status: {e}"),
+            },
             _ = tick.tick() => {
                 let now = (stack.firehose_stats(), stack.mapping_stats());
                 if now != last {

@@ -97,6 +97,16 @@ impl CheckpointStore {
             .cloned()
     }
 
+    /// Every checkpoint: by reader, by shard.
+    pub fn all(&self) -> BTreeMap<String, BTreeMap<String, String>> {
+        self.shared
+            .positions
+            .lock()
+            .expect("not poisoned")
+            .0
+            .clone()
+    }
+
     /// Records a checkpoint in memory; the flusher writes it within [`FLUSH_EVERY`].
     pub fn set(&self, reader: &str, shard: &str, sequence_number: &str) {
         {

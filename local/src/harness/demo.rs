@@ -225,12 +225,22 @@ pub async fn count(clients: &Clients, config: &StackConfig) -> Result<LakeCounts
             .to_owned();
         *counts.errors.entry(folder).or_default() += lines(&body);
     }
-    for table in config.routing.tables() {
+    counts.rows = count_rows(clients, &config.routing.tables()).await?;
+    Ok(counts)
+}
+
+/// Rows per table, counted with `Scan` (`Select: COUNT`).
+pub async fn count_rows(
+    clients: &Clients,
+    tables: &[&str],
+) -> Result<BTreeMap<String, u64>, StackError> {
+    let mut counts = BTreeMap::new();
+    for table in tables {
         let mut rows = 0;
         let mut pages = clients
             .dynamodb
             .scan()
-            .table_name(table)
+            .table_name(*table)
             .select(Select::Count)
             .into_paginator()
             .send();
@@ -239,7 +249,7 @@ pub async fn count(clients: &Clients, config: &StackConfig) -> Result<LakeCounts
                 .map_err(|e| StackError::aws(format!("Scan {table}"), e))?
                 .count() as u64;
         }
-        counts.rows.insert(table.to_owned(), rows);
+        counts.insert((*table).to_owned(), rows);
     }
     Ok(counts)
 }

@@ -308,6 +308,14 @@ impl LocalStack {
             .collect()
     }
 
+    /// Every shard checkpoint (empty when none are kept): by reader, by shard.
+    pub fn checkpoints(&self) -> BTreeMap<String, BTreeMap<String, String>> {
+        self.checkpoints
+            .as_ref()
+            .map(CheckpointStore::all)
+            .unwrap_or_default()
+    }
+
     /// Event source mapping counters.
     pub fn mapping_stats(&self) -> MappingStats {
         self.mapping

@@ -3,7 +3,6 @@
 //! every record reaches the lake and the tables, and the lake holds none twice.
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use chrono::NaiveDate;
@@ -15,41 +14,23 @@ use streamlake::harness::demo::read_prefix;
 use streamlake::harness::emulator::Emulator;
 use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
 use streamlake_core::layout::DATA_ROOT;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
-use crate::support::{audit, failure_queue_url, interrupt, run_logs};
+use crate::support::{audit, failure_queue_url, interrupt, run_logs, start_up};
 
 const RECORDS: usize = 2000;
 
-/// Starts `streamlake up` on `endpoint` with `state_dir`, and waits until it says it is up.
+/// Starts `streamlake up` on `endpoint` with `state_dir`, with small buffers: many
+/// deliveries, each of several objects, to be killed amid.
 async fn up(binaries: &Binaries, endpoint: &str, state_dir: &Path, run: u32) -> Child {
-    let log = std::fs::File::create(state_dir.join(format!("up-{run}.log"))).unwrap();
-    let mut child = Command::new(binaries.path("streamlake"))
-        .args(["up", "--endpoint", endpoint, "--state-dir"])
-        .arg(state_dir)
-        // Small buffers: many deliveries, each of several objects, to be killed amid.
-        .args(["--buffer-bytes", "8192", "--buffer-interval", "0.5"])
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let ready = tokio::time::timeout(Duration::from_secs(120), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if line.contains("is up") {
-                return true;
-            }
-        }
-        false
-    });
-    assert!(ready.await.unwrap(), "streamlake up #{run} did not start");
-    // Keep reading its output so it never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    child
+    start_up(
+        binaries,
+        endpoint,
+        state_dir,
+        &format!("up-{run}"),
+        &["--buffer-bytes", "8192", "--buffer-interval", "0.5"],
+    )
+    .await
 }
 
 /// Data objects in the lake.

@@ -14,6 +14,7 @@ mod lambda_host;
 mod pipeline;
 mod redrive;
 mod soak;
+mod status;
 mod stop;
 mod support;
 mod tail;

@@ -1,14 +1,14 @@
 //! What several of the end-to-end tests need.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use producer::Entry;
 use producer::redrive::REDRIVEN_PREFIX;
 use streamlake::emulated::firehose::ErrorRecord;
-use streamlake::harness::binaries::default_state_dir;
+use streamlake::harness::binaries::{Binaries, default_state_dir};
 use streamlake::harness::clients::Clients;
 use streamlake::harness::demo::read_prefix;
 use streamlake::harness::logs;
@@ -259,4 +259,42 @@ pub async fn failure_queue_url(clients: &Clients, config: &StackConfig) -> Strin
         .unwrap()
         .queue_url
         .unwrap()
+}
+
+/// Starts `streamlake up` on `endpoint` with `state_dir` and `args`, its log in
+/// `state_dir/NAME.log`, and waits until it says it is up.
+pub async fn start_up(
+    binaries: &Binaries,
+    endpoint: &str,
+    state_dir: &Path,
+    name: &str,
+    args: &[&str],
+) -> tokio::process::Child {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let log = std::fs::File::create(state_dir.join(format!("{name}.log"))).unwrap();
+    let mut child = tokio::process::Command::new(binaries.path("streamlake"))
+        .args(["up", "--endpoint", endpoint, "--state-dir"])
+        .arg(state_dir)
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = tokio::time::timeout(std::time::Duration::from_secs(120), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("is up") {
+                return true;
+            }
+        }
+        false
+    });
+    assert!(ready.await.unwrap(), "streamlake up ({name}) did not start");
+    // Keep reading its output so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    child
 }

@@ -109,7 +109,7 @@ impl MappingConfig {
 }
 
 /// Counters of the mapping.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MappingStats {
     /// Records read from the stream.
     pub records_read: u64,

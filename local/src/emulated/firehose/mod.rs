@@ -84,7 +84,7 @@ pub struct FirehoseConfig {
 }
 
 /// Counters of the delivery stream.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FirehoseStats {
     /// Records read from the source stream.
     pub records_read: u64,

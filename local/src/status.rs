@@ -1,0 +1,281 @@
+//! `streamlake status`: one snapshot of a running stack, for people and scripts.
+//!
+//! `streamlake up` takes a [`Status`] every [`REFRESH`] and serves the latest as JSON at
+//! `http://127.0.0.1:PORT/api/status` (the address is written to `status-endpoint` in the
+//! state folder); `streamlake status` reads it from there and prints it, as a table or as
+//! the same JSON (`--json`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+use streamlake_core::PartitionKeys;
+use streamlake_core::layout::{CONSUMER_DEAD_LETTER_PREFIX, DATA_ROOT, ERROR_ROOT};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::emulated::esm::MappingStats;
+use crate::emulated::firehose::FirehoseStats;
+use crate::error::StackError;
+use crate::harness::demo::count_rows;
+use crate::harness::stack::LocalStack;
+
+/// How often `up` takes a snapshot.
+pub const REFRESH: Duration = Duration::from_secs(2);
+
+/// File in the state folder holding the status server's address.
+pub const ENDPOINT_FILE: &str = "status-endpoint";
+
+/// A snapshot of a running stack.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// The stream.
+    pub stream: String,
+    /// The lake's bucket.
+    pub bucket: String,
+    /// Firehose delivery: read, in its buffer, delivered, failed, dropped.
+    pub firehose: FirehoseStats,
+    /// The consumer's event source mapping, iterator age included.
+    pub mapping: MappingStats,
+    /// Checkpoints: by reader (the delivery stream, the consumer), by shard.
+    pub checkpoints: BTreeMap<String, BTreeMap<String, String>>,
+    /// Messages in the mapping's on-failure queue.
+    pub failure_queue_depth: u64,
+    /// Rows per DynamoDB table.
+    pub rows: BTreeMap<String, u64>,
+    /// The lake's data, per partition (`year=YYYY/month=MM/day=DD`).
+    pub partitions: BTreeMap<String, Objects>,
+    /// Error objects, per folder of `errors/` (the consumer's dead letters included).
+    pub errors: BTreeMap<String, Objects>,
+    /// Sums of the Lambdas' metrics (their EMF lines), by function and metric.
+    pub metrics: BTreeMap<String, BTreeMap<String, f64>>,
+}
+
+/// Objects and their bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Objects {
+    /// Objects.
+    pub objects: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+impl Status {
+    /// Takes a snapshot: the stack's counters, and the lake, tables and queue as listed
+    /// and counted now.
+    pub async fn of(stack: &LocalStack) -> Result<Self, StackError> {
+        let config = stack.config();
+        let clients = stack.clients();
+        let mut status = Self {
+            stream: config.stream.clone(),
+            bucket: config.bucket.clone(),
+            firehose: stack.firehose_stats(),
+            mapping: stack.mapping_stats(),
+            checkpoints: stack.checkpoints(),
+            rows: count_rows(clients, &config.routing.tables()).await?,
+            metrics: stack
+                .lambda_metrics()
+                .into_iter()
+                .map(|(f, series)| {
+                    (
+                        f,
+                        series.into_iter().map(|(m, s)| (m, s.total.sum)).collect(),
+                    )
+                })
+                .collect(),
+            ..Self::default()
+        };
+        let queue = clients
+            .sqs
+            .get_queue_attributes()
+            .queue_url(stack.failure_queue_url())
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            .send()
+            .await
+            .map_err(|e| StackError::aws("GetQueueAttributes", e))?;
+        status.failure_queue_depth = queue
+            .attributes()
+            .and_then(|a| {
+                a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            })
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let mut pages = clients
+            .s3
+            .list_objects_v2()
+            .bucket(&config.bucket)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| StackError::aws("ListObjectsV2", e))?;
+            for object in page.contents() {
+                let (Some(key), size) = (object.key(), object.size().unwrap_or(0)) else {
+                    continue;
+                };
+                let group = if let Some(p) = key
+                    .strip_prefix(DATA_ROOT)
+                    .and_then(|_| PartitionKeys::from_path(key))
+                {
+                    status.partitions.entry(p.to_string())
+                } else if key.starts_with(CONSUMER_DEAD_LETTER_PREFIX) {
+                    status.errors.entry("consumer-invalid".into())
+                } else if let Some(rest) = key.strip_prefix(ERROR_ROOT) {
+                    let folder = rest.split('/').next().unwrap_or_default();
+                    status.errors.entry(folder.to_owned())
+                } else {
+                    continue;
+                };
+                let entry = group.or_default();
+                entry.objects += 1;
+                entry.bytes += u64::try_from(size).unwrap_or(0);
+            }
+        }
+        Ok(status)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (h, m) = (&self.firehose, &self.mapping);
+        writeln!(
+            f,
+            "stream {}  ->  s3://{}/{DATA_ROOT}",
+            self.stream, self.bucket
+        )?;
+        writeln!(
+            f,
+            "firehose   read {}  buffered {}  delivered {}  failed {}  dropped {}",
+            h.records_read, h.in_flight, h.delivered, h.failed, h.dropped
+        )?;
+        writeln!(
+            f,
+            "consumer   read {}  succeeded {}  discarded {}  iterator age {} ms (max {} ms)  on-failure queue {}",
+            m.records_read,
+            m.succeeded,
+            m.discarded,
+            m.iterator_age_ms,
+            m.max_iterator_age_ms,
+            self.failure_queue_depth
+        )?;
+        for (reader, shards) in &self.checkpoints {
+            for (shard, sequence_number) in shards {
+                writeln!(f, "checkpoint {reader} {shard} {sequence_number}")?;
+            }
+        }
+        for (table, rows) in &self.rows {
+            writeln!(f, "table      {table} {rows} rows")?;
+        }
+        let data = self
+            .partitions
+            .values()
+            .fold(Objects::default(), |a, o| Objects {
+                objects: a.objects + o.objects,
+                bytes: a.bytes + o.bytes,
+            });
+        writeln!(
+            f,
+            "lake       {} partitions, {} objects, {} bytes",
+            self.partitions.len(),
+            data.objects,
+            data.bytes
+        )?;
+        for (folder, o) in &self.errors {
+            writeln!(
+                f,
+                "errors     {folder}: {} objects, {} bytes",
+                o.objects, o.bytes
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The status server of `up`: serves the latest snapshot.
+pub struct StatusServer {
+    endpoint: String,
+    task: JoinHandle<()>,
+}
+
+impl StatusServer {
+    /// Serves `latest` at `/api/status` on a free loopback port, and writes the address
+    /// to [`ENDPOINT_FILE`] in `state_dir`.
+    pub async fn start(
+        latest: watch::Receiver<Status>,
+        state_dir: &Path,
+    ) -> Result<Self, StackError> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(StackError::io("binding the status server"))?;
+        let addr = listener
+            .local_addr()
+            .map_err(StackError::io("binding the status server"))?;
+        let endpoint = format!("http://{addr}");
+        let app = Router::new()
+            .route(
+                "/api/status",
+                get(|State(latest): State<watch::Receiver<Status>>| async move {
+                    let body = serde_json::to_vec(&*latest.borrow()).expect("a status serializes");
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        body,
+                    )
+                }),
+            )
+            .with_state(latest);
+        let task = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!("status server stopped: {e}");
+            }
+        });
+        let file = endpoint_file(state_dir);
+        std::fs::write(&file, &endpoint)
+            .map_err(StackError::io(format!("writing {}", file.display())))?;
+        Ok(Self { endpoint, task })
+    }
+
+    /// The server's address.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+}
+
+impl Drop for StatusServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn endpoint_file(state_dir: &Path) -> PathBuf {
+    state_dir.join(ENDPOINT_FILE)
+}
+
+/// The latest snapshot of the stack running with `state_dir`.
+pub async fn fetch(state_dir: &Path) -> Result<Status, StackError> {
+    let file = endpoint_file(state_dir);
+    let endpoint = std::fs::read_to_string(&file).map_err(StackError::io(format!(
+        "reading {} (is `streamlake up` running with this state folder?)",
+        file.display()
+    )))?;
+    let url = format!("{}/api/status", endpoint.trim());
+    let unreachable = |e: &dyn fmt::Display| {
+        StackError::io(format!("asking {url} (is `streamlake up` still running?)"))(
+            std::io::Error::other(e.to_string()),
+        )
+    };
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Body>();
+    let request = axum::http::Request::get(&url)
+        .body(Body::empty())
+        .map_err(|e| unreachable(&e))?;
+    let response = client.request(request).await.map_err(|e| unreachable(&e))?;
+    let body = axum::body::to_bytes(Body::new(response.into_body()), 64 * 1024 * 1024)
+        .await
+        .map_err(|e| unreachable(&e))?;
+    serde_json::from_slice(&body).map_err(|e| unreachable(&e))
+}

@@ -1,0 +1,123 @@
+//! `streamlake status --json` against a running `streamlake up`: after a run it equals
+//! what the lake, the tables and the queue hold, read back here with the SDK.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use producer::{Entry, Producer, ProducerConfig};
+use streamlake::StackConfig;
+use streamlake::harness::binaries::{Binaries, default_state_dir};
+use streamlake::harness::clients::Clients;
+use streamlake::harness::demo::count_rows;
+use streamlake::harness::emulator::Emulator;
+use streamlake::status::{Objects, Status};
+use streamlake_core::PartitionKeys;
+use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
+use streamlake_core::layout::DATA_ROOT;
+
+use crate::support::{interrupt, run_logs, start_up};
+
+/// `streamlake status --json` for `state_dir`.
+async fn status_json(binaries: &Binaries, state_dir: &std::path::Path) -> Status {
+    let output = tokio::process::Command::new(binaries.path("streamlake"))
+        .args(["status", "--json", "--state-dir"])
+        .arg(state_dir)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_json_equals_what_the_lake_and_tables_hold() {
+    let binaries = Binaries::locate().await.unwrap();
+    let mut emulator = Emulator::start(&default_state_dir(), &run_logs())
+        .await
+        .unwrap();
+    let endpoint = emulator.endpoint().to_owned();
+    let state_dir = default_state_dir().join(format!("status-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state_dir);
+    std::fs::create_dir_all(&state_dir).unwrap();
+    let config = StackConfig::new(state_dir.clone());
+    let clients = Clients::connect(&endpoint, true).await;
+    let mut up = start_up(&binaries, &endpoint, &state_dir, "up", &[]).await;
+
+    let entries: Vec<Entry> = WeatherGenerator::new(GeneratorConfig {
+        seed: 5,
+        error_rate: 0.03,
+        ..GeneratorConfig::default()
+    })
+    .take(600)
+    .map(Entry::from)
+    .collect();
+    let producer = Producer::new(clients.kinesis.clone(), ProducerConfig::new(&config.stream));
+    let sent = producer.send(entries.clone(), |_| {}).await.unwrap().sent;
+    assert_eq!(sent as usize, entries.len());
+
+    // Until both branches have settled every record, and a snapshot taken after that.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(240);
+    let status = loop {
+        let s = status_json(&binaries, &state_dir).await;
+        let settled = s.firehose.settled()
+            && s.firehose.records_read == sent
+            && s.mapping.settled()
+            && s.mapping.records_read == sent
+            && s.metrics["streamlake-consumer"].get("RecordsIn") == Some(&(sent as f64));
+        if settled {
+            // The counters are final; the next snapshot lists the lake after them.
+            tokio::time::sleep(streamlake::status::REFRESH * 2).await;
+            break status_json(&binaries, &state_dir).await;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{s:#?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+
+    // The lake, read back here.
+    let mut partitions: BTreeMap<String, Objects> = BTreeMap::new();
+    let listed = clients
+        .s3
+        .list_objects_v2()
+        .bucket(&config.bucket)
+        .prefix(DATA_ROOT)
+        .send()
+        .await
+        .unwrap();
+    for object in listed.contents() {
+        let partition = PartitionKeys::from_path(object.key().unwrap()).unwrap();
+        let entry = partitions.entry(partition.to_string()).or_default();
+        entry.objects += 1;
+        entry.bytes += object.size().unwrap() as u64;
+    }
+    assert!(!partitions.is_empty());
+    assert_eq!(status.partitions, partitions);
+    assert_eq!(
+        status.rows,
+        count_rows(&clients, &config.routing.tables())
+            .await
+            .unwrap()
+    );
+    assert!(status.rows.values().all(|&n| n > 0));
+    assert_eq!(status.firehose.delivered + status.firehose.failed, sent);
+    assert_eq!(status.mapping.succeeded, sent);
+    assert_eq!(status.failure_queue_depth, 0);
+    let malformed = status.firehose.failed;
+    assert!(malformed > 0);
+    assert_eq!(
+        status.metrics["streamlake-consumer"]["DeadLetters"],
+        malformed as f64
+    );
+    assert_eq!(status.errors["consumer-invalid"].objects, malformed);
+    assert!(status.errors["processing-failed"].objects > 0);
+    let checkpoints = &status.checkpoints;
+    assert_eq!(checkpoints.len(), 2, "{checkpoints:?}");
+    assert!(checkpoints.values().all(|shards| shards.len() == 2));
+
+    interrupt(&mut up).await;
+    emulator.stop().await;
+    let _ = std::fs::remove_dir_all(&state_dir);
+}
