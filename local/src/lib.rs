@@ -14,9 +14,11 @@
 //! - [`faults`]: the calls that can be failed on purpose (`--inject`) and the errors AWS
 //!   documents for each.
 //! - [`http`]: HTTP servers the stack puts in front of the emulator (the fault proxy).
+//! - [`dashboard`]: the live page `up` serves.
 //! - [`status`]: a snapshot of a running stack (`streamlake status`), served by `up`.
 //! - [`tail`]: following a stream from the command line (`streamlake tail`).
 
+pub mod dashboard;
 pub mod emulated;
 pub mod error;
 pub mod faults;

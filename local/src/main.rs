@@ -364,6 +364,7 @@ fn state_dir_arg(dir: &std::path::Path) -> String {
 
 async fn status(args: StatusArgs) -> Result<ExitCode> {
     let state_dir = args.state_dir.unwrap_or_else(default_state_dir);
+    let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
     loop {
         let status = streamlake::status::fetch(&state_dir).await?;
         if args.json {
@@ -379,7 +380,7 @@ async fn status(args: StatusArgs) -> Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+            _ = &mut ctrl_c => return Ok(ExitCode::SUCCESS),
             () = tokio::time::sleep(streamlake::status::REFRESH) => {}
         }
     }
@@ -414,10 +415,11 @@ async fn up(config: StackConfig) -> Result<ExitCode> {
         served_by(c.dynamodb, " (dynalite)")
     );
     println!("  logs      {}", stack.log_dir().display());
+    println!("  dashboard {}/", status_server.endpoint());
     println!(
-        "  status    {}/api/status (streamlake status{})",
-        status_server.endpoint(),
-        state_dir_arg(&c.state_dir)
+        "  status    streamlake status{} (JSON: {}/api/status)",
+        state_dir_arg(&c.state_dir),
+        status_server.endpoint()
     );
     println!();
     println!("Send data from another terminal:");
@@ -433,9 +435,12 @@ async fn up(config: StackConfig) -> Result<ExitCode> {
     let mut last = (stack.firehose_stats(), stack.mapping_stats());
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     let mut refresh = tokio::time::interval(streamlake::status::REFRESH);
+    // One listener for the whole loop: a signal that arrives while a branch runs is kept
+    // (a listener made afresh each turn would miss it).
+    let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            _ = &mut ctrl_c => break,
             _ = refresh.tick() => match Status::of(&stack).await {
                 Ok(status) => {
                     publish.send_replace(status);

@@ -15,8 +15,8 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
-use streamlake_core::PartitionKeys;
 use streamlake_core::layout::{CONSUMER_DEAD_LETTER_PREFIX, DATA_ROOT, ERROR_ROOT};
+use streamlake_core::{PartitionKeys, names};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -55,7 +55,31 @@ pub struct Status {
     pub errors: BTreeMap<String, Objects>,
     /// Sums of the Lambdas' metrics (their EMF lines), by function and metric.
     pub metrics: BTreeMap<String, BTreeMap<String, f64>>,
+    /// Records per second over the last [`SERIES_SECONDS`] seconds with data, by stage
+    /// (`transformed`, `failed`: the transform's `RecordsOk` and `RecordsFailed`;
+    /// `consumed`: the consumer's `RecordsIn`), from the Lambdas' metrics: (second's
+    /// start in milliseconds since the epoch, records).
+    pub throughput: BTreeMap<String, Vec<(i64, f64)>>,
+    /// The last records of the lake's newest data object, one JSON object each.
+    pub latest_records: Vec<String>,
+    /// The consumer's newest dead letters: which record, and why.
+    pub latest_errors: Vec<LatestError>,
 }
+
+/// A record the consumer could not take, from its dead letter.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LatestError {
+    /// The record's sequence number.
+    pub sequence_number: String,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+/// Seconds of throughput kept in a snapshot.
+pub const SERIES_SECONDS: usize = 300;
+
+/// Records shown of the newest data object, and dead letters shown.
+const LATEST: usize = 10;
 
 /// Objects and their bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,18 +103,31 @@ impl Status {
             mapping: stack.mapping_stats(),
             checkpoints: stack.checkpoints(),
             rows: count_rows(clients, &config.routing.tables()).await?,
-            metrics: stack
-                .lambda_metrics()
-                .into_iter()
-                .map(|(f, series)| {
-                    (
-                        f,
-                        series.into_iter().map(|(m, s)| (m, s.total.sum)).collect(),
-                    )
-                })
-                .collect(),
             ..Self::default()
         };
+        let metrics = stack.lambda_metrics();
+        for (stage, function, metric) in [
+            ("transformed", names::TRANSFORM_FUNCTION, "RecordsOk"),
+            ("failed", names::TRANSFORM_FUNCTION, "RecordsFailed"),
+            ("consumed", names::CONSUMER_FUNCTION, "RecordsIn"),
+        ] {
+            let Some(series) = metrics.get(function).and_then(|m| m.get(metric)) else {
+                continue;
+            };
+            let per_second = &series.per_second;
+            let skip = per_second.len().saturating_sub(SERIES_SECONDS);
+            let points = per_second.iter().skip(skip).map(|(t, s)| (*t, s.sum));
+            status.throughput.insert(stage.to_owned(), points.collect());
+        }
+        status.metrics = metrics
+            .into_iter()
+            .map(|(f, series)| {
+                (
+                    f,
+                    series.into_iter().map(|(m, s)| (m, s.total.sum)).collect(),
+                )
+            })
+            .collect();
         let queue = clients
             .sqs
             .get_queue_attributes()
@@ -106,6 +143,9 @@ impl Status {
             })
             .and_then(|n| n.parse().ok())
             .unwrap_or(0);
+        // (last modified, key) of the newest data object and dead letters.
+        let mut newest_data: Option<(i64, String)> = None;
+        let mut dead_letters: Vec<(i64, String)> = Vec::new();
         let mut pages = clients
             .s3
             .list_objects_v2()
@@ -118,12 +158,18 @@ impl Status {
                 let (Some(key), size) = (object.key(), object.size().unwrap_or(0)) else {
                     continue;
                 };
+                let modified = (
+                    object.last_modified().map_or(0, |t| t.secs()),
+                    key.to_owned(),
+                );
                 let group = if let Some(p) = key
                     .strip_prefix(DATA_ROOT)
                     .and_then(|_| PartitionKeys::from_path(key))
                 {
+                    newest_data = newest_data.max(Some(modified));
                     status.partitions.entry(p.to_string())
                 } else if key.starts_with(CONSUMER_DEAD_LETTER_PREFIX) {
+                    dead_letters.push(modified);
                     status.errors.entry("consumer-invalid".into())
                 } else if let Some(rest) = key.strip_prefix(ERROR_ROOT) {
                     let folder = rest.split('/').next().unwrap_or_default();
@@ -136,8 +182,50 @@ impl Status {
                 entry.bytes += u64::try_from(size).unwrap_or(0);
             }
         }
+        if let Some((_, key)) = newest_data {
+            let body = read_object(clients, &config.bucket, &key).await?;
+            if let Ok((records, _)) = streamlake_core::formats::read_records(&key, &body) {
+                let skip = records.len().saturating_sub(LATEST);
+                status.latest_records = records[skip..]
+                    .iter()
+                    .map(|r| serde_json::to_string(r).expect("a record serializes"))
+                    .collect();
+            }
+        }
+        dead_letters.sort_unstable_by(|a, b| b.cmp(a));
+        for (_, key) in dead_letters.into_iter().take(LATEST) {
+            let body = read_object(clients, &config.bucket, &key).await?;
+            if let Ok(letter) = serde_json::from_slice::<serde_json::Value>(&body) {
+                status.latest_errors.push(LatestError {
+                    sequence_number: letter["sequenceNumber"].as_str().unwrap_or_default().into(),
+                    reason: letter["reason"].as_str().unwrap_or_default().into(),
+                });
+            }
+        }
         Ok(status)
     }
+}
+
+async fn read_object(
+    clients: &crate::harness::clients::Clients,
+    bucket: &str,
+    key: &str,
+) -> Result<Vec<u8>, StackError> {
+    let context = || format!("GetObject s3://{bucket}/{key}");
+    Ok(clients
+        .s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| StackError::aws(context(), e))?
+        .body
+        .collect()
+        .await
+        .map_err(|e| StackError::aws(context(), e))?
+        .into_bytes()
+        .to_vec())
 }
 
 impl fmt::Display for Status {
@@ -217,6 +305,7 @@ impl StatusServer {
             .map_err(StackError::io("binding the status server"))?;
         let endpoint = format!("http://{addr}");
         let app = Router::new()
+            .route("/", get(crate::dashboard::page))
             .route(
                 "/api/status",
                 get(|State(latest): State<watch::Receiver<Status>>| async move {

@@ -1,5 +1,7 @@
 //! `streamlake status --json` against a running `streamlake up`: after a run it equals
-//! what the lake, the tables and the queue hold, read back here with the SDK.
+//! what the lake, the tables and the queue hold, read back here with the SDK; and the
+//! dashboard `up` serves, rendered by a real browser (headless Chromium), shows the same
+//! figures.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -34,7 +36,7 @@ async fn status_json(binaries: &Binaries, state_dir: &std::path::Path) -> Status
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn status_json_equals_what_the_lake_and_tables_hold() {
+async fn status_json_and_the_dashboard_equal_what_the_lake_and_tables_hold() {
     let binaries = Binaries::locate().await.unwrap();
     let mut emulator = Emulator::start(&default_state_dir(), &run_logs())
         .await
@@ -117,7 +119,67 @@ async fn status_json_equals_what_the_lake_and_tables_hold() {
     assert_eq!(checkpoints.len(), 2, "{checkpoints:?}");
     assert!(checkpoints.values().all(|shards| shards.len() == 2));
 
+    dashboard_shows(&state_dir, &status).await;
+
     interrupt(&mut up).await;
     emulator.stop().await;
     let _ = std::fs::remove_dir_all(&state_dir);
+}
+
+/// The dashboard, as headless Chromium renders it (its DOM after the page's script ran),
+/// shows the figures of `status`. Skipped, saying so, when Chromium is not installed
+/// (`.ci/run` installs it).
+async fn dashboard_shows(state_dir: &std::path::Path, status: &Status) {
+    let Some(chromium) = ["chromium", "chromium-browser"].into_iter().find(|c| {
+        std::process::Command::new(c)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }) else {
+        eprintln!("skipped the browser check: Chromium is not installed");
+        return;
+    };
+    let endpoint =
+        std::fs::read_to_string(state_dir.join(streamlake::status::ENDPOINT_FILE)).unwrap();
+    let output = tokio::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+        ])
+        .arg(format!("{}/", endpoint.trim()))
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success());
+    let dom = String::from_utf8(output.stdout).unwrap();
+    let consumer = &status.metrics["streamlake-consumer"];
+    let rows: u64 = status.rows.values().sum();
+    for (id, value) in [
+        ("firehose-read", status.firehose.records_read.to_string()),
+        ("firehose-buffered", status.firehose.in_flight.to_string()),
+        ("firehose-delivered", status.firehose.delivered.to_string()),
+        ("firehose-failed", status.firehose.failed.to_string()),
+        ("firehose-dropped", status.firehose.dropped.to_string()),
+        ("consumer-read", status.mapping.records_read.to_string()),
+        ("consumer-succeeded", status.mapping.succeeded.to_string()),
+        ("consumer-discarded", status.mapping.discarded.to_string()),
+        ("consumer-dead-letters", consumer["DeadLetters"].to_string()),
+        ("failure-queue", status.failure_queue_depth.to_string()),
+        ("rows", rows.to_string()),
+        ("stream", status.stream.clone()),
+    ] {
+        let rendered = format!("id=\"{id}\">{value}<");
+        assert!(
+            dom.contains(&rendered),
+            "{rendered} not in the page:\n{dom}"
+        );
+    }
+    let (partition, objects) = status.partitions.last_key_value().unwrap();
+    assert!(
+        dom.contains(&format!("<td>{partition}</td><td>{}</td>", objects.objects)),
+        "the newest partition is listed:\n{dom}"
+    );
 }
