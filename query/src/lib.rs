@@ -5,6 +5,7 @@
 //! GZIP'd NDJSON and Parquet objects, and read only the `year=/month=/day=` partitions of
 //! the requested date range.
 
+pub mod chart;
 pub mod compaction;
 pub mod filter;
 pub mod ndjson_scan;

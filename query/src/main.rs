@@ -55,6 +55,16 @@ enum Command {
         /// Write the result to this file instead (Parquet if it ends in .parquet, else CSV).
         #[arg(long)]
         out: Option<std::path::PathBuf>,
+        /// Also draw the result as a PNG chart: x = the first column, one line (or bar,
+        /// for a text x) per other numeric column, or per value of --series.
+        #[arg(long, value_name = "FILE.png")]
+        chart: Option<std::path::PathBuf>,
+        /// With --chart: one series per value of this column.
+        #[arg(long, value_name = "COLUMN", requires = "chart")]
+        series: Option<String>,
+        /// With --chart: the chart's title (default: none).
+        #[arg(long, requires = "chart")]
+        title: Option<String>,
     },
     /// Rewrite each partition's objects into one Parquet file (readers never see a
     /// partition with data missing or doubled).
@@ -167,9 +177,26 @@ async fn main() -> Result<()> {
             table,
             format,
             out,
+            chart,
+            series,
+            title,
         } => {
             let session = query::sql::LakeSession::new(lake, &table).await?;
             let batches = session.run(&query).await?;
+            if let Some(path) = chart {
+                let options = query::chart::ChartOptions {
+                    series,
+                    title,
+                    ..Default::default()
+                };
+                let drawn = query::chart::draw_png(&batches, &path, &options)?;
+                eprintln!(
+                    "chart of {} points in {} series written to {}",
+                    drawn.points,
+                    drawn.series.len(),
+                    path.display()
+                );
+            }
             match out {
                 Some(path) => {
                     query::output::write_file(&batches, &path)?;
