@@ -7,6 +7,7 @@ use std::process::Command;
 
 use streamlake::harness::binaries::default_state_dir;
 use streamlake_core::layout;
+use streamlake_core::metrics;
 use streamlake_core::names;
 use streamlake_core::routing::{self, Routing};
 use streamlake_core::schema::{FIELDS, PARTITION_COLUMNS};
@@ -136,6 +137,26 @@ fn template_agrees_with_the_core_definitions() {
         text(&env["STREAMLAKE_DEAD_LETTER"])
             .ends_with(&format!("/{}", layout::CONSUMER_DEAD_LETTER_PREFIX))
     );
+
+    // The alarms on the Lambdas' own metrics name the namespace their EMF lines use, and
+    // metrics they print.
+    for alarm in ["InvalidRecordsAlarm", "ConsumerRowsFailedAlarm"] {
+        assert_eq!(text(&props(alarm)["Namespace"]), metrics::NAMESPACE);
+        assert_eq!(
+            text(&props(alarm)["Dimensions"][0]["Name"]),
+            metrics::DIMENSION
+        );
+    }
+    let dashboard = text(&props("Dashboard")["DashboardBody"][0]);
+    for metric in [
+        "RecordsOk",
+        "RecordsFailed",
+        "RowsWritten",
+        "DeadLetters",
+        "IteratorAge",
+    ] {
+        assert!(dashboard.contains(&format!("\"{metric}\"")), "{metric}");
+    }
 
     // Both functions are Rust binaries for Graviton.
     for function in ["TransformFunction", "ConsumerFunction"] {
