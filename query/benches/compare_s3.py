@@ -22,7 +22,7 @@ endpoint, bucket, prefix, runs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.
 QUERIES = json.loads(os.environ["STREAMLAKE_BENCH_QUERIES"])
 url = urlparse(endpoint)
 extension = glob.glob(
-    os.path.join(os.path.dirname(duckdb_ext.__file__), "extensions", "*", "*", "httpfs.duckdb_extension")
+    os.path.join(list(duckdb_ext.__path__)[0], "extensions", "*", "*", "httpfs.duckdb_extension")
 )[0]
 SOURCE = (
     f"read_parquet('s3://{bucket}/{prefix}*/*/*/*.parquet', hive_partitioning = true, "

@@ -53,6 +53,14 @@ fn is_per_partition(column: &str) -> bool {
     per_partition_schema().column_with_name(column).is_some()
 }
 
+/// Whether `filter` uses only columns with one value per partition (`year`, `month`,
+/// `day`, `date`): the pruner then answers it exactly for every row of a partition, and
+/// the rows need not be filtered again.
+pub fn is_per_partition_filter(filter: &Expr) -> bool {
+    let columns = filter.column_refs();
+    !columns.is_empty() && columns.iter().all(|c| is_per_partition(&c.name))
+}
+
 /// Decides which partitions a scan with given filters must open.
 #[derive(Debug)]
 pub struct PartitionPruner {
@@ -76,7 +84,7 @@ impl PartitionPruner {
             if columns.is_empty() {
                 continue;
             }
-            if columns.iter().all(|c| is_per_partition(&c.name)) {
+            if is_per_partition_filter(filter) {
                 exact.push(state.create_physical_expr(filter.clone(), &per_partition)?);
             } else if columns
                 .iter()

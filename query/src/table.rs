@@ -41,7 +41,7 @@ use streamlake_core::schema::PARTITION_COLUMNS;
 
 use crate::compaction::live_objects_of;
 use crate::ndjson_scan::{NdjsonObject, ndjson_scan};
-use crate::pruning::PartitionPruner;
+use crate::pruning::{PartitionPruner, is_per_partition_filter};
 use crate::whole_object::WholeObjectReaderFactory;
 
 /// What scans of the table opened (for tests and for the curious).
@@ -256,12 +256,15 @@ impl TableProvider for LakeTable {
         &self,
         filters: &[&Expr],
     ) -> Result<Vec<TableProviderFilterPushDown>> {
-        // Filters choose partitions and Parquet row groups; DataFusion still applies them
-        // to the rows.
+        // A filter on the per-partition columns alone is answered exactly by choosing
+        // partitions; other filters choose partitions and Parquet row groups, and
+        // DataFusion still applies them to the rows.
         Ok(filters
             .iter()
             .map(|f| {
-                if is_usable(f) {
+                if is_usable(f) && is_per_partition_filter(f) {
+                    TableProviderFilterPushDown::Exact
+                } else if is_usable(f) {
                     TableProviderFilterPushDown::Inexact
                 } else {
                     TableProviderFilterPushDown::Unsupported
