@@ -142,3 +142,25 @@ fn an_empty_event_gives_an_empty_response() {
     assert_eq!(raw.get(), r#"{"records":[]}"#);
     assert_eq!(stats.ok + stats.failed, 0);
 }
+
+#[test]
+fn the_metrics_line_of_a_known_event_carries_its_counts() {
+    let (response, stats) = run(fixture());
+    let records = response["records"].as_array().unwrap();
+    let line = transform_lambda::metrics("streamlake-transform", &stats, 7.5).to_emf();
+    let m = streamlake_core::metrics::Metrics::from_emf(&line).expect("an EMF line");
+    assert_eq!(m.function_name, "streamlake-transform");
+    let count = |result: &str| records.iter().filter(|r| r["result"] == result).count() as f64;
+    for (name, value) in [
+        ("RecordsIn", records.len() as f64),
+        ("RecordsOk", count("Ok")),
+        ("RecordsFailed", count("ProcessingFailed")),
+        ("RecordsDropped", count("Dropped")),
+        ("BytesIn", stats.bytes_in as f64),
+        ("BytesOut", stats.bytes_out as f64),
+        ("Duration", 7.5),
+    ] {
+        assert_eq!(m.get(name), Some(value), "{name}");
+    }
+    assert_eq!(m.get("RecordsIn"), Some(6.0));
+}
