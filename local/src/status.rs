@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 use crate::emulated::esm::MappingStats;
 use crate::emulated::firehose::FirehoseStats;
 use crate::error::StackError;
-use crate::harness::demo::count_rows;
+use crate::harness::demo::{count_rows, read_object};
 use crate::harness::stack::LocalStack;
 
 /// How often `up` takes a snapshot.
@@ -204,28 +204,6 @@ impl Status {
         }
         Ok(status)
     }
-}
-
-async fn read_object(
-    clients: &crate::harness::clients::Clients,
-    bucket: &str,
-    key: &str,
-) -> Result<Vec<u8>, StackError> {
-    let context = || format!("GetObject s3://{bucket}/{key}");
-    Ok(clients
-        .s3
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .map_err(|e| StackError::aws(context(), e))?
-        .body
-        .collect()
-        .await
-        .map_err(|e| StackError::aws(context(), e))?
-        .into_bytes()
-        .to_vec())
 }
 
 impl fmt::Display for Status {

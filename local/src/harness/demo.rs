@@ -279,22 +279,32 @@ pub async fn read_prefix(
             page.map_err(|e| StackError::aws(format!("ListObjectsV2 s3://{bucket}/{prefix}"), e))?;
         for object in page.contents() {
             let Some(key) = object.key() else { continue };
-            let body = clients
-                .s3
-                .get_object()
-                .bucket(bucket)
-                .key(key)
-                .send()
-                .await
-                .map_err(|e| StackError::aws(format!("GetObject s3://{bucket}/{key}"), e))?
-                .body
-                .collect()
-                .await
-                .map_err(|e| StackError::aws(format!("GetObject s3://{bucket}/{key}"), e))?
-                .into_bytes()
-                .to_vec();
+            let body = read_object(clients, bucket, key).await?;
             out.push((key.to_owned(), body));
         }
     }
     Ok(out)
+}
+
+/// One object's content.
+pub async fn read_object(
+    clients: &Clients,
+    bucket: &str,
+    key: &str,
+) -> Result<Vec<u8>, StackError> {
+    let context = || format!("GetObject s3://{bucket}/{key}");
+    Ok(clients
+        .s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| StackError::aws(context(), e))?
+        .body
+        .collect()
+        .await
+        .map_err(|e| StackError::aws(context(), e))?
+        .into_bytes()
+        .to_vec())
 }

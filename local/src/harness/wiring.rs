@@ -87,7 +87,10 @@ impl StackConfig {
         emulator: &Emulator,
         log_dir: &Path,
     ) -> Result<(Option<FaultProxy>, Vec<NodeServer>), StackError> {
-        let node_usable = emulator.is_owned() && node_available();
+        // Only `Auto` asks whether Node.js is there (two processes to run).
+        let node_usable = [self.dynamodb, self.kinesis].contains(&ApiServer::Auto)
+            && emulator.is_owned()
+            && node_available();
         let mut routed = Vec::new();
         for (server, service, kind) in [
             (
