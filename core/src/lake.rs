@@ -55,6 +55,43 @@ impl FromStr for LakeLocation {
     }
 }
 
+impl LakeLocation {
+    /// The folder (key prefix ending in `/`, or path) of the lake's compaction log: beside
+    /// the lake, never inside it, so a table over the lake does not read it. For
+    /// `s3://bucket/data/` it is the key prefix `compaction-log/data/`; for a folder
+    /// `x/lake`, the path `x/compaction-log/lake/`.
+    pub fn compaction_log_folder(&self) -> String {
+        match self {
+            LakeLocation::S3 { prefix, .. } => {
+                let trimmed = prefix.trim_end_matches('/');
+                match trimmed.rsplit_once('/') {
+                    Some((parent, name)) => format!("{parent}/compaction-log/{name}/"),
+                    None if trimmed.is_empty() => "compaction-log/".to_owned(),
+                    None => format!("compaction-log/{trimmed}/"),
+                }
+            }
+            LakeLocation::Local(root) => {
+                let name = root
+                    .file_name()
+                    .map_or_else(|| "lake".into(), |n| n.to_string_lossy().into_owned());
+                let parent = root.parent().unwrap_or(Path::new(""));
+                format!("{}/", parent.join("compaction-log").join(name).display())
+            }
+        }
+    }
+
+    /// The compaction log's folder as a location: `s3://bucket/compaction-log/data/`.
+    pub fn compaction_log(&self) -> LakeLocation {
+        match self {
+            LakeLocation::S3 { bucket, .. } => LakeLocation::S3 {
+                bucket: bucket.clone(),
+                prefix: self.compaction_log_folder(),
+            },
+            LakeLocation::Local(_) => LakeLocation::Local(self.compaction_log_folder().into()),
+        }
+    }
+}
+
 impl fmt::Display for LakeLocation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -336,6 +373,44 @@ impl Lake {
         }
     }
 
+    /// The object's address as Athena's `"$path"` pseudo-column gives it:
+    /// `s3://bucket/key`, or the path of a local lake's file.
+    pub fn url_of(&self, key: &str) -> String {
+        match &self.location {
+            LakeLocation::S3 { bucket, .. } => format!("s3://{bucket}/{key}"),
+            LakeLocation::Local(_) => key.to_owned(),
+        }
+    }
+
+    /// The key (or path) of the object at `url` ([`Lake::url_of`]), if it is in this
+    /// lake's bucket (or is a local path).
+    pub fn key_of_url(&self, url: &str) -> Option<String> {
+        match &self.location {
+            LakeLocation::S3 { bucket, .. } => url
+                .strip_prefix("s3://")?
+                .strip_prefix(bucket.as_str())?
+                .strip_prefix('/')
+                .map(str::to_owned),
+            LakeLocation::Local(_) => Some(url.to_owned()),
+        }
+    }
+
+    /// The folder (key prefix or path, ending in `/`) of the lake's compaction log
+    /// ([`LakeLocation::compaction_log_folder`]).
+    pub fn compaction_log_folder(&self) -> String {
+        self.location.compaction_log_folder()
+    }
+
+    /// The objects directly in a folder (a key prefix ending in `/`, or a path), by key.
+    pub async fn objects_in(&self, folder: &str) -> Result<Vec<ObjectInfo>, LakeError> {
+        let mut out = match &self.location {
+            LakeLocation::S3 { bucket, .. } => self.list_s3(bucket, folder, Some("/")).await?.1,
+            LakeLocation::Local(_) => list_local_files(Path::new(folder))?,
+        };
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
     /// The key (or path) of an object named `name` in a partition.
     pub fn key_in(&self, partition: &PartitionKeys, name: &str) -> String {
         match &self.location {
@@ -366,8 +441,11 @@ impl Lake {
                     if let Some(dir) = path.parent() {
                         std::fs::create_dir_all(dir)?;
                     }
-                    // Write aside, then rename: a reader never sees half a file.
-                    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+                    // Write aside under a hidden name, then rename: a reader never sees
+                    // half a file, nor the one being written (names starting with `.`
+                    // are not data).
+                    let name = path.file_name().unwrap_or_default().to_string_lossy();
+                    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
                     std::fs::write(&tmp, &body)?;
                     std::fs::rename(&tmp, path)
                 };
@@ -526,6 +604,37 @@ mod tests {
             "s3://b/"
         );
         assert!("s3:///x".parse::<LakeLocation>().is_err());
+        let log = |location: &str| {
+            location
+                .parse::<LakeLocation>()
+                .unwrap()
+                .compaction_log_folder()
+        };
+        assert_eq!(log("s3://b/data/"), "compaction-log/data/");
+        assert_eq!(
+            log("s3://b/lakes/weather/"),
+            "lakes/compaction-log/weather/"
+        );
+        assert_eq!(log("s3://b"), "compaction-log/");
+        assert_eq!(
+            "s3://b/data/"
+                .parse::<LakeLocation>()
+                .unwrap()
+                .compaction_log()
+                .to_string(),
+            "s3://b/compaction-log/data/"
+        );
+        let s3 = Lake::with_client(
+            "s3://b/data/".parse().unwrap(),
+            Client::from_conf(
+                aws_sdk_s3::Config::builder()
+                    .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+                    .build(),
+            ),
+        );
+        assert_eq!(s3.url_of("data/x"), "s3://b/data/x");
+        assert_eq!(s3.key_of_url("s3://b/data/x").as_deref(), Some("data/x"));
+        assert_eq!(s3.key_of_url("s3://other/data/x"), None);
         assert_eq!(
             "./lake".parse::<LakeLocation>().unwrap(),
             LakeLocation::Local(PathBuf::from("./lake"))
@@ -544,6 +653,16 @@ mod tests {
             std::fs::write(dir.join("obj"), b"{}\n").unwrap();
         }
         let lake = Lake::open(LakeLocation::Local(root.clone())).await;
+        assert_eq!(
+            lake.compaction_log_folder(),
+            format!(
+                "{}/",
+                std::env::temp_dir()
+                    .join("compaction-log")
+                    .join(root.file_name().unwrap())
+                    .display()
+            )
+        );
         let all = lake.partitions(DateRange::default()).await.unwrap();
         assert_eq!(all.len(), 4);
         let range = DateRange {

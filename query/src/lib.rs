@@ -5,9 +5,13 @@
 //! GZIP'd NDJSON and Parquet objects, and read only the `year=/month=/day=` partitions of
 //! the requested date range.
 
+pub mod athena;
 pub mod chart;
 pub mod compaction;
+pub mod compaction_log;
+pub mod convert;
 pub mod filter;
+pub mod log_table;
 pub mod ndjson_scan;
 pub mod output;
 pub mod partitions;
@@ -43,6 +47,12 @@ pub enum QueryError {
     /// A compaction could not write its file.
     #[error("compaction: {0}")]
     Compaction(String),
+    /// A compaction run was stopped on purpose ([`compaction::Compactor::stop_after`]).
+    #[error("compaction stopped after {changes} changes, as asked")]
+    Interrupted {
+        /// Changes made to the lake and its log.
+        changes: usize,
+    },
 }
 pub use partitions::{PartitionSummary, summarize_partitions};
 pub use scan::{ScanOptions, ScanStats, scan};

@@ -5,6 +5,8 @@ use std::io::IsTerminal;
 
 use comfy_table::{Cell, CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use query::athena::{TableFormat, TableNames, all_ddl};
+use query::convert::convert;
 use query::{Filter, ScanOptions, scan, summarize_partitions};
 use serde_json::Value;
 use streamlake_core::lake::{DateRange, Lake, LakeLocation};
@@ -66,8 +68,8 @@ enum Command {
         #[arg(long, requires = "chart")]
         title: Option<String>,
     },
-    /// Rewrite each partition's objects into one Parquet file (readers never see a
-    /// partition with data missing or doubled).
+    /// Rewrite each partition's objects into one object of the lake's format (Parquet, or
+    /// GZIP NDJSON); readers, Athena's view included, never see a day missing or doubled.
     Compact {
         /// First day, inclusive.
         #[arg(long)]
@@ -75,6 +77,33 @@ enum Command {
         /// Last day, inclusive.
         #[arg(long)]
         to: Option<NaiveDate>,
+    },
+    /// Write the lake as Parquet into another location (one object per day), and print
+    /// the Athena DDL for it.
+    Convert {
+        /// The new lake, e.g. s3://streamlake-lake/parquet/ (never the lake itself).
+        #[arg(long)]
+        dest: LakeLocation,
+        /// First day, inclusive.
+        #[arg(long)]
+        from: Option<NaiveDate>,
+        /// Last day, inclusive.
+        #[arg(long)]
+        to: Option<NaiveDate>,
+        /// Name of the new lake's Athena view (its tables get `_raw` and
+        /// `_compaction_log`).
+        #[arg(long, default_value = "weather_parquet")]
+        table: String,
+    },
+    /// Print the Athena DDL for the lake: the table over its folders, the compaction
+    /// log's table, and the view to query.
+    Ddl {
+        /// The format the lake's objects are in.
+        #[arg(long, value_enum, default_value_t = DdlFormat::Ndjson)]
+        format: DdlFormat,
+        /// Name of the view (its tables get `_raw` and `_compaction_log`).
+        #[arg(long, default_value = query::sql::TABLE)]
+        table: String,
     },
     /// Records of a date range, reading only its partitions.
     Scan {
@@ -94,6 +123,23 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum DdlFormat {
+    /// NDJSON, plain or GZIP (Hive's JSON SerDe).
+    Ndjson,
+    /// Parquet.
+    Parquet,
+}
+
+impl From<DdlFormat> for TableFormat {
+    fn from(f: DdlFormat) -> Self {
+        match f {
+            DdlFormat::Ndjson => TableFormat::Json,
+            DdlFormat::Parquet => TableFormat::Parquet,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -224,11 +270,44 @@ async fn main() -> Result<()> {
                 .iter()
                 .fold((0, 0), |(i, o), p| (i + p.bytes_in, o + p.bytes_out));
             println!(
-                "compacted {} of {total} partitions: {objects} objects ({bytes_in} bytes) into {} Parquet files ({bytes_out} bytes), {records} records",
+                "compacted {} of {total} partitions: {objects} objects ({bytes_in} bytes) into {} objects ({bytes_out} bytes), {records} records",
                 done.len(),
                 done.len()
             );
         }
+        Command::Convert {
+            dest,
+            from,
+            to,
+            table,
+        } => {
+            let range = DateRange { from, to };
+            let target = Lake::open(dest.clone()).await;
+            let bar = progress(None, "{spinner} converting: {pos} partitions {elapsed}");
+            let done = convert(&lake, &target, range, |_| bar.inc(1)).await?;
+            bar.finish_and_clear();
+            let records: u64 = done.iter().map(|p| p.records).sum();
+            let (bytes_in, bytes_out) = done
+                .iter()
+                .fold((0, 0), |(i, o), p| (i + p.bytes_in, o + p.bytes_out));
+            eprintln!(
+                "converted {} partitions ({bytes_in} bytes) into {} Parquet objects in {dest} ({bytes_out} bytes), {records} records; its Athena DDL:",
+                done.len(),
+                done.len()
+            );
+            print!(
+                "{}",
+                all_ddl(&TableNames::for_view(&table), TableFormat::Parquet, &dest)
+            );
+        }
+        Command::Ddl { format, table } => print!(
+            "{}",
+            all_ddl(
+                &TableNames::for_view(&table),
+                format.into(),
+                lake.location()
+            )
+        ),
         Command::Scan {
             from,
             to,

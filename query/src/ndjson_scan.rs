@@ -1,12 +1,14 @@
 //! The lake's NDJSON objects (plain and GZIP) as a scan: objects spread over DataFusion
 //! partitions, each read when the plan runs and decoded with core's projected decoder
 //! ([`NdjsonDecoder`]: only the columns the query uses), the partition columns added
-//! from the object's day.
+//! from the object's day (and Athena's `"$path"`, for a raw table).
 
 use std::sync::Arc;
 
 use chrono::{Datelike, NaiveDate};
-use datafusion::arrow::array::{ArrayRef, Int32Array, RecordBatch, RecordBatchOptions};
+use datafusion::arrow::array::{
+    ArrayRef, Int32Array, RecordBatch, RecordBatchOptions, StringArray,
+};
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::catalog::Session;
 use datafusion::common::Result;
@@ -19,7 +21,7 @@ use futures::{StreamExt, TryStreamExt};
 use streamlake_core::formats::decompress;
 use streamlake_core::lake::Lake;
 use streamlake_core::ndjson::NdjsonDecoder;
-use streamlake_core::schema::PARTITION_COLUMNS;
+use streamlake_core::schema::FIELDS;
 
 /// Objects read ahead of the one being decoded, per partition (S3 latency hides
 /// behind decoding).
@@ -32,6 +34,8 @@ pub struct NdjsonObject {
     pub key: String,
     /// Its partition's day.
     pub date: NaiveDate,
+    /// Its URL, the value of a raw table's `"$path"` column.
+    pub url: String,
 }
 
 /// Where an output column comes from.
@@ -43,11 +47,13 @@ enum Source {
     Year,
     Month,
     Day,
+    /// The object's URL.
+    Path,
 }
 
 /// A scan of `objects`, projected to `projection` of `table_schema` (the observation
-/// columns read from the objects, then year, month, day), in the session's number of
-/// partitions and batch size.
+/// columns read from the objects, then year, month, day, and for a raw table `"$path"`),
+/// in the session's number of partitions and batch size.
 pub fn ndjson_scan(
     state: &dyn Session,
     lake: &Lake,
@@ -56,7 +62,7 @@ pub fn ndjson_scan(
     projection: Option<&Vec<usize>>,
     limit: Option<usize>,
 ) -> Result<Arc<dyn ExecutionPlan>> {
-    let data_columns = table_schema.fields().len() - PARTITION_COLUMNS.len();
+    let data_columns = FIELDS.len();
     let (partitions, batch_size) = (
         state.config().target_partitions(),
         state.config().batch_size(),
@@ -76,7 +82,8 @@ pub fn ndjson_scan(
             }
             Some(0) => Source::Year,
             Some(1) => Source::Month,
-            Some(_) => Source::Day,
+            Some(2) => Source::Day,
+            Some(_) => Source::Path,
         })
         .collect();
     let decoder = NdjsonDecoder::new(Arc::new(Schema::new(decoded)), batch_size)
@@ -140,6 +147,9 @@ impl ObjectGroup {
                         Source::Year => constant(date.year()),
                         Source::Month => constant(date.month() as i32),
                         Source::Day => constant(date.day() as i32),
+                        Source::Path => Arc::new(StringArray::from_iter_values(
+                            std::iter::repeat_n(object.url.as_str(), rows),
+                        )),
                     })
                     .collect();
                 let options = RecordBatchOptions::new().with_row_count(Some(rows));

@@ -30,8 +30,10 @@ pub async fn summarize_partitions(
     mut each: impl FnMut(&PartitionSummary),
 ) -> Result<Vec<PartitionSummary>, QueryError> {
     let mut out = Vec::new();
-    let partitions = lake.partitions(range).await?;
-    let mut listed = std::pin::pin!(crate::compaction::live_objects_of(lake, partitions));
+    let (partitions, hidden) = crate::compaction::partitions_to_read(lake, range).await?;
+    let mut listed = std::pin::pin!(crate::compaction::live_objects_of(
+        lake, &hidden, partitions
+    ));
     while let Some((partition, objects)) = listed.try_next().await? {
         let mut summary = PartitionSummary {
             partition,

@@ -44,8 +44,10 @@ pub async fn scan(
     mut each: impl FnMut(Map<String, Value>),
 ) -> Result<ScanStats, QueryError> {
     let mut stats = ScanStats::default();
-    let partitions = lake.partitions(options.range).await?;
-    let mut listed = std::pin::pin!(crate::compaction::live_objects_of(lake, partitions));
+    let (partitions, hidden) = crate::compaction::partitions_to_read(lake, options.range).await?;
+    let mut listed = std::pin::pin!(crate::compaction::live_objects_of(
+        lake, &hidden, partitions
+    ));
     while let Some((_, objects)) = listed.try_next().await? {
         stats.partitions += 1;
         for object in objects {

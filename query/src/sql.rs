@@ -8,6 +8,9 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use streamlake_core::lake::Lake;
 
 use crate::QueryError;
+use crate::athena::{TableFormat, TableNames};
+use crate::compaction_log::CompactionLog;
+use crate::log_table::LogTable;
 use crate::table::{LakeTable, ScanCounters};
 
 /// The default table name.
@@ -16,7 +19,9 @@ pub const TABLE: &str = "weather";
 /// The variable that sets DataFusion's partitions per query (default: four per thread).
 const TARGET_PARTITIONS: &str = "DATAFUSION_EXECUTION_TARGET_PARTITIONS";
 
-/// A SQL session with the lake registered as a table.
+/// A SQL session with the lake registered as a table (`weather`), and the two tables
+/// the Athena view reads (`weather_raw` with `"$path"`, `weather_compaction_log`:
+/// [`crate::athena`]), so the view's SQL runs unchanged.
 pub struct LakeSession {
     ctx: SessionContext,
     counters: Arc<ScanCounters>,
@@ -28,6 +33,16 @@ impl LakeSession {
     /// DataFusion's settings come from `DATAFUSION_*` environment variables (for example
     /// `DATAFUSION_EXECUTION_BATCH_SIZE`, `DATAFUSION_EXECUTION_TARGET_PARTITIONS`).
     pub async fn new(lake: Lake, table: &str) -> Result<Self, QueryError> {
+        Self::with_raw_format(lake, table, None).await
+    }
+
+    /// [`LakeSession::new`], with `weather_raw` reading every object as `format`, as
+    /// Athena's table does: an object of the other format fails a query that reads it.
+    pub async fn with_raw_format(
+        lake: Lake,
+        table: &str,
+        format: Option<TableFormat>,
+    ) -> Result<Self, QueryError> {
         let mut config = SessionConfig::from_env()?;
         if std::env::var_os(TARGET_PARTITIONS).is_none() {
             // Four partitions per thread: a thread that finishes its share early takes
@@ -38,6 +53,13 @@ impl LakeSession {
         }
         let ctx = SessionContext::new_with_config(config);
         let store = crate::store::register(&ctx, lake.location()).await?;
+        let names = TableNames::for_view(table);
+        let log = CompactionLog::of(&lake);
+        ctx.register_table(
+            &names.raw,
+            Arc::new(LakeTable::raw(lake.clone(), store.clone(), format)),
+        )?;
+        ctx.register_table(&names.log, Arc::new(LogTable::new(log)))?;
         let provider = LakeTable::new(lake, store);
         let counters = provider.counters();
         ctx.register_table(table, Arc::new(provider))?;

@@ -6,7 +6,11 @@
 //! the data columns into the Parquet source, which skips row groups by their statistics. Parquet objects are read by DataFusion's Parquet source; NDJSON objects
 //! (which Firehose writes without an extension, or GZIP'd with `.gz`) by
 //! [`crate::ndjson_scan`], which decodes only the columns a query uses. The compaction
-//! protocol is honoured ([`crate::compaction::live_objects`]).
+//! log is honoured ([`crate::compaction::live_objects`]).
+//!
+//! The same type also reads the lake as Athena's table over the folders does
+//! ([`LakeTable::raw`]): every data object, the log ignored, with Athena's `"$path"`
+//! pseudo-column, so the Athena view's SQL runs offline unchanged.
 //!
 //! String columns are `Utf8View`, DataFusion's own string type: Parquet pages decode into
 //! views without copying, and GROUP BY on them uses DataFusion's view-keyed hash table.
@@ -39,7 +43,9 @@ use streamlake_core::lake::{DateRange, Lake, LakeLocation, ObjectInfo};
 use streamlake_core::layout::OutputFormat;
 use streamlake_core::schema::PARTITION_COLUMNS;
 
+use crate::athena::TableFormat;
 use crate::compaction::live_objects_of;
+use crate::compaction_log::{CompactionLog, HiddenObjects};
 use crate::ndjson_scan::{NdjsonObject, ndjson_scan};
 use crate::pruning::{PartitionPruner, is_per_partition_filter};
 use crate::whole_object::WholeObjectReaderFactory;
@@ -114,7 +120,18 @@ pub struct LakeTable {
     schema: SchemaRef,
     counters: Arc<ScanCounters>,
     whole_objects: bool,
+    raw: Option<Raw>,
 }
+
+/// How a raw table reads ([`LakeTable::raw`]).
+#[derive(Debug, Clone, Copy)]
+struct Raw {
+    format: Option<TableFormat>,
+}
+
+/// The name of the column that holds each record's object, as Athena names its
+/// pseudo-column.
+pub const PATH_COLUMN: &str = "$path";
 
 /// The observation columns as the table reads them: the core schema, strings as views.
 fn data_schema() -> SchemaRef {
@@ -139,6 +156,10 @@ fn partition_fields() -> Vec<FieldRef> {
         .collect()
 }
 
+fn path_field() -> FieldRef {
+    Arc::new(Field::new(PATH_COLUMN, DataType::Utf8, false))
+}
+
 fn to_df(e: impl std::fmt::Display) -> DataFusionError {
     DataFusionError::External(e.to_string().into())
 }
@@ -156,7 +177,22 @@ impl LakeTable {
             schema: Arc::new(Schema::new(fields)),
             counters: Arc::default(),
             whole_objects,
+            raw: None,
         }
+    }
+
+    /// The lake as Athena's table over its folders reads it: every object whose name does
+    /// not start with `_` or `.` (the compaction log ignored), each record with its
+    /// object's URL in the last column, `"$path"` ([`Lake::url_of`]). With a `format`,
+    /// every object is read as that format, and one of the other format fails the query
+    /// naming it, as Athena's SerDe would; without, each object is read by its own format.
+    pub fn raw(lake: Lake, store: ObjectStoreUrl, format: Option<TableFormat>) -> Self {
+        let mut table = Self::new(lake, store);
+        let mut fields: Vec<FieldRef> = table.schema.fields().iter().cloned().collect();
+        fields.push(path_field());
+        table.schema = Arc::new(Schema::new(fields));
+        table.raw = Some(Raw { format });
+        table
     }
 
     /// Whether Parquet objects of up to [`WHOLE_OBJECT_BYTES`](crate::whole_object::WHOLE_OBJECT_BYTES) are read with one request
@@ -281,9 +317,18 @@ impl TableProvider for LakeTable {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let filters: Vec<Expr> = filters.iter().filter(|f| is_usable(f)).cloned().collect();
-        let partitions = self.partitions(state, &filters).await?;
+        // A raw table reads every data object; the others skip what the log hides.
+        let (partitions, hidden) = match self.raw {
+            Some(_) => (
+                self.partitions(state, &filters).await?,
+                HiddenObjects::default(),
+            ),
+            None => futures::try_join!(self.partitions(state, &filters), async {
+                CompactionLog::of(&self.lake).hidden().await.map_err(to_df)
+            })?,
+        };
         let (mut parquet, mut ndjson) = (Vec::new(), Vec::new());
-        let mut listed = std::pin::pin!(live_objects_of(&self.lake, partitions));
+        let mut listed = std::pin::pin!(live_objects_of(&self.lake, &hidden, partitions));
         while let Some((partition, objects)) = listed.try_next().await.map_err(to_df)? {
             self.counters.partitions.fetch_add(1, Ordering::Relaxed);
             let date = partition.date();
@@ -297,20 +342,36 @@ impl TableProvider for LakeTable {
                 self.counters
                     .bytes
                     .fetch_add(object.size, Ordering::Relaxed);
-                match OutputFormat::of_key(&object.key) {
-                    OutputFormat::Parquet => parquet.push(
-                        PartitionedFile::new(self.store_path(&object)?, object.size)
-                            .with_partition_values(values.clone()),
-                    ),
+                let url = self.lake.url_of(&object.key);
+                let format = match self.raw.and_then(|r| r.format) {
+                    Some(table) => table.check(&url, &object.key).map_err(to_df)?,
+                    None => OutputFormat::of_key(&object.key),
+                };
+                match format {
+                    OutputFormat::Parquet => {
+                        let mut values = values.clone();
+                        if self.raw.is_some() {
+                            values.push(ScalarValue::Utf8(Some(url)));
+                        }
+                        parquet.push(
+                            PartitionedFile::new(self.store_path(&object)?, object.size)
+                                .with_partition_values(values),
+                        );
+                    }
                     OutputFormat::Ndjson | OutputFormat::NdjsonGzip => ndjson.push(NdjsonObject {
                         key: object.key,
                         date,
+                        url,
                     }),
                 }
             }
         }
+        let mut table_columns = partition_fields();
+        if self.raw.is_some() {
+            table_columns.push(path_field());
+        }
         let table_schema = TableSchema::builder(data_schema())
-            .with_table_partition_cols(partition_fields())
+            .with_table_partition_cols(table_columns)
             .build();
         let groups = state.config().target_partitions();
         let mut plans: Vec<Arc<dyn ExecutionPlan>> = Vec::new();

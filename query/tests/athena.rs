@@ -6,6 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use query::athena::{TableFormat, TableNames, log_table_ddl, raw_table_ddl, view_ddl};
 use query::output::{Format, print};
 use query::sql::LakeSession;
 use serde_json::Value;
@@ -19,44 +20,87 @@ fn athena(path: &str) -> String {
     std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
 }
 
+/// The header of every generated DDL file.
+const HEADER: &str = "-- Generated from core/src/schema.rs by query/src/athena.rs (`query ddl` prints the same\n\
+                      -- for any lake); query/tests/athena.rs checks it. Replace <bucket> with the lake bucket.\n";
+
+/// The DDL files `infra/athena/` must hold, and what each says first.
+fn ddl_files() -> Vec<(&'static str, String)> {
+    let names = TableNames::for_view("weather");
+    let lake: LakeLocation = "s3://<bucket>/data/".parse().unwrap();
+    vec![
+        (
+            "weather_raw_ndjson.sql",
+            format!(
+                "{HEADER}-- The objects in the lake's partition folders, NDJSON lake (output format ndjson or\n\
+                 -- ndjson-gzip; compaction keeps it NDJSON). Query the view `weather`, not this table.\n{}",
+                raw_table_ddl(&names, TableFormat::Json, &lake)
+            ),
+        ),
+        (
+            "weather_raw_parquet.sql",
+            format!(
+                "{HEADER}-- The objects in the lake's partition folders, Parquet lake (output format parquet).\n\
+                 -- Query the view `weather`, not this table.\n{}",
+                raw_table_ddl(&names, TableFormat::Parquet, &lake)
+            ),
+        ),
+        (
+            "weather_compaction_log.sql",
+            format!(
+                "{HEADER}-- The compaction log (query/src/compaction_log.rs): which objects a compaction in\n\
+                 -- progress hides. Beside the lake, outside data/.\n{}",
+                log_table_ddl(&names, &lake)
+            ),
+        ),
+        (
+            "weather_view.sql",
+            format!(
+                "{HEADER}-- What to query: the raw table without the objects the compaction log hides. Every\n\
+                 -- record once at every step of a compaction, as `query sql` reads the lake.\n{}",
+                view_ddl(&names)
+            ),
+        ),
+    ]
+}
+
+/// `STREAMLAKE_UPDATE_DDL=1 cargo test -p query --test athena` rewrites the files.
 #[test]
-fn the_ddl_has_the_schemas_columns() {
-    for ddl in ["weather_ndjson.sql", "weather_parquet.sql"] {
-        let text = athena(ddl);
-        let columns: Vec<(String, String, String)> = text
-            .lines()
-            .filter_map(|l| {
-                let l = l.trim().trim_end_matches(',');
-                let (name, rest) = l.split_once(' ')?;
-                let (ty, comment) = rest.split_once(" COMMENT '")?;
-                Some((
-                    name.to_owned(),
-                    ty.to_owned(),
-                    comment.trim_end_matches('\'').replace("''", "'"),
-                ))
-            })
-            .collect();
-        let schema: Vec<(String, String, String)> = FIELDS
-            .iter()
-            .map(|f| {
-                (
-                    f.name.to_owned(),
-                    f.ty.glue_type().to_owned(),
-                    f.doc.to_owned(),
-                )
-            })
-            .collect();
-        assert_eq!(columns, schema, "{ddl}");
-        let partitions = format!(
-            "PARTITIONED BY ({})",
-            PARTITION_COLUMNS
-                .iter()
-                .map(|c| format!("{c} int"))
-                .collect::<Vec<_>>()
-                .join(", ")
+fn the_ddl_files_are_generated_from_the_schema() {
+    let update = std::env::var_os("STREAMLAKE_UPDATE_DDL").is_some();
+    for (file, expected) in ddl_files() {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../infra/athena")
+            .join(file);
+        if update {
+            std::fs::write(&path, &expected).unwrap();
+        }
+        assert_eq!(
+            athena(file),
+            expected,
+            "{file} is out of date: STREAMLAKE_UPDATE_DDL=1 cargo test -p query --test athena"
         );
-        assert!(text.contains(&partitions), "{ddl}");
     }
+    // Every column of the one schema, with its Glue type and comment.
+    let raw = athena("weather_raw_parquet.sql");
+    for f in FIELDS {
+        let column = format!(
+            "  {} {} COMMENT '{}'",
+            f.name,
+            f.ty.glue_type(),
+            f.doc.replace('\'', "''")
+        );
+        assert!(raw.contains(&column), "{column}");
+    }
+    let partitions = format!(
+        "PARTITIONED BY ({})",
+        PARTITION_COLUMNS
+            .iter()
+            .map(|c| format!("{c} int"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    assert!(raw.contains(&partitions));
 }
 
 /// Runs a saved query and returns its rows.

@@ -1,5 +1,4 @@
-//! SQL over a local lake: results equal on NDJSON and Parquet, partition pruning,
-//! compaction that keeps every record exactly once.
+//! SQL over a local lake: results equal on NDJSON and Parquet, partition pruning.
 
 mod common;
 
@@ -7,9 +6,8 @@ use std::sync::atomic::Ordering;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
-use query::compaction::{MANIFEST_PREFIX, Manifest, compact, live_objects};
 use query::sql::LakeSession;
-use streamlake_core::lake::{DateRange, Lake, LakeLocation};
+use streamlake_core::lake::{Lake, LakeLocation};
 use streamlake_core::layout::OutputFormat;
 
 async fn session(root: &std::path::Path) -> LakeSession {
@@ -116,88 +114,6 @@ async fn a_one_day_query_opens_only_that_days_objects() {
         2,
         "only the day's two objects"
     );
-    std::fs::remove_dir_all(root).unwrap();
-}
-
-#[tokio::test]
-async fn compaction_keeps_every_record_exactly_once() {
-    let (root, _) = common::lake("sql-compact", 800, common::Layout::Mixed);
-    let lake = Lake::open(LakeLocation::Local(root.clone())).await;
-    let all = "SELECT stationid, datatype, \"date\", value, observed_at, ingested_at, station_name, year, month, day \
-               FROM weather ORDER BY stationid, datatype, \"date\"";
-    let before = text(&session(&root).await.run(all).await.unwrap());
-
-    let partitions = lake.partitions(DateRange::default()).await.unwrap();
-    let done = compact(&lake, DateRange::default(), |_| {}).await.unwrap();
-    assert_eq!(done.len(), partitions.len());
-    for p in &partitions {
-        let objects = lake.objects(p).await.unwrap();
-        assert_eq!(objects.len(), 1, "one object per partition");
-        assert!(objects[0].key.ends_with(".parquet"));
-    }
-    assert_eq!(text(&session(&root).await.run(all).await.unwrap()), before);
-    // Compacting again changes nothing.
-    assert!(
-        compact(&lake, DateRange::default(), |_| {})
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    std::fs::remove_dir_all(root).unwrap();
-}
-
-#[tokio::test]
-async fn readers_see_each_record_once_at_every_step_of_a_compaction() {
-    let (root, observations) =
-        common::lake("sql-steps", 300, common::Layout::Only(OutputFormat::Ndjson));
-    let lake = Lake::open(LakeLocation::Local(root.clone())).await;
-    let partition = lake.partitions(DateRange::default()).await.unwrap()[0];
-    let sources = lake.objects(&partition).await.unwrap();
-    let in_day = observations
-        .iter()
-        .filter(|o| o.partition() == partition)
-        .count();
-    let count = || async {
-        let objects = live_objects(&lake, &partition).await.unwrap();
-        let mut n = 0;
-        for o in objects {
-            let body = lake.read(&o.key).await.unwrap();
-            n += streamlake_core::formats::count_records(&o.key, &body).unwrap() as usize;
-        }
-        n
-    };
-
-    // Step 1: the manifest is written; the compacted file is not there yet.
-    let manifest = Manifest {
-        compacted: "compacted-test.parquet".into(),
-        sources: sources.iter().map(|o| o.name().to_owned()).collect(),
-    };
-    let manifest_key = lake.key_in(&partition, &format!("{MANIFEST_PREFIX}test.json"));
-    lake.write(&manifest_key, serde_json::to_vec(&manifest).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(count().await, in_day);
-    // Step 2: the compacted file is written; the sources are still there.
-    let mut batches = Vec::new();
-    for o in &sources {
-        batches.extend(
-            streamlake_core::formats::read_batches(&o.key, &lake.read(&o.key).await.unwrap())
-                .unwrap(),
-        );
-    }
-    let parquet = streamlake_core::columnar::write_parquet(&batches).unwrap();
-    lake.write(&lake.key_in(&partition, "compacted-test.parquet"), parquet)
-        .await
-        .unwrap();
-    assert_eq!(count().await, in_day);
-    // Step 3: one source is deleted, then the other.
-    lake.delete(&sources[0].key).await.unwrap();
-    assert_eq!(count().await, in_day);
-    lake.delete(&sources[1].key).await.unwrap();
-    assert_eq!(count().await, in_day);
-    // Step 4: the manifest is deleted.
-    lake.delete(&manifest_key).await.unwrap();
-    assert_eq!(count().await, in_day);
     std::fs::remove_dir_all(root).unwrap();
 }
 

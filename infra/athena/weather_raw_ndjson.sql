@@ -1,7 +1,8 @@
--- The lake as Athena sees it, NDJSON (output format ndjson or ndjson-gzip).
--- Columns are core/src/schema.rs's FIELDS (tests/tests/athena.rs checks); partitions are
--- projected, so no crawler or MSCK REPAIR is needed. Replace <bucket> with the lake bucket.
-CREATE EXTERNAL TABLE IF NOT EXISTS weather (
+-- Generated from core/src/schema.rs by query/src/athena.rs (`query ddl` prints the same
+-- for any lake); query/tests/athena.rs checks it. Replace <bucket> with the lake bucket.
+-- The objects in the lake's partition folders, NDJSON lake (output format ndjson or
+-- ndjson-gzip; compaction keeps it NDJSON). Query the view `weather`, not this table.
+CREATE EXTERNAL TABLE IF NOT EXISTS weather_raw (
   stationid string COMMENT 'GHCND station identifier, e.g. GHCND:US1MDAA0001',
   station_name string COMMENT 'Station name and place, from the input''s location',
   datatype string COMMENT 'Measured quantity in upper case: PRCP, SNOW, TMAX, TMIN, ...',
