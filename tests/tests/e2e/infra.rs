@@ -165,6 +165,81 @@ fn template_agrees_with_the_core_definitions() {
     }
 }
 
+/// The Glue log table, the Glue view and the saved queries are what `query` generates and
+/// reads (`infra/athena/`, `query/src/athena.rs`).
+#[test]
+fn athena_resources_are_the_generated_ddl() {
+    use query::athena::{LOG_COLUMNS, TableNames, view_column_type, view_query};
+    let t = template();
+    let input = |name: &str| &t["Resources"][name]["Properties"]["TableInput"];
+    let names = TableNames::for_view("weather");
+    assert_eq!(text(&input("ObservationsTable")["Name"]), names.raw);
+    assert_eq!(text(&input("CompactionLogTable")["Name"]), names.log);
+    assert_eq!(text(&input("WeatherView")["Name"]), names.view);
+
+    let log = &input("CompactionLogTable")["StorageDescriptor"];
+    let columns: Vec<(String, String)> = log["Columns"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .map(|c| (text(&c["Name"]), text(&c["Comment"])))
+        .collect();
+    let expected: Vec<(String, String)> = LOG_COLUMNS
+        .iter()
+        .map(|(n, c)| ((*n).to_owned(), (*c).to_owned()))
+        .collect();
+    assert_eq!(columns, expected);
+    let lake: streamlake_core::lake::LakeLocation = "s3://${LakeBucket}/data/".parse().unwrap();
+    assert_eq!(text(&log["Location"]), lake.compaction_log().to_string());
+
+    // The view: Presto's definition (JSON) in ViewOriginalText, the columns of the schema
+    // and the partitions, the query `query sql` runs offline.
+    let view = input("WeatherView");
+    assert_eq!(text(&view["TableType"]), "VIRTUAL_VIEW");
+    let parts = view["ViewOriginalText"][1].as_vec().unwrap();
+    assert_eq!(text(&parts[0]), "/* Presto View: ");
+    let definition: serde_json::Value =
+        serde_json::from_str(&text(&parts[1]["Fn::Base64"])).unwrap();
+    assert_eq!(definition["originalSql"], view_query(&names));
+    assert_eq!(definition["catalog"], "awsdatacatalog");
+    let columns: Vec<(String, String)> = definition["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_owned(),
+                c["type"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String)> = FIELDS
+        .iter()
+        .map(|f| (f.name.to_owned(), view_column_type(f.ty).to_owned()))
+        .chain(
+            PARTITION_COLUMNS
+                .iter()
+                .map(|c| ((*c).to_owned(), "integer".to_owned())),
+        )
+        .collect();
+    assert_eq!(columns, expected);
+
+    // The saved queries are the files of infra/athena/queries/, on the view.
+    let mut saved = 0;
+    for (_, resource) in t["Resources"].as_hash().unwrap() {
+        if resource["Type"].as_str() != Some("AWS::Athena::NamedQuery") {
+            continue;
+        }
+        let props = &resource["Properties"];
+        let file = root().join(format!("infra/athena/queries/{}.sql", text(&props["Name"])));
+        let query = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(text(&props["QueryString"]), query, "{}", file.display());
+        assert!(query.contains(&format!("FROM {}\n", names.view)));
+        saved += 1;
+    }
+    assert_eq!(saved, 3);
+}
+
 #[test]
 fn no_policy_allows_every_action() {
     let t = template();
