@@ -46,7 +46,10 @@ enum Command {
     /// Run SQL over the lake (Apache DataFusion); the lake is the table `weather`, with
     /// `year`, `month`, `day` partition columns that prune whole partitions.
     Sql {
-        /// The statement, e.g. "SELECT datatype, count(*) FROM weather GROUP BY datatype".
+        /// The statement, e.g. "SELECT datatype, count(*) FROM weather GROUP BY datatype",
+        /// or several separated by `;` (the last one's result is shown), comments allowed:
+        /// `"$(cat infra/athena/weather_view.sql) SELECT count(*) FROM weather"`.
+        #[arg(allow_hyphen_values = true)]
         query: String,
         /// Name of the lake's table.
         #[arg(long, default_value = query::sql::TABLE)]

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::{DFParser, Statement};
 use streamlake_core::lake::Lake;
 
 use crate::QueryError;
@@ -66,16 +67,23 @@ impl LakeSession {
         Ok(Self { ctx, counters })
     }
 
-    /// Runs one statement and collects its result. `EXPLAIN` (and `EXPLAIN ANALYZE`) get
-    /// one more row, `lake_scan`: the partitions and objects the query opens.
+    /// Runs one statement, or several separated by `;` (for example a view's DDL, then a
+    /// query of the view), and collects the last one's result. `EXPLAIN` (and `EXPLAIN
+    /// ANALYZE`) get one more row, `lake_scan`: the partitions and objects the query opens.
     pub async fn run(&self, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
+        let statements = DFParser::parse_sql(sql)?;
+        let mut batches = Vec::new();
+        for statement in statements {
+            batches = self.run_statement(statement).await?;
+        }
+        Ok(batches)
+    }
+
+    async fn run_statement(&self, statement: Statement) -> Result<Vec<RecordBatch>, QueryError> {
         let before = self.counters.read();
-        let frame = self.ctx.sql(sql).await?;
-        let explain = matches!(
-            frame.logical_plan(),
-            LogicalPlan::Explain(_) | LogicalPlan::Analyze(_)
-        );
-        let mut batches = frame.collect().await?;
+        let plan = self.ctx.state().statement_to_plan(statement).await?;
+        let explain = matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_));
+        let mut batches = self.ctx.execute_logical_plan(plan).await?.collect().await?;
         if explain && let Some(first) = batches.first() {
             let opened = (self.counters.read() - before).to_string();
             let columns: Vec<ArrayRef> = vec![

@@ -46,9 +46,12 @@ async fn as_athena_reads(root: &Path, format: TableFormat) -> String {
     let session = LakeSession::with_raw_format(lake(root).await, "weather", Some(format))
         .await
         .unwrap();
-    // The view replaces the table `weather` of the session, as in Athena.
-    session.run(&view_ddl()).await.unwrap();
-    let batches = session.run(ALL).await.unwrap();
+    // The view replaces the table `weather` of the session, as in Athena; both
+    // statements in one run, as `query sql "$(cat weather_view.sql) SELECT ..."` does.
+    let batches = session
+        .run(&format!("{}\n{ALL}", view_ddl()))
+        .await
+        .unwrap();
     pretty_format_batches(&batches).unwrap().to_string()
 }
 
