@@ -16,6 +16,8 @@ pub mod columnar;
 #[cfg(feature = "formats")]
 pub mod formats;
 pub mod generate;
+#[cfg(feature = "kpl")]
+pub mod kpl;
 #[cfg(feature = "s3")]
 pub mod lake;
 pub mod layout;
