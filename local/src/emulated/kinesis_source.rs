@@ -22,6 +22,39 @@ pub struct StreamRecord {
     pub data: Vec<u8>,
     /// Arrival time in the stream.
     pub arrival: DateTime<Utc>,
+    /// For a user record taken out of a KPL aggregate, its index in the aggregate.
+    pub subsequence_number: Option<u64>,
+}
+
+impl StreamRecord {
+    /// The user records of a KPL aggregated record, each with its sub-sequence number;
+    /// any other record as is ([`streamlake_core::kpl`]).
+    pub fn deaggregated(self) -> Vec<StreamRecord> {
+        match streamlake_core::kpl::deaggregate(&self.data) {
+            Ok(users) => users
+                .into_iter()
+                .zip(0..)
+                .map(|(user, i)| StreamRecord {
+                    shard_id: self.shard_id.clone(),
+                    sequence_number: self.sequence_number.clone(),
+                    partition_key: user.partition_key,
+                    data: user.data,
+                    arrival: self.arrival,
+                    subsequence_number: Some(i),
+                })
+                .collect(),
+            Err(_) => vec![self],
+        }
+    }
+
+    /// The record's id in a Firehose event: shard and sequence number, and the
+    /// sub-sequence number of a user record of an aggregate.
+    pub fn record_id(&self) -> String {
+        match self.subsequence_number {
+            Some(sub) => format!("{}:{}:{sub}", self.shard_id, self.sequence_number),
+            None => format!("{}:{}", self.shard_id, self.sequence_number),
+        }
+    }
 }
 
 /// Where a reader starts.
@@ -131,6 +164,7 @@ impl ShardReader {
                                 .approximate_arrival_timestamp()
                                 .and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
                                 .unwrap_or_else(Utc::now),
+                            subsequence_number: None,
                         })
                         .collect();
                     if let Some(last) = records.last() {

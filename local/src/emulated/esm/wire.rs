@@ -236,6 +236,7 @@ mod tests {
                 partition_key: "k".into(),
                 data: b"{}".to_vec(),
                 arrival: Utc::now(),
+                subsequence_number: None,
             })
             .collect()
     }

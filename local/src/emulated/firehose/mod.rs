@@ -216,6 +216,13 @@ async fn read_shard(
     while !*stop.borrow() && !reader.is_closed() {
         match reader.read(10_000).await {
             Ok(records) if !records.is_empty() => {
+                // Firehose de-aggregates KPL records of a Kinesis source: the transform
+                // and the lake see user records.
+                // https://docs.aws.amazon.com/streams/latest/dev/kpl-with-firehose.html
+                let records: Vec<StreamRecord> = records
+                    .into_iter()
+                    .flat_map(StreamRecord::deaggregated)
+                    .collect();
                 {
                     let mut s = stats.lock().expect("not poisoned");
                     s.records_read += records.len() as u64;
@@ -398,7 +405,7 @@ impl Delivery {
     async fn process(&self, records: &[StreamRecord], chunk: &[usize]) -> Vec<Outcome> {
         let ids: Vec<String> = chunk
             .iter()
-            .map(|&i| format!("{}:{}", records[i].shard_id, records[i].sequence_number))
+            .map(|&i| records[i].record_id())
             .collect();
         let event = TransformEvent {
             invocation_id: uuid::Uuid::new_v4().to_string(),

@@ -56,7 +56,7 @@ impl<'a> EventRecord<'a> {
                 partition_key: &record.partition_key,
                 approximate_arrival_timestamp: arrival,
                 sequence_number: &record.sequence_number,
-                subsequence_number: 0,
+                subsequence_number: record.subsequence_number.unwrap_or(0),
             },
         }
     }
