@@ -35,7 +35,7 @@ use aws_lambda_events::event::streams::KinesisBatchItemFailure;
 use chrono::{DateTime, Utc};
 use lambda_runtime::{Error, LambdaEvent};
 use serde::{Deserialize, Serialize};
-use streamlake_core::{normalize, seqnum};
+use streamlake_core::{kpl, normalize, seqnum};
 use tokio::time::Instant;
 use window::WindowState;
 
@@ -123,11 +123,12 @@ pub async fn handler(
     }
 
     let records = &event.records;
-    let inputs = records.iter().map(|r| InputRecord {
-        sequence_number: &r.kinesis.sequence_number,
-        partition_key: &r.kinesis.partition_key,
-        data: &r.kinesis.data.0,
-        arrival: r.kinesis.approximate_arrival_timestamp.0,
+    let users = user_records(records);
+    let inputs = users.iter().map(|u| InputRecord {
+        sequence_number: &u.position,
+        partition_key: &u.partition_key,
+        data: &u.data,
+        arrival: u.arrival,
     });
     let plan = plan_batch(inputs.clone(), &config.routing);
     for invalid in &plan.invalid {
@@ -164,6 +165,7 @@ pub async fn handler(
         tokio::join!(apply(&clients.dynamodb, &plan, options), dead_letters);
     tracing::info!(
         records = records.len(),
+        user_records = users.len(),
         rows = plan.updates.len(),
         written = outcome.written,
         stale = outcome.stale,
@@ -176,7 +178,7 @@ pub async fn handler(
         "batch processed"
     );
     let report = metrics::BatchReport {
-        records: records.len(),
+        records: users.len(),
         bytes_in: records.iter().map(|r| r.kinesis.data.0.len()).sum(),
         last_arrival: records
             .last()
@@ -195,7 +197,10 @@ pub async fn handler(
         .iter()
         .chain(&dead_letter_failures)
         .map(String::as_str);
-    let retry_from = seqnum::min(failed).map(str::to_owned);
+    // A user record of an aggregate is retried with its whole Kinesis record: the
+    // response names Kinesis records (its earlier user records are written again, as
+    // stale no-ops).
+    let retry_from = seqnum::min(failed).map(|p| seqnum::kinesis_part(p).to_owned());
     // The window state takes only the records before the first one to retry: the
     // retried records are folded when they succeed.
     let state = event.window.map(|_| {
@@ -221,6 +226,47 @@ pub async fn handler(
         response.batch_item_failures.push(failure);
     }
     Ok(response)
+}
+
+/// A user record of the batch: a Kinesis record, or one record of a KPL aggregate.
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    /// Its position: the sequence number, or `SEQ:SUB` inside an aggregate
+    /// ([`seqnum::with_subsequence`]); versions and retries are per position.
+    pub position: String,
+    /// Its partition key.
+    pub partition_key: String,
+    /// Its bytes.
+    pub data: Vec<u8>,
+    /// Arrival of its Kinesis record.
+    pub arrival: DateTime<Utc>,
+}
+
+/// The user records of a batch, in order: Kinesis records in the KPL aggregated format
+/// are de-aggregated, as a Lambda consumer must do itself
+/// (<https://docs.aws.amazon.com/streams/latest/dev/kinesis-kpl-consumer-deaggregation.html>);
+/// anything else (including an aggregate whose digest fails) is one record.
+pub fn user_records(records: &[KinesisEventRecord]) -> Vec<UserRecord> {
+    let mut out = Vec::with_capacity(records.len());
+    for r in records {
+        let k = &r.kinesis;
+        let arrival = k.approximate_arrival_timestamp.0;
+        match kpl::deaggregate(&k.data.0) {
+            Ok(users) => out.extend(users.into_iter().zip(0..).map(|(u, sub)| UserRecord {
+                position: seqnum::with_subsequence(&k.sequence_number, sub),
+                partition_key: u.partition_key,
+                data: u.data,
+                arrival,
+            })),
+            Err(_) => out.push(UserRecord {
+                position: k.sequence_number.clone(),
+                partition_key: k.partition_key.clone(),
+                data: k.data.0.clone(),
+                arrival,
+            }),
+        }
+    }
+    out
 }
 
 /// The instant after which no retry should start: the invocation's deadline minus a

@@ -4,8 +4,10 @@
 //! ([`batch`]), sends them, and retries only the entries that failed, with exponential
 //! backoff and jitter, until they succeed or the attempts run out. Every record ends up
 //! counted: sent, or failed with its reason. [`redrive`] sends the records that failed
-//! downstream through the stream again.
+//! downstream through the stream again. [`aggregate`] packs records in the KPL aggregated
+//! format.
 
+pub mod aggregate;
 pub mod batch;
 pub mod input;
 pub mod redrive;

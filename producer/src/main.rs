@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use producer::aggregate::{Aggregating, ShardMap};
 use producer::input::ndjson_entries;
 use producer::redrive::{self, RedriveConfig, Source};
 use producer::{Entry, Producer, ProducerConfig};
@@ -54,6 +55,11 @@ struct Args {
     /// Attempts per record before giving up on it.
     #[arg(long, default_value_t = 8)]
     max_attempts: usize,
+    /// Pack records in the KPL aggregated format, up to the 1 MiB record limit, one
+    /// aggregate per shard (every record lands on the shard of its own partition key).
+    /// The consumer and Firehose de-aggregate them.
+    #[arg(long)]
+    aggregate: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -163,13 +169,38 @@ async fn main() -> Result<()> {
     );
 
     let shared = streamlake_core::aws::load_config().await;
+    let client = aws_sdk_kinesis::Client::new(&shared);
     let mut config = ProducerConfig::new(&args.stream);
     config.max_attempts = args.max_attempts.max(1);
-    let producer = Producer::new(aws_sdk_kinesis::Client::new(&shared), config);
-    let summary = producer
-        .send(entries, |done| progress.set_position(done))
-        .await?;
+    let limits = config.limits;
+    let producer = Producer::new(client.clone(), config);
+    let (summary, user_records) = if args.aggregate {
+        let shards = ShardMap::of_stream(&client, &args.stream).await?;
+        let aggregating =
+            std::cell::RefCell::new(Aggregating::new(entries, shards, limits.max_record_bytes));
+        let aggregates = std::iter::from_fn(|| aggregating.borrow_mut().next());
+        let summary = producer
+            .send(aggregates, |_| {
+                progress.set_position(aggregating.borrow().user_records())
+            })
+            .await?;
+        let users = aggregating.borrow().user_records();
+        (summary, Some(users))
+    } else {
+        let summary = producer
+            .send(entries, |done| progress.set_position(done))
+            .await?;
+        (summary, None)
+    };
     progress.finish_and_clear();
+    if let Some(users) = user_records {
+        println!(
+            "aggregated {users} user records into {} Kinesis records ({:.1} per record, {:.0} user records/s)",
+            summary.sent + summary.failed.len() as u64,
+            users as f64 / (summary.sent + summary.failed.len() as u64).max(1) as f64,
+            users as f64 / summary.elapsed.as_secs_f64().max(1e-9)
+        );
+    }
 
     println!(
         "sent {} records ({} bytes) to {} in {:.2} s: {:.0} records/s, {} requests, {} retried, {} failed",

@@ -3,6 +3,7 @@
 //! and Lambdas and spends most of its time waiting on them, so they overlap well even on
 //! two cores.
 
+mod aggregation;
 mod athena;
 mod consumer;
 mod crash;

@@ -403,10 +403,7 @@ impl Delivery {
 
     /// Invokes the transform for one chunk (with retries) and checks its response.
     async fn process(&self, records: &[StreamRecord], chunk: &[usize]) -> Vec<Outcome> {
-        let ids: Vec<String> = chunk
-            .iter()
-            .map(|&i| records[i].record_id())
-            .collect();
+        let ids: Vec<String> = chunk.iter().map(|&i| records[i].record_id()).collect();
         let event = TransformEvent {
             invocation_id: uuid::Uuid::new_v4().to_string(),
             delivery_stream_arn: &self.delivery_stream_arn(),
