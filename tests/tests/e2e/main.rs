@@ -12,6 +12,7 @@ mod event_source_mapping;
 mod faults;
 mod infra;
 mod keep_up;
+mod kpl_interop;
 mod lambda_host;
 mod pipeline;
 mod redrive;
