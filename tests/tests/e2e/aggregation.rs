@@ -8,16 +8,18 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use producer::aggregate::{Aggregating, ShardMap};
 use producer::{Entry, Producer, ProducerConfig};
+use streamlake::faults::{Call, FaultPlan};
 use streamlake::harness::binaries::default_state_dir;
 use streamlake::{LocalStack, StackConfig};
 use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
 
 use crate::support::assert_nothing_lost;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn aggregated_records_are_de_aggregated_by_firehose_and_the_consumer() {
+/// Aggregated records through a stack with `plan` (no faults, or throttled writes).
+async fn aggregated_through(plan: FaultPlan) {
     let mut config = StackConfig::new(default_state_dir());
     config.buffer_interval = Duration::from_secs(1);
+    config.faults = plan;
     let stack = LocalStack::start(config).await.unwrap();
     let entries: Vec<Entry> = WeatherGenerator::new(GeneratorConfig {
         seed: 11,
@@ -57,4 +59,19 @@ async fn aggregated_records_are_de_aggregated_by_firehose_and_the_consumer() {
     let ledger = assert_nothing_lost(&stack, &entries).await;
     assert!(ledger.malformed > 0, "{ledger:?}");
     stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn aggregated_records_are_de_aggregated_by_firehose_and_the_consumer() {
+    aggregated_through(FaultPlan::default()).await;
+}
+
+/// A third of the consumer's writes throttled: a row that keeps failing is reported by
+/// the Kinesis record of its first user record (`batchItemFailures` names Kinesis
+/// records), the mapping retries from there (and bisects), the user records already
+/// written are written again as stale no-ops, and the malformed user records go to the
+/// dead letters once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn aggregated_records_with_throttled_writes_lose_nothing() {
+    aggregated_through(FaultPlan::default().with(Call::DynamoDbUpdateItem, 0.3)).await;
 }
