@@ -66,11 +66,11 @@ async fn aggregated_records_are_de_aggregated_by_firehose_and_the_consumer() {
     aggregated_through(FaultPlan::default()).await;
 }
 
-/// A third of the consumer's writes throttled: a row that keeps failing is reported by
-/// the Kinesis record of its first user record (`batchItemFailures` names Kinesis
-/// records), the mapping retries from there (and bisects), the user records already
-/// written are written again as stale no-ops, and the malformed user records go to the
-/// dead letters once.
+/// A third of the consumer's writes throttled: the consumer retries them within the
+/// invocation, and a row that still fails is reported by the Kinesis record of its first
+/// user record (`batchItemFailures` name Kinesis records), so the mapping retries the whole
+/// aggregate and the user records already written are written again as stale no-ops; the
+/// malformed user records go to the dead letters once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn aggregated_records_with_throttled_writes_lose_nothing() {
     aggregated_through(FaultPlan::default().with(Call::DynamoDbUpdateItem, 0.3)).await;
