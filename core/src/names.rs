@@ -7,6 +7,9 @@ pub const STREAM: &str = "streamlake-records";
 pub const BUCKET: &str = "streamlake-lake";
 /// Firehose delivery stream (also the first part of every delivered object's name).
 pub const DELIVERY_STREAM: &str = "streamlake-delivery";
+/// Firehose delivery stream with a Direct PUT source (producers call `PutRecordBatch`),
+/// delivering into the same lake.
+pub const DIRECT_DELIVERY_STREAM: &str = "streamlake-direct";
 /// Transform Lambda function name.
 pub const TRANSFORM_FUNCTION: &str = "streamlake-transform";
 /// Consumer Lambda function name.

@@ -46,6 +46,9 @@ pub enum StackError {
         /// The cause.
         source: streamlake_core::layout::TemplateError,
     },
+    /// A delivery stream's description holds settings the local Firehose cannot play.
+    #[error(transparent)]
+    DeliveryStream(#[from] crate::emulated::firehose::settings::SettingsError),
     /// An endpoint is not a URI.
     #[error("endpoint {endpoint:?}")]
     Endpoint {

@@ -405,6 +405,11 @@ async fn up(config: StackConfig) -> Result<ExitCode> {
         served_by(c.kinesis, " (kinesalite)")
     );
     println!(
+        "  delivery  {} (from the stream), {} (Direct PUT)",
+        c.delivery_stream,
+        streamlake_core::names::DIRECT_DELIVERY_STREAM
+    );
+    println!(
         "  lake      s3://{}/{}",
         c.bucket,
         streamlake_core::layout::DATA_ROOT
@@ -431,6 +436,10 @@ async fn up(config: StackConfig) -> Result<ExitCode> {
         .collect();
     println!("  export {}", env.join(" "));
     println!("  cargo run --bin producer -- --generate weather --count 1000");
+    println!(
+        "  cargo run --bin producer -- --generate weather --count 1000 --firehose {}",
+        streamlake_core::names::DIRECT_DELIVERY_STREAM
+    );
     println!("  cargo run --bin query -- partitions");
     let mut last = (stack.firehose_stats(), stack.mapping_stats());
     let mut tick = tokio::time::interval(Duration::from_secs(5));

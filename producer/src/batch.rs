@@ -1,4 +1,5 @@
-//! Packing records into `PutRecords` requests within the Kinesis limits.
+//! Packing records into `PutRecords` (Kinesis) or `PutRecordBatch` (Firehose) requests
+//! within the API's limits.
 
 /// One record to put.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,7 +18,7 @@ impl Entry {
     }
 }
 
-/// `PutRecords` limits.
+/// The limits of a batch API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Records per request (Kinesis: 500).
@@ -28,6 +29,9 @@ pub struct Limits {
     pub max_record_bytes: usize,
     /// Partition key length in characters (Kinesis: 256).
     pub max_partition_key_chars: usize,
+    /// Whether records have a partition key, which counts towards the limits (Kinesis);
+    /// Firehose has none.
+    pub keyed: bool,
 }
 
 impl Default for Limits {
@@ -37,24 +41,52 @@ impl Default for Limits {
             max_request_bytes: 5 * 1024 * 1024,
             max_record_bytes: 1024 * 1024,
             max_partition_key_chars: 256,
+            keyed: true,
         }
     }
 }
 
 impl Limits {
+    /// `PutRecordBatch`'s: 500 records and 4 MiB per request, 1,000 KiB per record, no
+    /// partition key.
+    /// <https://docs.aws.amazon.com/firehose/latest/APIReference/API_PutRecordBatch.html>
+    pub fn firehose() -> Self {
+        Self {
+            max_records: 500,
+            max_request_bytes: 4 * 1024 * 1024,
+            max_record_bytes: 1_024_000,
+            max_partition_key_chars: 0,
+            keyed: false,
+        }
+    }
+
+    /// Bytes `entry` counts for against the limits.
+    pub fn size(&self, entry: &Entry) -> usize {
+        if self.keyed {
+            entry.size()
+        } else {
+            entry.data.len()
+        }
+    }
+
     /// Why an entry can never be put, if it cannot.
     pub fn reject(&self, entry: &Entry) -> Option<String> {
         let chars = entry.partition_key.chars().count();
-        if chars == 0 || chars > self.max_partition_key_chars {
+        if self.keyed && (chars == 0 || chars > self.max_partition_key_chars) {
             return Some(format!(
                 "partition key of {chars} characters (allowed: 1 to {})",
                 self.max_partition_key_chars
             ));
         }
-        if entry.size() > self.max_record_bytes {
+        if self.size(entry) > self.max_record_bytes {
             return Some(format!(
-                "record of {} bytes with its partition key (limit {})",
-                entry.size(),
+                "record of {} bytes{} (limit {})",
+                self.size(entry),
+                if self.keyed {
+                    " with its partition key"
+                } else {
+                    ""
+                },
                 self.max_record_bytes
             ));
         }
@@ -85,9 +117,9 @@ impl Batcher {
     pub fn push(&mut self, entry: Entry) -> Option<Vec<Entry>> {
         let full = !self.pending.is_empty()
             && (self.pending.len() == self.limits.max_records
-                || self.bytes + entry.size() > self.limits.max_request_bytes);
+                || self.bytes + self.limits.size(&entry) > self.limits.max_request_bytes);
         let out = full.then(|| self.take());
-        self.bytes += entry.size();
+        self.bytes += self.limits.size(&entry);
         self.pending.push(entry);
         out
     }
@@ -144,5 +176,13 @@ mod tests {
         assert!(limits.reject(&entry("k", 10)).is_some());
         assert!(limits.reject(&entry("", 1)).is_some());
         assert!(limits.reject(&entry(&"k".repeat(257), 1)).is_some());
+    }
+
+    #[test]
+    fn firehose_records_have_no_key_and_count_their_data_only() {
+        let limits = Limits::firehose();
+        assert!(limits.reject(&entry("", 1_024_000)).is_none());
+        assert!(limits.reject(&entry("", 1_024_001)).is_some());
+        assert_eq!(limits.size(&entry("key", 10)), 10);
     }
 }

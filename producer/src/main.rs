@@ -13,7 +13,8 @@ use producer::{Entry, Producer, ProducerConfig};
 use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
 use streamlake_core::names;
 
-/// Writes records to a Kinesis data stream with PutRecords.
+/// Writes records to a Kinesis data stream with PutRecords, or to a Firehose delivery
+/// stream with PutRecordBatch (`--firehose`).
 ///
 /// Records come from an NDJSON file (one record per line, `-` for stdin) or from the
 /// built-in weather generator. Credentials and region come from the standard AWS
@@ -58,8 +59,13 @@ struct Args {
     /// Pack records in the KPL aggregated format, up to the 1 MiB record limit, one
     /// aggregate per shard (every record lands on the shard of its own partition key).
     /// The consumer and Firehose de-aggregate them.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "firehose")]
     aggregate: bool,
+    /// Send to this Firehose delivery stream (Direct PUT source, e.g. streamlake-direct)
+    /// with PutRecordBatch instead of the Kinesis stream; a newline is appended to each
+    /// record that lacks one.
+    #[arg(long, value_name = "NAME")]
+    firehose: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -170,10 +176,14 @@ async fn main() -> Result<()> {
 
     let shared = streamlake_core::aws::load_config().await;
     let client = aws_sdk_kinesis::Client::new(&shared);
-    let mut config = ProducerConfig::new(&args.stream);
+    let destination = args.firehose.as_deref().unwrap_or(&args.stream);
+    let mut config = ProducerConfig::new(destination);
     config.max_attempts = args.max_attempts.max(1);
     let limits = config.limits;
-    let producer = Producer::new(client.clone(), config);
+    let producer = match &args.firehose {
+        Some(_) => Producer::firehose(aws_sdk_firehose::Client::new(&shared), config),
+        None => Producer::new(client.clone(), config),
+    };
     let (summary, user_records) = if args.aggregate {
         let shards = ShardMap::of_stream(&client, &args.stream).await?;
         let aggregating =
@@ -206,7 +216,7 @@ async fn main() -> Result<()> {
         "sent {} records ({} bytes) to {} in {:.2} s: {:.0} records/s, {} requests, {} retried, {} failed",
         summary.sent,
         summary.bytes,
-        args.stream,
+        destination,
         summary.elapsed.as_secs_f64(),
         summary.records_per_second(),
         summary.requests,

@@ -1,7 +1,10 @@
-//! Sending entries with `PutRecords`, retrying only what failed.
+//! Sending entries with `PutRecords` to a Kinesis stream, or with `PutRecordBatch` to a
+//! Firehose delivery stream (Direct PUT), retrying only what failed.
 
 use std::time::{Duration, Instant};
 
+use aws_sdk_firehose::operation::put_record_batch::PutRecordBatchError;
+use aws_sdk_firehose::types::{PutRecordBatchResponseEntry, Record};
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::error::{DisplayErrorContext, SdkError};
 use aws_sdk_kinesis::operation::put_records::PutRecordsError;
@@ -15,7 +18,7 @@ use crate::batch::{Batcher, Entry, Limits};
 /// How the producer sends.
 #[derive(Debug, Clone)]
 pub struct ProducerConfig {
-    /// Stream name (or ARN).
+    /// Stream name (or ARN), or the delivery stream's name.
     pub stream: String,
     /// Request limits.
     pub limits: Limits,
@@ -77,8 +80,10 @@ impl Summary {
 #[derive(Debug, Error)]
 pub enum ProduceError {
     /// The stream does not exist, access is denied, or the request is invalid.
-    #[error("PutRecords to {stream} failed: {message}")]
+    #[error("{operation} to {stream} failed: {message}")]
     Fatal {
+        /// `PutRecords` or `PutRecordBatch`.
+        operation: &'static str,
         /// Stream name.
         stream: String,
         /// The SDK's error, with its causes.
@@ -86,17 +91,58 @@ pub enum ProduceError {
     },
 }
 
+/// Where a producer puts records.
+#[derive(Debug, Clone)]
+enum Destination {
+    /// A Kinesis data stream (`PutRecords`).
+    Stream(Client),
+    /// A Firehose delivery stream with a Direct PUT source (`PutRecordBatch`).
+    DeliveryStream(aws_sdk_firehose::Client),
+}
+
+/// Why a request put nothing.
+enum PutError {
+    /// Retrying cannot help.
+    Fatal(String),
+    /// Sending again may work.
+    Retry(String),
+}
+
 /// Puts records into one stream.
 #[derive(Debug, Clone)]
 pub struct Producer {
-    client: Client,
+    destination: Destination,
     config: ProducerConfig,
 }
 
 impl Producer {
-    /// A producer writing with `client`.
+    /// A producer writing to the Kinesis stream `config.stream` with `client`.
     pub fn new(client: Client, config: ProducerConfig) -> Self {
-        Self { client, config }
+        Self {
+            destination: Destination::Stream(client),
+            config,
+        }
+    }
+
+    /// A producer writing to the Direct PUT delivery stream `config.stream` with
+    /// `PutRecordBatch`, within its limits ([`Limits::firehose`], whatever `config.limits`
+    /// says). A newline is appended to each record that does not end with one: Firehose
+    /// concatenates records, and the lake is newline-delimited.
+    pub fn firehose(client: aws_sdk_firehose::Client, config: ProducerConfig) -> Self {
+        Self {
+            destination: Destination::DeliveryStream(client),
+            config: ProducerConfig {
+                limits: Limits::firehose(),
+                ..config
+            },
+        }
+    }
+
+    fn operation(&self) -> &'static str {
+        match self.destination {
+            Destination::Stream(_) => "PutRecords",
+            Destination::DeliveryStream(_) => "PutRecordBatch",
+        }
     }
 
     /// Sends every entry, in order, one request at a time; `progress` is called with the
@@ -109,7 +155,11 @@ impl Producer {
         let start = Instant::now();
         let mut summary = Summary::default();
         let mut batcher = Batcher::new(self.config.limits);
-        for entry in entries {
+        let newline = matches!(self.destination, Destination::DeliveryStream(_));
+        for mut entry in entries {
+            if newline && entry.data.last() != Some(&b'\n') {
+                entry.data.push(b'\n');
+            }
             if let Some(reason) = self.config.limits.reject(&entry) {
                 summary.failed.push(FailedEntry { entry, reason });
                 continue;
@@ -161,13 +211,14 @@ impl Producer {
                     }
                     (retry, reason)
                 }
-                Err(e) if is_fatal(&e) => {
+                Err(PutError::Fatal(message)) => {
                     return Err(ProduceError::Fatal {
+                        operation: self.operation(),
                         stream: self.config.stream.clone(),
-                        message: DisplayErrorContext(e).to_string(),
+                        message,
                     });
                 }
-                Err(e) => (pending, DisplayErrorContext(e).to_string()),
+                Err(PutError::Retry(reason)) => (pending, reason),
             };
             if retry.is_empty() {
                 return Ok(());
@@ -193,9 +244,34 @@ impl Producer {
         }
     }
 
-    /// One `PutRecords` request; per entry, `None` when it was put, or the error.
-    async fn put(
+    /// One request; per entry, `None` when it was put, or the error.
+    async fn put(&self, entries: &[Entry]) -> Result<Vec<Option<String>>, PutError> {
+        match &self.destination {
+            Destination::Stream(client) => self.put_records(client, entries).await.map_err(|e| {
+                let message = DisplayErrorContext(&e).to_string();
+                if is_fatal(&e) {
+                    PutError::Fatal(message)
+                } else {
+                    PutError::Retry(message)
+                }
+            }),
+            Destination::DeliveryStream(client) => {
+                self.put_record_batch(client, entries).await.map_err(|e| {
+                    let message = DisplayErrorContext(&e).to_string();
+                    if is_fatal_for_firehose(&e) {
+                        PutError::Fatal(message)
+                    } else {
+                        PutError::Retry(message)
+                    }
+                })
+            }
+        }
+    }
+
+    /// One `PutRecords` request.
+    async fn put_records(
         &self,
+        client: &Client,
         entries: &[Entry],
     ) -> Result<Vec<Option<String>>, SdkError<PutRecordsError>> {
         let records = entries
@@ -208,14 +284,81 @@ impl Producer {
                     .expect("partition key and data are set")
             })
             .collect();
-        let output = self
-            .client
+        let output = client
             .put_records()
             .stream_name(&self.config.stream)
             .set_records(Some(records))
             .send()
             .await?;
         Ok(results_per_entry(entries.len(), output.records()))
+    }
+
+    /// One `PutRecordBatch` request.
+    async fn put_record_batch(
+        &self,
+        client: &aws_sdk_firehose::Client,
+        entries: &[Entry],
+    ) -> Result<Vec<Option<String>>, SdkError<PutRecordBatchError>> {
+        let records = entries
+            .iter()
+            .map(|e| {
+                Record::builder()
+                    .data(aws_sdk_firehose::primitives::Blob::new(e.data.clone()))
+                    .build()
+                    .expect("data is set")
+            })
+            .collect();
+        let output = client
+            .put_record_batch()
+            .delivery_stream_name(&self.config.stream)
+            .set_records(Some(records))
+            .send()
+            .await?;
+        Ok(batch_results_per_entry(
+            entries.len(),
+            output.request_responses(),
+        ))
+    }
+}
+
+/// [`results_per_entry`] for a `PutRecordBatch` response: an entry without an error code
+/// was put (it has a `RecordId`).
+fn batch_results_per_entry(
+    sent: usize,
+    results: &[PutRecordBatchResponseEntry],
+) -> Vec<Option<String>> {
+    if results.len() != sent {
+        let reason = format!(
+            "the PutRecordBatch response holds {} results for {sent} records",
+            results.len()
+        );
+        return vec![Some(reason); sent];
+    }
+    results
+        .iter()
+        .map(|r| {
+            r.error_code().map(|code| match r.error_message() {
+                Some(message) => format!("{code}: {message}"),
+                None => code.to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// `PutRecordBatch` errors no retry can fix (a limit broken, a stream missing).
+fn is_fatal_for_firehose(e: &SdkError<PutRecordBatchError>) -> bool {
+    match e.as_service_error() {
+        Some(PutRecordBatchError::ServiceUnavailableException(_)) => false,
+        Some(
+            PutRecordBatchError::ResourceNotFoundException(_)
+            | PutRecordBatchError::InvalidArgumentException(_)
+            | PutRecordBatchError::InvalidKmsResourceException(_)
+            | PutRecordBatchError::InvalidSourceException(_),
+        ) => true,
+        // A limit the producer keeps cannot be broken; a `ValidationException` means
+        // the request is malformed, which no retry fixes.
+        Some(other) => other.meta().code() == Some("ValidationException"),
+        None => false,
     }
 }
 

@@ -38,11 +38,13 @@ pub enum Call {
     LambdaTransform,
     /// `lambda:consumer` (the mapping invoking the consumer).
     LambdaConsumer,
+    /// `firehose:PutRecordBatch` (Direct PUT producers).
+    FirehosePutRecordBatch,
 }
 
 impl Call {
     /// Every call that can be faulted.
-    pub const ALL: [Call; 7] = [
+    pub const ALL: [Call; 8] = [
         Call::KinesisPutRecords,
         Call::KinesisGetRecords,
         Call::S3PutObject,
@@ -50,6 +52,7 @@ impl Call {
         Call::SqsSendMessage,
         Call::LambdaTransform,
         Call::LambdaConsumer,
+        Call::FirehosePutRecordBatch,
     ];
 
     /// `service:operation`, as `--inject` takes it.
@@ -62,6 +65,7 @@ impl Call {
             Call::SqsSendMessage => "sqs:SendMessage",
             Call::LambdaTransform => "lambda:transform",
             Call::LambdaConsumer => "lambda:consumer",
+            Call::FirehosePutRecordBatch => "firehose:PutRecordBatch",
         }
     }
 
@@ -79,6 +83,7 @@ impl Call {
             Call::S3PutObject => PUT_OBJECT_ERRORS,
             Call::DynamoDbUpdateItem => UPDATE_ITEM_ERRORS,
             Call::SqsSendMessage => SEND_MESSAGE_ERRORS,
+            Call::FirehosePutRecordBatch => PUT_RECORD_BATCH_ERRORS,
             Call::LambdaTransform | Call::LambdaConsumer => &[],
         }
     }
@@ -91,6 +96,12 @@ const PUT_RECORDS_ERRORS: &[HttpError] = &[HttpError::json(
     400,
     "ProvisionedThroughputExceededException",
 )];
+
+/// PutRecordBatch refused as a whole request; the other half of its faults fail entries
+/// inside an HTTP 200 ([`crate::http::firehose`]).
+/// <https://docs.aws.amazon.com/firehose/latest/APIReference/API_PutRecordBatch.html>
+const PUT_RECORD_BATCH_ERRORS: &[HttpError] =
+    &[HttpError::json(500, "ServiceUnavailableException")];
 
 /// <https://docs.aws.amazon.com/kinesis/latest/APIReference/API_GetRecords.html>
 const GET_RECORDS_ERRORS: &[HttpError] = &[

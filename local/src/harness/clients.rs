@@ -20,6 +20,8 @@ pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     /// SQS.
     pub sqs: aws_sdk_sqs::Client,
+    /// Firehose (the delivery streams' settings).
+    pub firehose: aws_sdk_firehose::Client,
     /// Environment for child processes (Lambdas, CLIs) so they reach the same endpoint.
     pub child_env: Vec<(String, String)>,
 }
@@ -52,6 +54,7 @@ impl Clients {
             kinesis: aws_sdk_kinesis::Client::new(&config),
             dynamodb: aws_sdk_dynamodb::Client::new(&config),
             sqs: aws_sdk_sqs::Client::new(&config),
+            firehose: aws_sdk_firehose::Client::new(&config),
             s3,
             config,
             child_env,
@@ -72,6 +75,7 @@ impl Clients {
             kinesis: aws_sdk_kinesis::Client::new(&config),
             dynamodb: aws_sdk_dynamodb::Client::new(&config),
             sqs: aws_sdk_sqs::Client::new(&config),
+            firehose: aws_sdk_firehose::Client::new(&config),
             s3: streamlake_core::lake::s3_client_from(&config),
             config,
             child_env,

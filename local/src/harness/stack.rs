@@ -12,6 +12,7 @@ use streamlake_core::routing::Routing;
 
 use crate::emulated::checkpoint::CheckpointStore;
 use crate::emulated::esm::{EventSourceMapping, MappingConfig, MappingStats};
+use crate::emulated::firehose::settings::DeliverySettings;
 use crate::emulated::firehose::{Firehose, FirehoseStats};
 use crate::emulated::kinesis_source::StartingPosition;
 use crate::emulated::lambda_host::LambdaFunction;
@@ -41,7 +42,8 @@ pub struct StackConfig {
     pub bucket: String,
     /// Datatype -> DynamoDB table.
     pub routing: Routing,
-    /// Firehose delivery stream name.
+    /// Name of the delivery stream reading the Kinesis stream (the Direct PUT one is
+    /// [`names::DIRECT_DELIVERY_STREAM`]).
     pub delivery_stream: String,
     /// Firehose buffer size.
     pub buffer_bytes: usize,
@@ -174,16 +176,18 @@ pub struct LocalStack {
     failure_queue_url: String,
     transform: Arc<LambdaFunction>,
     consumer: Arc<LambdaFunction>,
-    fault_proxy: Option<FaultProxy>,
+    front: FaultProxy,
     _node_servers: Vec<NodeServer>,
     checkpoints: Option<CheckpointStore>,
     firehose: Option<Firehose>,
+    direct_put: Option<Firehose>,
     mapping: Option<EventSourceMapping>,
 }
 
 impl LocalStack {
-    /// Starts the emulator, creates what is missing, starts both Lambdas, Firehose
-    /// delivery and the event source mapping (each piece's settings: `harness::wiring`).
+    /// Starts the emulator and the HTTP front, creates what is missing, starts both
+    /// Lambdas, both delivery streams (Kinesis source, Direct PUT) and the event source
+    /// mapping (each piece's settings: `harness::wiring`).
     pub async fn start(mut config: StackConfig) -> Result<Self, StackError> {
         let binaries = Binaries::locate().await?;
         let log_dir = logs::create_run_dir(&config.state_dir).map_err(StackError::io(format!(
@@ -194,12 +198,10 @@ impl LocalStack {
             Some(endpoint) => Emulator::shared(endpoint),
             None => Emulator::start(&config.state_dir, &log_dir).await?,
         };
-        let (fault_proxy, node_servers) = config.front(&emulator, &log_dir).await?;
-        let clients = Clients::connect(emulator.endpoint(), emulator.is_local()).await;
-        let clients = match &fault_proxy {
-            Some(proxy) => clients.through(proxy.endpoint()),
-            None => clients,
-        };
+        let (front, node_servers) = config.front(&emulator, &log_dir).await?;
+        let clients = Clients::connect(emulator.endpoint(), emulator.is_local())
+            .await
+            .through(front.endpoint());
         let region = clients.region();
         let provisioned = resources::ensure(&clients, &config.resources()).await?;
         let checkpoints = config.checkpoints(&emulator, &provisioned)?;
@@ -209,8 +211,15 @@ impl LocalStack {
         let consumer_env = config.consumer_env(&clients);
         let consumer = Arc::new(LambdaFunction::start(function(CONSUMER, consumer_env)).await?);
 
-        let firehose_config = config.firehose(&provisioned, &region, checkpoints.clone());
-        let firehose = Firehose::start(firehose_config, &clients, transform.clone()).await?;
+        let [kinesis_source, direct_put] = config
+            .firehoses(
+                &provisioned,
+                &region,
+                transform.spec().arn(),
+                checkpoints.clone(),
+            )
+            .map(|c| Firehose::start(c, &clients, transform.clone(), front.direct_put()));
+        let (firehose, direct_put) = tokio::try_join!(kinesis_source, direct_put)?;
         let mapping_config = config.mapping_config(&provisioned, &clients, checkpoints.clone());
         let mapping = EventSourceMapping::start(mapping_config, &clients, consumer.clone()).await?;
 
@@ -223,10 +232,11 @@ impl LocalStack {
             failure_queue_url: provisioned.failure_queue_url,
             transform,
             consumer,
-            fault_proxy,
+            front,
             _node_servers: node_servers,
             checkpoints,
             firehose: Some(firehose),
+            direct_put: Some(direct_put),
             mapping: Some(mapping),
         })
     }
@@ -236,15 +246,13 @@ impl LocalStack {
         &self.config
     }
 
-    /// The endpoint every client of the stack uses: the fault proxy's when faults are
-    /// injected, otherwise the emulator's.
+    /// The endpoint every client of the stack uses: the stack's HTTP front (Direct PUT,
+    /// faults, Node.js servers), in front of the emulator.
     pub fn endpoint(&self) -> &str {
-        self.fault_proxy
-            .as_ref()
-            .map_or_else(|| self.emulator.endpoint(), FaultProxy::endpoint)
+        self.front.endpoint()
     }
 
-    /// The emulator's own endpoint (behind the fault proxy, if there is one).
+    /// The emulator's own endpoint (behind the front).
     pub fn emulator_endpoint(&self) -> &str {
         self.emulator.endpoint()
     }
@@ -276,11 +284,7 @@ impl LocalStack {
 
     /// Faults injected so far, per call.
     pub fn injected_by_call(&self) -> BTreeMap<Call, u64> {
-        let mut counts = self
-            .fault_proxy
-            .as_ref()
-            .map(FaultProxy::injected_by_call)
-            .unwrap_or_default();
+        let mut counts = self.front.injected_by_call();
         for (call, function) in [
             (Call::LambdaTransform, &self.transform),
             (Call::LambdaConsumer, &self.consumer),
@@ -292,9 +296,27 @@ impl LocalStack {
         counts
     }
 
-    /// Firehose counters.
+    /// Counters of the delivery stream reading the Kinesis stream.
     pub fn firehose_stats(&self) -> FirehoseStats {
         self.firehose
+            .as_ref()
+            .map(Firehose::stats)
+            .unwrap_or_default()
+    }
+
+    /// The settings each delivery stream plays (the Kinesis source's first), as the
+    /// Firehose API described them.
+    pub fn delivery_settings(&self) -> Vec<DeliverySettings> {
+        [&self.firehose, &self.direct_put]
+            .into_iter()
+            .flatten()
+            .map(|f| f.settings().clone())
+            .collect()
+    }
+
+    /// Counters of the Direct PUT delivery stream.
+    pub fn direct_put_stats(&self) -> FirehoseStats {
+        self.direct_put
             .as_ref()
             .map(Firehose::stats)
             .unwrap_or_default()
@@ -324,10 +346,35 @@ impl LocalStack {
             .unwrap_or_default()
     }
 
-    /// Delivers Firehose's buffer now instead of at the end of its interval.
+    /// Delivers both delivery streams' buffers now instead of at the end of their interval.
     pub async fn flush_firehose(&self) {
-        if let Some(firehose) = &self.firehose {
+        for firehose in [&self.firehose, &self.direct_put].into_iter().flatten() {
             firehose.flush().await;
+        }
+    }
+
+    /// Waits until the Direct PUT delivery stream has taken at least `records` records in
+    /// and settled every one (its buffer is delivered at once).
+    pub async fn wait_direct_put_settled(
+        &self,
+        records: u64,
+        timeout: Duration,
+    ) -> Result<(), StackError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let stats = self.direct_put_stats();
+            if stats.records_read >= records && stats.settled() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(StackError::Timeout(format!(
+                    "Direct PUT did not settle {records} records within {timeout:?}: {stats:?}"
+                )));
+            }
+            if stats.records_read >= records {
+                self.flush_firehose().await;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
@@ -375,12 +422,19 @@ impl LocalStack {
     /// progress (checkpoints saved; both bounded by [`crate::emulated::shutdown::STOP_GRACE`]), then
     /// the Lambdas and the emulator (if the stack started it). Returns the final counters.
     pub async fn stop(mut self) -> FinalStats {
-        let (mapping, firehose) = (self.mapping.take(), self.firehose.take());
-        let (mapping, firehose) = tokio::join!(async { Some(mapping?.stop().await) }, async {
-            Some(firehose?.stop().await)
-        });
+        let (mapping, firehose, direct) = (
+            self.mapping.take(),
+            self.firehose.take(),
+            self.direct_put.take(),
+        );
+        let (mapping, firehose, direct_put) = tokio::join!(
+            async { Some(mapping?.stop().await) },
+            async { Some(firehose?.stop().await) },
+            async { Some(direct?.stop().await) },
+        );
         let stats = FinalStats {
             firehose: firehose.unwrap_or_default(),
+            direct_put: direct_put.unwrap_or_default(),
             mapping: mapping.unwrap_or_default(),
         };
         if let Some(store) = &self.checkpoints
@@ -401,8 +455,10 @@ impl LocalStack {
 /// The counters of a stopped stack.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FinalStats {
-    /// Firehose delivery.
+    /// Firehose delivery from the Kinesis stream.
     pub firehose: FirehoseStats,
+    /// Firehose delivery of Direct PUT records.
+    pub direct_put: FirehoseStats,
     /// The consumer's event source mapping.
     pub mapping: MappingStats,
 }

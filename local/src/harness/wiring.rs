@@ -10,6 +10,7 @@ use streamlake_core::names;
 use crate::emulated::checkpoint::CheckpointStore;
 use crate::emulated::esm::{MappingConfig, OnFailureDestination};
 use crate::emulated::firehose::FirehoseConfig;
+use crate::emulated::firehose::settings::{DeliverySettings, LambdaProcessor, Source};
 use crate::emulated::kinesis_source::StartingPosition;
 use crate::emulated::lambda_host::FunctionSpec;
 use crate::error::{Report, StackError};
@@ -79,14 +80,14 @@ impl StackConfig {
         }
     }
 
-    /// What clients talk to in front of the emulator: the fault proxy, when HTTP calls are
-    /// to fail or be delayed, or Node.js servers (started here) answer some APIs.
-    /// `ApiServer::Auto` settings are resolved here.
+    /// What clients talk to in front of the emulator: the stack's HTTP front, which
+    /// answers Direct PUT calls, fails or delays HTTP calls as asked, and sends some APIs to
+    /// Node.js servers (started here). `ApiServer::Auto` settings are resolved here.
     pub(crate) async fn front(
         &mut self,
         emulator: &Emulator,
         log_dir: &Path,
-    ) -> Result<(Option<FaultProxy>, Vec<NodeServer>), StackError> {
+    ) -> Result<(FaultProxy, Vec<NodeServer>), StackError> {
         // Only `Auto` asks whether Node.js is there (two processes to run).
         let node_usable = [self.dynamodb, self.kinesis].contains(&ApiServer::Auto)
             && emulator.is_owned()
@@ -124,12 +125,9 @@ impl StackConfig {
             };
             routed.extend(started.map(|n| (service, n)));
         }
-        if !self.faults.has_http_faults() && routed.is_empty() {
-            return Ok((None, Vec::new()));
-        }
         let routes: Vec<(Service, &str)> = routed.iter().map(|(s, n)| (*s, n.endpoint())).collect();
         let proxy = FaultProxy::start_routed(emulator.endpoint(), &routes, &self.faults).await?;
-        Ok((Some(proxy), routed.into_iter().map(|(_, n)| n).collect()))
+        Ok((proxy, routed.into_iter().map(|(_, n)| n).collect()))
     }
 
     /// The consumer's environment: routing, dead letters and the summary table.
@@ -151,31 +149,49 @@ impl StackConfig {
         env
     }
 
-    /// The delivery stream: Kinesis source, the transform, dynamic partitioning into the
-    /// lake's prefixes, buffering and format.
-    pub(crate) fn firehose(
+    /// The delivery streams, as `infra/template.yaml` configures them: one reading the
+    /// Kinesis stream, one taking Direct PUT calls; both transform, partition into the
+    /// lake's prefixes, buffer and write the lake's format.
+    pub(crate) fn firehoses(
         &self,
         provisioned: &Provisioned,
         region: &str,
+        transform_arn: String,
         checkpoints: Option<CheckpointStore>,
-    ) -> FirehoseConfig {
-        FirehoseConfig {
-            delivery_stream: self.delivery_stream.clone(),
-            source_stream: self.stream.clone(),
-            source_stream_arn: provisioned.stream_arn.clone(),
+    ) -> [FirehoseConfig; 2] {
+        let settings = |name: &str, source| DeliverySettings {
+            name: name.to_owned(),
+            source,
             bucket: self.bucket.clone(),
             prefix: layout::DATA_PREFIX.into(),
             error_prefix: layout::ERROR_PREFIX.into(),
             buffer_bytes: self.buffer_bytes,
             buffer_interval: self.buffer_interval,
-            processor_buffer_bytes: self.processor_buffer_bytes,
-            retries: 3,
+            processor: LambdaProcessor {
+                function_arn: transform_arn.clone(),
+                buffer_bytes: self.processor_buffer_bytes,
+                retries: 3,
+            },
+            format: self.output_format,
+        };
+        let config = |settings, checkpoints| FirehoseConfig {
+            settings,
             max_active_partitions: 500,
             starting_position: StartingPosition::TrimHorizon,
             checkpoints,
-            format: self.output_format,
             region: region.to_owned(),
-        }
+        };
+        let kinesis = Source::Kinesis {
+            stream_arn: provisioned.stream_arn.clone(),
+        };
+        [
+            config(settings(&self.delivery_stream, kinesis), checkpoints),
+            // Direct PUT records are not read from anywhere again: no checkpoints.
+            config(
+                settings(names::DIRECT_DELIVERY_STREAM, Source::DirectPut),
+                None,
+            ),
+        ]
     }
 
     /// The consumer's event source mapping, with the on-failure queue.

@@ -1,12 +1,15 @@
-//! The fault proxy: an HTTP proxy in front of the emulator that answers some requests
-//! with an error AWS documents for the call, instead of forwarding them, and holds the
-//! answers of a service back by a round trip as long as AWS's ([`crate::faults::latency`]).
-//!
-//! The emulator never fails, so when faults are asked for, every client of the stack (its
-//! Firehose and event source mapping, the Lambdas, the producer and the tools, through
-//! the endpoint `up` prints) goes through this proxy. Clients see real HTTP error
-//! responses, as AWS sends them, and retry as they would against AWS. Which calls fail and
-//! how: [`crate::faults`].
+//! The stack's HTTP front (the fault proxy): every client of the stack (its Firehose and
+//! event source mapping, the Lambdas, the producer and the tools, through the endpoint
+//! `up` prints) talks to it, and it
+//! - answers `PutRecord`/`PutRecordBatch` of the Direct PUT delivery streams the stack
+//!   plays ([`crate::http::firehose`]);
+//! - sends the requests of a service to the server that answers it (the emulator, or a
+//!   Node.js server such as dynalite);
+//! - answers some requests with an error AWS documents for the call, instead of
+//!   forwarding them, and holds the answers of a service back by a round trip as long as
+//!   AWS's ([`crate::faults::latency`]). The emulator never fails: clients see real HTTP
+//!   error responses, as AWS sends them, and retry as they would against AWS. Which calls
+//!   fail and how: [`crate::faults`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,10 +25,12 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::task::JoinHandle;
 
+use crate::emulated::firehose::direct_put::DirectPutRoutes;
 use crate::error::StackError;
 use crate::faults::kinesis::PartialFailure;
 use crate::faults::latency::{Delays, Service};
 use crate::faults::{Call, FaultPlan, HttpError, Injector};
+use crate::http::firehose::{self, Operation};
 
 /// The largest request body the proxy reads to fail entries of (PutRecords: 5 MiB).
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -36,6 +41,7 @@ struct Proxy {
     routes: BTreeMap<Service, Uri>,
     injectors: BTreeMap<Call, Injector>,
     delays: BTreeMap<Service, Delays>,
+    direct_put: DirectPutRoutes,
     client: Client<HttpConnector, Body>,
     forwarded: AtomicU64,
 }
@@ -88,6 +94,7 @@ impl FaultProxy {
             routes,
             injectors,
             delays,
+            direct_put: DirectPutRoutes::default(),
             client: Client::builder(TokioExecutor::new()).build_http(),
             forwarded: AtomicU64::new(0),
         });
@@ -127,6 +134,11 @@ impl FaultProxy {
             .iter()
             .map(|(c, i)| (*c, i.injected()))
             .collect()
+    }
+
+    /// The Direct PUT delivery streams this front answers for.
+    pub fn direct_put(&self) -> &DirectPutRoutes {
+        &self.proxy.direct_put
     }
 
     /// Requests forwarded so far.
@@ -175,6 +187,9 @@ async fn handle(State(proxy): State<Arc<Proxy>>, request: Request) -> Response {
     if let Some(delays) = Service::of_target(target).and_then(|s| proxy.delays.get(&s)) {
         tokio::time::sleep(delays.next()).await;
     }
+    if let Some(operation) = Operation::of_target(target) {
+        return proxy.firehose(operation, request).await;
+    }
     let Some((call, injector)) =
         classify(&request).and_then(|c| Some((c, proxy.injectors.get(&c)?)))
     else {
@@ -193,6 +208,36 @@ async fn handle(State(proxy): State<Arc<Proxy>>, request: Request) -> Response {
 }
 
 impl Proxy {
+    /// Answers a Direct PUT call of a delivery stream the stack plays; forwards any other.
+    async fn firehose(&self, operation: Operation, request: Request) -> Response {
+        let (parts, body) = request.into_parts();
+        let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+            return json_response(firehose::Answer::error(
+                413,
+                "InvalidArgumentException",
+                "the request is larger than Firehose accepts",
+            ));
+        };
+        let Some(inlet) = firehose::stream_name(&body).and_then(|s| self.direct_put.get(&s)) else {
+            return self
+                .forward(Request::from_parts(parts, Body::from(body)))
+                .await;
+        };
+        let injector = (operation == Operation::PutRecordBatch)
+            .then(|| self.injectors.get(&Call::FirehosePutRecordBatch))
+            .flatten()
+            .filter(|i| i.roll());
+        let failing = match injector {
+            Some(injector) if !injector.coin() => {
+                let errors = Call::FirehosePutRecordBatch.errors();
+                let error = errors[injector.below(errors.len())];
+                return error_response(error, Call::FirehosePutRecordBatch);
+            }
+            other => other,
+        };
+        json_response(firehose::answer(operation, &body, &inlet, failing).await)
+    }
+
     async fn forward(&self, mut request: Request) -> Response {
         let path = request
             .uri()
@@ -290,7 +335,9 @@ fn error_response(error: HttpError, call: Call) -> Response {
     } else {
         let body = serde_json::json!({ "__type": error.code, "message": error.message });
         let content_type = match call {
-            Call::KinesisPutRecords | Call::KinesisGetRecords => "application/x-amz-json-1.1",
+            Call::KinesisPutRecords | Call::KinesisGetRecords | Call::FirehosePutRecordBatch => {
+                "application/x-amz-json-1.1"
+            }
             _ => "application/x-amz-json-1.0",
         };
         (body.to_string(), content_type)
@@ -301,6 +348,22 @@ fn error_response(error: HttpError, call: Call) -> Response {
     headers.insert(
         "x-amzn-requestid",
         HeaderValue::from_str(&request_id).expect("a UUID is a header value"),
+    );
+    response
+}
+
+/// An answer of the Firehose API (AWS JSON 1.1).
+fn json_response(answer: firehose::Answer) -> Response {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, answer.body.to_string()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        "content-type",
+        HeaderValue::from_static("application/x-amz-json-1.1"),
+    );
+    headers.insert(
+        "x-amzn-requestid",
+        HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).expect("a UUID is a header value"),
     );
     response
 }

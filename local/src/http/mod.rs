@@ -1,3 +1,4 @@
 //! HTTP servers the stack puts in front of the emulator.
 
 pub mod faults;
+pub mod firehose;

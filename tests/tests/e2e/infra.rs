@@ -86,6 +86,22 @@ fn template_agrees_with_the_core_definitions() {
         text(&props("DeliveryStream")["DeliveryStreamName"]),
         names::DELIVERY_STREAM
     );
+    // The Direct PUT stream delivers the same way into the same lake.
+    let direct = props("DirectDeliveryStream");
+    assert_eq!(
+        text(&direct["DeliveryStreamName"]),
+        names::DIRECT_DELIVERY_STREAM
+    );
+    assert_eq!(text(&direct["DeliveryStreamType"]), "DirectPut");
+    let mut direct_s3 = direct["ExtendedS3DestinationConfiguration"].clone();
+    let mut kinesis_s3 = s3.clone();
+    for destination in [&mut direct_s3, &mut kinesis_s3] {
+        let Yaml::Hash(h) = destination else {
+            panic!("a mapping")
+        };
+        h.remove(&Yaml::String("CloudWatchLoggingOptions".into()));
+    }
+    assert_eq!(direct_s3, kinesis_s3);
 
     // Names.
     assert_eq!(text(&props("Stream")["Name"]), names::STREAM);

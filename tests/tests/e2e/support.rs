@@ -76,6 +76,53 @@ pub async fn audit_in_order<'a>(
     stream: impl IntoIterator<Item = &'a [u8]>,
 ) -> Ledger {
     let bucket = &config.bucket;
+    let (ledger, malformed, redriven) = audit_lake(clients, bucket, entries).await;
+
+    let mut dead: BTreeMap<Vec<u8>, u32> = BTreeMap::new();
+    for (key, body) in read_prefix(clients, bucket, CONSUMER_DEAD_LETTER_PREFIX)
+        .await
+        .unwrap()
+    {
+        if redriven.contains(&key) {
+            continue;
+        }
+        let record: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let raw = STANDARD
+            .decode(record["rawData"].as_str().unwrap())
+            .unwrap();
+        *dead.entry(raw).or_default() += 1;
+    }
+    assert_same(
+        &dead,
+        &malformed,
+        "malformed records: each once in the dead letters",
+    );
+
+    let routing = &config.routing;
+    let tables = routing.tables();
+    assert_eq!(
+        table_rows(&clients.dynamodb, &tables, false).await,
+        expected_rows(stream, routing),
+        "the tables hold exactly the rows of the records"
+    );
+    assert!(
+        drain_queue(&clients.sqs, failure_queue_url)
+            .await
+            .is_empty(),
+        "nothing was given up on"
+    );
+    ledger
+}
+
+/// The lake's part of [`audit`]: each valid record of `entries` once in the lake's data
+/// (or under `processing-failed/` with a `Lambda.*` error), each malformed one once under
+/// `processing-failed/`. Returns the ledger, the malformed records and the error objects
+/// a redrive sent again.
+pub async fn audit_lake(
+    clients: &Clients,
+    bucket: &str,
+    entries: &[Entry],
+) -> (Ledger, BTreeMap<Vec<u8>, u32>, BTreeSet<String>) {
     let arrival = from_epoch_millis(0);
     let mut valid: BTreeMap<RecordKey, u32> = BTreeMap::new();
     let mut malformed: BTreeMap<Vec<u8>, u32> = BTreeMap::new();
@@ -165,40 +212,7 @@ pub async fn audit_in_order<'a>(
         "malformed records: each once in processing-failed/",
     );
 
-    let mut dead: BTreeMap<Vec<u8>, u32> = BTreeMap::new();
-    for (key, body) in read_prefix(clients, bucket, CONSUMER_DEAD_LETTER_PREFIX)
-        .await
-        .unwrap()
-    {
-        if redriven.contains(&key) {
-            continue;
-        }
-        let record: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        let raw = STANDARD
-            .decode(record["rawData"].as_str().unwrap())
-            .unwrap();
-        *dead.entry(raw).or_default() += 1;
-    }
-    assert_same(
-        &dead,
-        &malformed,
-        "malformed records: each once in the dead letters",
-    );
-
-    let routing = &config.routing;
-    let tables = routing.tables();
-    assert_eq!(
-        table_rows(&clients.dynamodb, &tables, false).await,
-        expected_rows(stream, routing),
-        "the tables hold exactly the rows of the records"
-    );
-    assert!(
-        drain_queue(&clients.sqs, failure_queue_url)
-            .await
-            .is_empty(),
-        "nothing was given up on"
-    );
-    ledger
+    (ledger, malformed, redriven)
 }
 
 /// Asserts two multisets are equal, naming (up to ten of) the records whose counts differ.

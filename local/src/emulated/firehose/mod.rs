@@ -20,6 +20,8 @@
 //! mid-delivery leaves objects past the checkpoint; the restarted stack reads the same
 //! records again and writes them under the same keys.
 
+pub mod direct_put;
+pub mod settings;
 mod wire;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -36,6 +38,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use direct_put::{DirectPutInlet, DirectPutRoutes};
+use settings::{DeliverySettings, Source};
 pub use wire::{
     DataCatalogTable, ErrorRecord, FormatConversionFailedRecord, ProcessingFailedRecord,
 };
@@ -51,34 +55,15 @@ use crate::harness::clients::Clients;
 /// Configuration of the local delivery stream.
 #[derive(Debug, Clone)]
 pub struct FirehoseConfig {
-    /// Delivery stream name (first part of every object name).
-    pub delivery_stream: String,
-    /// Source stream name.
-    pub source_stream: String,
-    /// Source stream ARN.
-    pub source_stream_arn: String,
-    /// Destination bucket.
-    pub bucket: String,
-    /// S3 prefix template of delivered records.
-    pub prefix: String,
-    /// S3 prefix template of failed records.
-    pub error_prefix: String,
-    /// Deliver when this many bytes are buffered (Firehose: 1-128 MiB; default 5 MiB).
-    pub buffer_bytes: usize,
-    /// Deliver when the oldest buffered record is this old (Firehose: 0-900 s; default 300 s).
-    pub buffer_interval: Duration,
-    /// Bytes of records per transform invocation (Firehose: 0.2-3 MB; default 1 MB).
-    pub processor_buffer_bytes: usize,
-    /// Retries of a failed invocation (Firehose default: 3).
-    pub retries: u32,
+    /// The delivery stream as the stack asks for it. [`Firehose::start`] creates it
+    /// through the Firehose API when it is missing and plays what the API describes.
+    pub settings: DeliverySettings,
     /// Most distinct prefixes one delivery may write (Firehose default: 500).
     pub max_active_partitions: usize,
-    /// Where reading the source starts when there is no checkpoint.
+    /// Where reading a Kinesis source starts when there is no checkpoint.
     pub starting_position: StartingPosition,
     /// Where shard checkpoints are kept (advanced once a buffer is written).
     pub checkpoints: Option<CheckpointStore>,
-    /// Format of the data objects (record-format conversion for Parquet).
-    pub format: OutputFormat,
     /// Region for ARNs.
     pub region: String,
 }
@@ -116,53 +101,73 @@ pub struct Firehose {
     stop: watch::Sender<bool>,
     flush: mpsc::Sender<()>,
     tasks: Vec<JoinHandle<()>>,
+    /// For a Direct PUT source: where its inlet is registered, and under which name.
+    direct_put: Option<(DirectPutRoutes, String)>,
+    /// What it plays: the settings `DescribeDeliveryStream` answered at the start.
+    settings: DeliverySettings,
 }
 
 impl Firehose {
-    /// Starts reading the source and delivering.
+    /// Creates the delivery stream through the API when missing, then plays what
+    /// `DescribeDeliveryStream` answers: reads the Kinesis source, or takes the records of
+    /// `PutRecord`/`PutRecordBatch` in through `routes` for a Direct PUT source.
     pub async fn start(
-        config: FirehoseConfig,
+        mut config: FirehoseConfig,
         clients: &Clients,
         transform: Arc<LambdaFunction>,
+        routes: &DirectPutRoutes,
     ) -> Result<Self, StackError> {
-        let prefix =
-            PrefixTemplate::parse(&config.prefix).map_err(|source| StackError::Prefix {
-                which: "prefix",
-                source,
-            })?;
-        let error_prefix =
-            PrefixTemplate::parse(&config.error_prefix).map_err(|source| StackError::Prefix {
-                which: "error prefix",
-                source,
-            })?;
+        config.settings = config.settings.ensure(&clients.firehose).await?;
+        let settings = &config.settings;
+        if settings.processor.function_arn != transform.spec().arn() {
+            return Err(settings::SettingsError::Unplayable {
+                stream: settings.name.clone(),
+                setting: "LambdaArn",
+                value: settings.processor.function_arn.clone(),
+            }
+            .into());
+        }
+        let template = |which, text: &str| {
+            PrefixTemplate::parse(text).map_err(|source| StackError::Prefix { which, source })
+        };
+        let prefix = template("prefix", &settings.prefix)?;
+        let error_prefix = template("error prefix", &settings.error_prefix)?;
         let stats = Arc::new(Mutex::new(FirehoseStats::default()));
         let (stop, stopped) = watch::channel(false);
         let (records_tx, records_rx) = mpsc::channel::<Vec<StreamRecord>>(16);
         let (flush, flush_rx) = mpsc::channel(4);
         let mut tasks = Vec::new();
-        for shard in list_shards(&clients.kinesis, &config.source_stream).await? {
-            let start = config
-                .checkpoints
-                .as_ref()
-                .and_then(|c| c.get(&config.delivery_stream, &shard))
-                .map_or_else(
-                    || config.starting_position.clone(),
-                    StartingPosition::AfterSequenceNumber,
+        let direct_put = match settings.source.stream_name() {
+            Some(stream) => {
+                for shard in list_shards(&clients.kinesis, stream).await? {
+                    let start = config
+                        .checkpoints
+                        .as_ref()
+                        .and_then(|c| c.get(&settings.name, &shard))
+                        .map_or_else(
+                            || config.starting_position.clone(),
+                            StartingPosition::AfterSequenceNumber,
+                        );
+                    let reader = ShardReader::new(clients.kinesis.clone(), stream, &shard, start);
+                    tasks.push(tokio::spawn(read_shard(
+                        reader,
+                        records_tx.clone(),
+                        stats.clone(),
+                        stopped.clone(),
+                    )));
+                }
+                None
+            }
+            None => {
+                routes.register(
+                    &settings.name,
+                    DirectPutInlet::new(records_tx.clone(), stats.clone()),
                 );
-            let reader = ShardReader::new(
-                clients.kinesis.clone(),
-                &config.source_stream,
-                &shard,
-                start,
-            );
-            tasks.push(tokio::spawn(read_shard(
-                reader,
-                records_tx.clone(),
-                stats.clone(),
-                stopped.clone(),
-            )));
-        }
+                Some((routes.clone(), settings.name.clone()))
+            }
+        };
         drop(records_tx);
+        let settings = config.settings.clone();
         let delivery = Delivery {
             config,
             prefix,
@@ -177,7 +182,22 @@ impl Firehose {
             stop,
             flush,
             tasks,
+            direct_put,
+            settings,
         })
+    }
+
+    /// The settings of a delivery stream, read back from the Firehose API.
+    pub async fn describe(
+        clients: &Clients,
+        name: &str,
+    ) -> Result<Option<DeliverySettings>, StackError> {
+        DeliverySettings::describe(&clients.firehose, name).await
+    }
+
+    /// The settings it plays, as the Firehose API described them when it started.
+    pub fn settings(&self) -> &DeliverySettings {
+        &self.settings
     }
 
     /// A snapshot of the counters.
@@ -196,6 +216,10 @@ impl Firehose {
     /// checkpoint at the next start.
     pub async fn stop(mut self) -> FirehoseStats {
         let _ = self.stop.send(true);
+        if let Some((routes, name)) = self.direct_put.take() {
+            // The last sender of the buffer: delivery ends once it is drained.
+            routes.remove(&name);
+        }
         if !join_within(std::mem::take(&mut self.tasks), STOP_GRACE).await {
             tracing::warn!(
                 "Firehose stopped before delivering {} records (read again at the next start)",
@@ -306,14 +330,14 @@ impl Delivery {
         let mut bytes = 0usize;
         let mut oldest: Option<Instant> = None;
         loop {
-            let due = oldest.map(|t| t + self.config.buffer_interval);
+            let due = oldest.map(|t| t + self.config.settings.buffer_interval);
             tokio::select! {
                 batch = records.recv() => match batch {
                     Some(batch) => {
                         oldest.get_or_insert_with(Instant::now);
                         bytes += batch.iter().map(|r| r.data.len()).sum::<usize>();
                         buffer.extend(batch);
-                        if bytes >= self.config.buffer_bytes {
+                        if bytes >= self.config.settings.buffer_bytes {
                             self.deliver(std::mem::take(&mut buffer)).await;
                             (bytes, oldest) = (0, None);
                         }
@@ -361,7 +385,7 @@ impl Delivery {
                 last.insert(&r.shard_id, &r.sequence_number);
             }
             for (shard, seq) in last {
-                store.set(&self.config.delivery_stream, shard, seq);
+                store.set(&self.config.settings.name, shard, seq);
             }
             // On disk before the next buffer's objects are written: then every object past
             // the checkpoint on disk belongs to the one buffer in delivery, and after a
@@ -375,7 +399,7 @@ impl Delivery {
 
     /// Cuts the buffer into invocations: indexes of records, in order.
     fn chunks(&self, records: &[StreamRecord]) -> Vec<Vec<usize>> {
-        let limit = self.config.processor_buffer_bytes.max(1);
+        let limit = self.config.settings.processor.buffer_bytes.max(1);
         let mut chunks = Vec::new();
         let mut current = Vec::new();
         let (mut raw, mut encoded) = (0usize, 0usize);
@@ -407,12 +431,21 @@ impl Delivery {
         let event = TransformEvent {
             invocation_id: uuid::Uuid::new_v4().to_string(),
             delivery_stream_arn: &self.delivery_stream_arn(),
-            source_kinesis_stream_arn: &self.config.source_stream_arn,
+            source_kinesis_stream_arn: match &self.config.settings.source {
+                Source::Kinesis { stream_arn } => Some(stream_arn),
+                Source::DirectPut => None,
+            },
             region: &self.config.region,
             records: chunk
                 .iter()
                 .zip(&ids)
-                .map(|(&i, id)| EventRecord::new(id.clone(), &records[i]))
+                .map(|(&i, id)| {
+                    let record = &records[i];
+                    match self.config.settings.source {
+                        Source::Kinesis { .. } => EventRecord::new(id.clone(), record),
+                        Source::DirectPut => EventRecord::direct_put(id.clone(), record),
+                    }
+                })
                 .collect(),
         };
         let body =
@@ -423,7 +456,10 @@ impl Delivery {
             self.stats.lock().expect("not poisoned").invocations += 1;
             match self.transform.invoke(body.clone()).await {
                 Ok(response) => break response,
-                Err(e) if attempts <= self.config.retries && !matches!(e, InvokeError::Stopped) => {
+                Err(e)
+                    if attempts <= self.config.settings.processor.retries
+                        && !matches!(e, InvokeError::Stopped) =>
+                {
                     tracing::warn!(
                         attempt = attempts,
                         "transform invocation failed, retrying: {e}"
@@ -581,10 +617,10 @@ impl Delivery {
         }
 
         let mut objects: Vec<(String, Vec<u8>, u64, bool)> = Vec::new();
-        let extension = self.config.format.extension();
+        let extension = self.config.settings.format.extension();
         for ((prefix, _), group) in delivered {
             let first = group[0].0;
-            let (body, rows) = match self.config.format {
+            let (body, rows) = match self.config.settings.format {
                 OutputFormat::Ndjson => (group.concat_data(), group.len()),
                 OutputFormat::NdjsonGzip => (formats::gzip(&group.concat_data()), group.len()),
                 OutputFormat::Parquet => {
@@ -726,7 +762,7 @@ impl Delivery {
     /// gets the same key and replaces the object instead of adding a copy.
     fn object_name(&self, first: &StreamRecord, extension: &str) -> String {
         layout::object_name(
-            &self.config.delivery_stream,
+            &self.config.settings.name,
             1,
             &first.arrival,
             &format!("{}-{}", first.shard_id, first.sequence_number),
@@ -745,7 +781,7 @@ impl Delivery {
         let put = || {
             self.s3
                 .put_object()
-                .bucket(&self.config.bucket)
+                .bucket(&self.config.settings.bucket)
                 .key(key)
                 .body(body.clone().into())
                 .send()
@@ -768,7 +804,7 @@ impl Delivery {
             "arn:aws:firehose:{}:{}:deliverystream/{}",
             self.config.region,
             names::LOCAL_ACCOUNT,
-            self.config.delivery_stream
+            self.config.settings.name
         )
     }
 }

@@ -9,13 +9,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::emulated::kinesis_source::StreamRecord;
 
-/// The invocation event, as Firehose sends it for a Kinesis stream source.
+/// The invocation event, as Firehose sends it (the source stream and each record's
+/// metadata only for a Kinesis stream source).
+/// <https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html>
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TransformEvent<'a> {
     pub invocation_id: String,
     pub delivery_stream_arn: &'a str,
-    pub source_kinesis_stream_arn: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_kinesis_stream_arn: Option<&'a str>,
     pub region: &'a str,
     pub records: Vec<EventRecord<'a>>,
 }
@@ -28,7 +31,8 @@ pub struct EventRecord<'a> {
     /// Epoch milliseconds.
     pub approximate_arrival_timestamp: i64,
     pub data: String,
-    pub kinesis_record_metadata: KinesisRecordMetadata<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kinesis_record_metadata: Option<KinesisRecordMetadata<'a>>,
 }
 
 /// Where the record came from in the source stream.
@@ -51,13 +55,21 @@ impl<'a> EventRecord<'a> {
             record_id,
             approximate_arrival_timestamp: arrival,
             data: STANDARD.encode(&record.data),
-            kinesis_record_metadata: KinesisRecordMetadata {
+            kinesis_record_metadata: Some(KinesisRecordMetadata {
                 shard_id: &record.shard_id,
                 partition_key: &record.partition_key,
                 approximate_arrival_timestamp: arrival,
                 sequence_number: &record.sequence_number,
                 subsequence_number: record.subsequence_number.unwrap_or(0),
-            },
+            }),
+        }
+    }
+
+    /// The event record of a Direct PUT record: no Kinesis metadata.
+    pub fn direct_put(record_id: String, record: &'a StreamRecord) -> Self {
+        Self {
+            kinesis_record_metadata: None,
+            ..Self::new(record_id, record)
         }
     }
 }
