@@ -10,6 +10,11 @@
 //!   as a failure of the whole batch;
 //! - `hang`: the invocation never answers.
 //!
+//! KPL aggregated records are de-aggregated, as a consumer must: the poison is a user
+//! record, logged positions are `SEQ:SUB` for user records of an aggregate, and `partial`
+//! reports the Kinesis record that holds the poison (Lambda's `itemIdentifier` is a
+//! Kinesis sequence number), after logging the user records before it.
+//!
 //! With `FLAKY_REMAINING_LOG`, every invocation appends the milliseconds it had left when
 //! it started (its deadline minus the time it read the event).
 
@@ -19,6 +24,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde_json::{Value, json};
+use streamlake_core::kpl::deaggregate;
 
 fn append(path: &str, line: &str) -> std::io::Result<()> {
     let mut log = std::fs::OpenOptions::new()
@@ -35,27 +41,39 @@ async fn handle(event: LambdaEvent<KinesisEvent>) -> Result<Value, Error> {
         append(&path, &(deadline.saturating_sub(now)).to_string())?;
     }
     let mode = std::env::var("FLAKY_MODE").unwrap_or_else(|_| "error".into());
-    let records = &event.payload.records;
-    let poison = records
+    // Every user record: (its Kinesis record's index, its position, partition key, data).
+    let mut users = Vec::new();
+    for (i, r) in event.payload.records.iter().enumerate() {
+        let seq = r.kinesis.sequence_number.as_str();
+        let key = r.kinesis.partition_key.as_str();
+        match deaggregate(&r.kinesis.data.0) {
+            Ok(inner) => users.extend(
+                inner
+                    .into_iter()
+                    .zip(0..)
+                    .map(|(u, sub)| (i, format!("{seq}:{sub}"), u.partition_key, u.data)),
+            ),
+            Err(_) => users.push((i, seq.to_owned(), key.to_owned(), r.kinesis.data.0.clone())),
+        }
+    }
+    let poison = users
         .iter()
-        .position(|r| r.kinesis.data.0.windows(6).any(|w| w == b"poison"));
+        .position(|(_, _, _, data)| data.windows(6).any(|w| w == b"poison"));
     let done = match (poison, mode.as_str()) {
         (Some(_), "hang") => loop {
             tokio::time::sleep(Duration::from_secs(3600)).await;
         },
-        (Some(i), "partial" | "malformed") => &records[..i],
+        (Some(u), "partial" | "malformed") => &users[..u],
         (Some(_), _) => return Err("poison record".into()),
-        (None, _) => &records[..],
+        (None, _) => &users[..],
     };
     if let Ok(path) = std::env::var("FLAKY_LOG") {
-        for r in done {
-            append(
-                &path,
-                &format!("{} {}", r.kinesis.partition_key, r.kinesis.sequence_number),
-            )?;
+        for (_, position, key, _) in done {
+            append(&path, &format!("{key} {position}"))?;
         }
     }
-    let failures = match poison.map(|i| &records[i].kinesis.sequence_number) {
+    let records = &event.payload.records;
+    let failures = match poison.map(|u| &records[users[u].0].kinesis.sequence_number) {
         None => json!([]),
         Some(_) if mode == "malformed" => json!([{ "itemIdentifier": 123 }]),
         Some(seq) => json!([{ "itemIdentifier": seq }]),

@@ -15,6 +15,7 @@ use streamlake::harness::binaries::default_state_dir;
 use streamlake::harness::clients::Clients;
 use streamlake::harness::emulator::Emulator;
 use streamlake::harness::resources::{self, Resources};
+use streamlake_core::kpl::Aggregator;
 use streamlake_e2e::{before, drain_queue};
 
 struct Run {
@@ -34,6 +35,22 @@ async fn run(
     records: Vec<(String, String)>,
     configure: impl FnOnce(&mut MappingConfig),
 ) -> Run {
+    let entries = records
+        .into_iter()
+        .map(|(partition_key, data)| Entry {
+            partition_key,
+            data: data.into_bytes(),
+        })
+        .collect();
+    run_entries(mode, entries, configure).await
+}
+
+/// [`run`] with the Kinesis records given as they are (KPL aggregates, for example).
+async fn run_entries(
+    mode: &str,
+    entries: Vec<Entry>,
+    configure: impl FnOnce(&mut MappingConfig),
+) -> Run {
     let state_dir = default_state_dir();
     let mut emulator = Emulator::start(&state_dir, &run_logs()).await.unwrap();
     let clients = Clients::connect(emulator.endpoint(), true).await;
@@ -49,13 +66,6 @@ async fn run(
     )
     .await
     .unwrap();
-    let entries: Vec<Entry> = records
-        .into_iter()
-        .map(|(partition_key, data)| Entry {
-            partition_key,
-            data: data.into_bytes(),
-        })
-        .collect();
     let count = entries.len() as u64;
     let producer = Producer::new(clients.kinesis.clone(), ProducerConfig::new("flaky"));
     assert_eq!(producer.send(entries, |_| {}).await.unwrap().sent, count);
@@ -256,6 +266,78 @@ async fn partial_batch_response_retries_from_the_reported_record() {
     assert_eq!(info.start_sequence_number, run.produced[13]);
     assert_eq!(info.end_sequence_number, run.produced[19]);
     assert_eq!(info.batch_size, 7);
+}
+
+/// `records` packed `per` user records to a KPL aggregate.
+fn aggregated(records: Vec<(String, String)>, per: usize) -> Vec<Entry> {
+    records
+        .chunks(per)
+        .map(|chunk| {
+            let mut aggregator = Aggregator::default();
+            for (key, data) in chunk {
+                assert!(aggregator.try_add(key, data.as_bytes()));
+            }
+            let aggregate = aggregator.finish().unwrap();
+            Entry {
+                partition_key: aggregate.partition_key,
+                data: aggregate.data,
+            }
+        })
+        .collect()
+}
+
+/// The position of user record `user` of [`records_with_poison`] packed 3 per aggregate.
+fn user_position(run: &Run, user: usize) -> String {
+    format!("{}:{}", run.produced[user / 3], user % 3)
+}
+
+/// A poison user record inside a KPL aggregate: bisect isolates its Kinesis record (the
+/// unit Lambda splits, retries and reports), and every user record of the other
+/// aggregates completes once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bisect_isolates_the_aggregate_holding_a_poison_user_record() {
+    let run = run_entries("error", aggregated(records_with_poison(), 3), |c| {
+        c.batch_size = 4;
+        c.bisect_on_error = true;
+        c.max_retries = Some(1);
+    })
+    .await;
+    // Ten aggregates of three; user record 13 (the poison) is in aggregate 4.
+    assert_eq!(run.produced.len(), 10);
+    let expected: Vec<String> = (0..30)
+        .filter(|u| u / 3 != 4)
+        .map(|u| user_position(&run, u))
+        .collect();
+    assert_eq!(completed_seqs(&run), expected);
+    assert_eq!(run.failures.len(), 1);
+    let info = &run.failures[0].kinesis_batch_info;
+    assert_eq!(info.batch_size, 1);
+    assert_eq!(info.start_sequence_number, run.produced[4]);
+    assert_eq!(info.end_sequence_number, run.produced[4]);
+    assert_eq!(run.stats.discarded, 1);
+}
+
+/// A partial batch response for a poison user record names its Kinesis record: the user
+/// records before the poison (its aggregate's first among them) complete, the retry starts
+/// at the aggregate and completes that first user record again (a consumer's per-user-record
+/// versions make it a no-op), and what is given up on is reported by Kinesis records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn partial_batch_response_names_the_aggregate_of_a_poison_user_record() {
+    let run = run_entries("partial", aggregated(records_with_poison(), 3), |c| {
+        c.batch_size = 10;
+        c.max_retries = Some(1);
+    })
+    .await;
+    let expected: Vec<String> = (0..13)
+        .chain([12])
+        .map(|u| user_position(&run, u))
+        .collect();
+    assert_eq!(completed_seqs(&run), expected);
+    assert_eq!(run.failures.len(), 1);
+    let info = &run.failures[0].kinesis_batch_info;
+    assert_eq!(info.start_sequence_number, run.produced[4]);
+    assert_eq!(info.end_sequence_number, run.produced[9]);
+    assert_eq!(info.batch_size, 6);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
