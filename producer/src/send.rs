@@ -108,6 +108,18 @@ enum PutError {
     Retry(String),
 }
 
+impl PutError {
+    /// An SDK error, fatal or not, with its causes.
+    fn new(fatal: bool, e: impl std::error::Error) -> Self {
+        let message = DisplayErrorContext(&e).to_string();
+        if fatal {
+            PutError::Fatal(message)
+        } else {
+            PutError::Retry(message)
+        }
+    }
+}
+
 /// Puts records into one stream.
 #[derive(Debug, Clone)]
 pub struct Producer {
@@ -247,24 +259,14 @@ impl Producer {
     /// One request; per entry, `None` when it was put, or the error.
     async fn put(&self, entries: &[Entry]) -> Result<Vec<Option<String>>, PutError> {
         match &self.destination {
-            Destination::Stream(client) => self.put_records(client, entries).await.map_err(|e| {
-                let message = DisplayErrorContext(&e).to_string();
-                if is_fatal(&e) {
-                    PutError::Fatal(message)
-                } else {
-                    PutError::Retry(message)
-                }
-            }),
-            Destination::DeliveryStream(client) => {
-                self.put_record_batch(client, entries).await.map_err(|e| {
-                    let message = DisplayErrorContext(&e).to_string();
-                    if is_fatal_for_firehose(&e) {
-                        PutError::Fatal(message)
-                    } else {
-                        PutError::Retry(message)
-                    }
-                })
-            }
+            Destination::Stream(client) => self
+                .put_records(client, entries)
+                .await
+                .map_err(|e| PutError::new(is_fatal(&e), e)),
+            Destination::DeliveryStream(client) => self
+                .put_record_batch(client, entries)
+                .await
+                .map_err(|e| PutError::new(is_fatal_for_firehose(&e), e)),
         }
     }
 
@@ -321,30 +323,6 @@ impl Producer {
     }
 }
 
-/// [`results_per_entry`] for a `PutRecordBatch` response: an entry without an error code
-/// was put (it has a `RecordId`).
-fn batch_results_per_entry(
-    sent: usize,
-    results: &[PutRecordBatchResponseEntry],
-) -> Vec<Option<String>> {
-    if results.len() != sent {
-        let reason = format!(
-            "the PutRecordBatch response holds {} results for {sent} records",
-            results.len()
-        );
-        return vec![Some(reason); sent];
-    }
-    results
-        .iter()
-        .map(|r| {
-            r.error_code().map(|code| match r.error_message() {
-                Some(message) => format!("{code}: {message}"),
-                None => code.to_owned(),
-            })
-        })
-        .collect()
-}
-
 /// `PutRecordBatch` errors no retry can fix (a limit broken, a stream missing).
 fn is_fatal_for_firehose(e: &SdkError<PutRecordBatchError>) -> bool {
     match e.as_service_error() {
@@ -366,17 +344,35 @@ fn is_fatal_for_firehose(e: &SdkError<PutRecordBatchError>) -> bool {
 /// whose results do not match the request one for one cannot say which entries were put:
 /// all of them are sent again (a duplicate is harmless downstream; a loss is not).
 fn results_per_entry(sent: usize, results: &[PutRecordsResultEntry]) -> Vec<Option<String>> {
+    let errors = results.iter().map(|r| (r.error_code(), r.error_message()));
+    errors_per_entry("PutRecords", sent, errors)
+}
+
+/// [`results_per_entry`] for a `PutRecordBatch` response.
+fn batch_results_per_entry(
+    sent: usize,
+    results: &[PutRecordBatchResponseEntry],
+) -> Vec<Option<String>> {
+    let errors = results.iter().map(|r| (r.error_code(), r.error_message()));
+    errors_per_entry("PutRecordBatch", sent, errors)
+}
+
+/// The error of each entry, from the (code, message) of each result of `operation`.
+fn errors_per_entry<'a>(
+    operation: &str,
+    sent: usize,
+    results: impl ExactSizeIterator<Item = (Option<&'a str>, Option<&'a str>)>,
+) -> Vec<Option<String>> {
     if results.len() != sent {
         let reason = format!(
-            "the PutRecords response holds {} results for {sent} records",
+            "the {operation} response holds {} results for {sent} records",
             results.len()
         );
         return vec![Some(reason); sent];
     }
     results
-        .iter()
-        .map(|r| {
-            r.error_code().map(|code| match r.error_message() {
+        .map(|(code, message)| {
+            code.map(|code| match message {
                 Some(message) => format!("{code}: {message}"),
                 None => code.to_owned(),
             })

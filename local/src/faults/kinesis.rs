@@ -37,12 +37,7 @@ impl PartialFailure {
         if entries == 0 {
             return None;
         }
-        let mut errors: Vec<_> = (0..entries)
-            .map(|_| injector.coin().then(|| ENTRY_ERRORS[injector.below(2)]))
-            .collect();
-        if errors.iter().all(Option::is_none) {
-            errors[injector.below(entries)] = Some(ENTRY_ERRORS[injector.below(2)]);
-        }
+        let errors = injector.fail_entries(entries, &ENTRY_ERRORS);
         Some(Self { errors })
     }
 

@@ -350,6 +350,18 @@ impl Injector {
         self.rng().bool()
     }
 
+    /// Which of a request's `entries` fail, and with which of `errors`: each entry with
+    /// even chance, at least one (for answers that fail entries inside an HTTP 200).
+    pub fn fail_entries<T: Copy>(&self, entries: usize, errors: &[T]) -> Vec<Option<T>> {
+        let mut failed: Vec<Option<T>> = (0..entries)
+            .map(|_| self.coin().then(|| errors[self.below(errors.len())]))
+            .collect();
+        if entries > 0 && failed.iter().all(Option::is_none) {
+            failed[self.below(entries)] = Some(errors[self.below(errors.len())]);
+        }
+        failed
+    }
+
     /// Faults injected so far.
     pub fn injected(&self) -> u64 {
         self.injected.load(Ordering::Relaxed)

@@ -180,16 +180,8 @@ pub async fn answer(
         Ok(records) => records,
         Err(answer) => return answer,
     };
-    let errors: Vec<Option<(&str, &str)>> = match failing {
-        Some(injector) => {
-            let mut errors: Vec<_> = (0..records.len())
-                .map(|_| injector.coin().then(|| ENTRY_ERRORS[injector.below(2)]))
-                .collect();
-            if errors.iter().all(Option::is_none) {
-                errors[injector.below(records.len())] = Some(ENTRY_ERRORS[injector.below(2)]);
-            }
-            errors
-        }
+    let errors = match failing {
+        Some(injector) => injector.fail_entries(records.len(), &ENTRY_ERRORS),
         None => vec![None; records.len()],
     };
     let taken: Vec<Vec<u8>> = records

@@ -187,14 +187,6 @@ impl Firehose {
         })
     }
 
-    /// The settings of a delivery stream, read back from the Firehose API.
-    pub async fn describe(
-        clients: &Clients,
-        name: &str,
-    ) -> Result<Option<DeliverySettings>, StackError> {
-        DeliverySettings::describe(&clients.firehose, name).await
-    }
-
     /// The settings it plays, as the Firehose API described them when it started.
     pub fn settings(&self) -> &DeliverySettings {
         &self.settings
