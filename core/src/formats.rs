@@ -120,6 +120,53 @@ pub fn decompress<'a>(key: &str, body: &'a [u8]) -> Result<Cow<'a, [u8]>, ReadEr
     }
 }
 
+/// An NDJSON object's text as a reader: `reader` itself, or, when the key ends in `.gz`,
+/// decompressed as it is read (failing past [`MAX_DECOMPRESSED_BYTES`]).
+pub fn decompressing<'a>(
+    key: &str,
+    reader: Box<dyn Read + Send + 'a>,
+) -> Box<dyn Read + Send + 'a> {
+    decompressing_at_most(key, reader, MAX_DECOMPRESSED_BYTES)
+}
+
+fn decompressing_at_most<'a>(
+    key: &str,
+    reader: Box<dyn Read + Send + 'a>,
+    limit: u64,
+) -> Box<dyn Read + Send + 'a> {
+    match OutputFormat::of_key(key) {
+        OutputFormat::NdjsonGzip => Box::new(AtMost {
+            inner: GzDecoder::new(reader),
+            left: limit,
+            limit,
+        }),
+        _ => reader,
+    }
+}
+
+/// A GZIP decoder that fails once more than `limit` bytes came out of it, and says
+/// "not GZIP" when its input is not.
+struct AtMost<R> {
+    inner: R,
+    left: u64,
+    limit: u64,
+}
+
+impl<R: Read> Read for AtMost<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf).map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData => {
+                std::io::Error::new(e.kind(), format!("not GZIP: {e}"))
+            }
+            _ => e,
+        })?;
+        self.left = self.left.checked_sub(n as u64).ok_or_else(|| {
+            std::io::Error::other(format!("decompresses to more than {} bytes", self.limit))
+        })?;
+        Ok(n)
+    }
+}
+
 /// The most a GZIP object may decompress to (NDJSON compresses about tenfold; Firehose
 /// objects are at most 128 MiB before compression).
 pub const MAX_DECOMPRESSED_BYTES: u64 = 1 << 30;
@@ -219,6 +266,26 @@ mod tests {
             gunzip_at_most("data/x.gz", &bomb, 1 << 20).unwrap().len(),
             1 << 20
         );
+    }
+
+    #[test]
+    fn a_decompressing_reader_reads_what_gunzip_reads_and_stops_at_its_limit() {
+        let read = |key: &str, body: &[u8], limit| {
+            let mut out = Vec::new();
+            decompressing_at_most(key, Box::new(body), limit)
+                .read_to_end(&mut out)
+                .map(|_| out)
+        };
+        let bomb = gzip(&vec![b'\n'; 1 << 20]);
+        assert_eq!(read("data/x.gz", &bomb, 1 << 20).unwrap().len(), 1 << 20);
+        assert_eq!(
+            read("data/x.gz", &bomb, 1 << 16).unwrap_err().to_string(),
+            "decompresses to more than 65536 bytes"
+        );
+        let error = read("data/x.gz", LINES, 1 << 20).unwrap_err().to_string();
+        assert!(error.starts_with("not GZIP: "), "{error}");
+        // Without `.gz` the body is read as it is.
+        assert_eq!(read("data/x", LINES, 1).unwrap(), LINES);
     }
 
     #[test]

@@ -340,6 +340,29 @@ impl Lake {
         }
     }
 
+    /// One object as a reader, at most the lake's object limit: a local object is read
+    /// from its file as the reader is consumed (a block at a time, so it is never held
+    /// whole); an S3 object is fetched whole first (the round trip is paid here, where
+    /// it can overlap other work).
+    pub async fn reader(&self, key: &str) -> Result<Box<dyn Read + Send>, LakeError> {
+        match &self.location {
+            LakeLocation::S3 { .. } => Ok(Box::new(std::io::Cursor::new(self.read(key).await?))),
+            LakeLocation::Local(_) => {
+                let path = Path::new(key);
+                let file = std::fs::File::open(path).map_err(|e| io_error(path, e))?;
+                let size = file.metadata().map_err(|e| io_error(path, e))?.len();
+                if size > self.max_object_bytes {
+                    return Err(LakeError::TooLarge {
+                        key: key.to_owned(),
+                        size,
+                        limit: self.max_object_bytes,
+                    });
+                }
+                Ok(Box::new(file))
+            }
+        }
+    }
+
     /// The bytes `range` of one object (for a Parquet footer).
     pub async fn read_range(&self, key: &str, range: Range<u64>) -> Result<Vec<u8>, LakeError> {
         if range.is_empty() {

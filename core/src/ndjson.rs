@@ -7,11 +7,19 @@
 //! syntax still checked). A line at fault stops the object with an error naming the
 //! line, the field and the cause.
 //!
+//! A body is decoded a block of whole lines at a time ([`BLOCK_BYTES`]): each block is
+//! checked as UTF-8, split into lines and scanned while it is in the CPU's cache, and a
+//! reader ([`NdjsonDecoder::decode_reader`]) is read a block at a time, so a file is never
+//! held whole. (Each step over a whole 8 MB object would read it from memory again: on
+//! the lake bench's 2 GB, reading in blocks costs 0.43 s of one core against 0.55-0.70 s
+//! for read, check and split over whole objects.)
+//!
 //! Conversions are those `arrow-json` makes for the same types: numbers or numeric
 //! strings for doubles, RFC 3339 strings (or numbers in the column's unit) for
 //! timestamps, `YYYY-MM-DD` (or days) for dates.
 
 use std::borrow::Cow;
+use std::io::{ErrorKind, Read};
 use std::sync::Arc;
 
 use arrow_array::builder::{
@@ -28,6 +36,10 @@ use crate::schema::FIELDS;
 
 /// Objects nested deeper than this inside a line are refused (the schema has none).
 const MAX_DEPTH: usize = 64;
+
+/// Lines are decoded in blocks of about this many bytes (a line longer than a block is
+/// one block of its own).
+pub const BLOCK_BYTES: usize = 256 * 1024;
 
 /// A line that cannot be decoded, or a schema the decoder cannot produce.
 #[derive(Debug, Error)]
@@ -46,6 +58,14 @@ pub enum DecodeError {
     /// Arrow refused the batch.
     #[error("arrow: {0}")]
     Arrow(#[from] ArrowError),
+    /// The reader failed (after `line` whole lines).
+    #[error("read failed after {line} lines: {source}")]
+    Read {
+        /// Lines read before the failure.
+        line: usize,
+        /// The cause.
+        source: std::io::Error,
+    },
 }
 
 /// Decodes NDJSON into record batches of a given schema (a projection of the lake's).
@@ -160,11 +180,52 @@ impl NdjsonDecoder {
 
     /// Decodes a whole NDJSON body (blank lines are skipped).
     pub fn decode(&self, body: &[u8]) -> Result<Vec<RecordBatch>, DecodeError> {
-        let text = std::str::from_utf8(body).map_err(|e| DecodeError::Line {
-            line: line_of(body, e.valid_up_to()),
-            reason: "not UTF-8 text".into(),
-        })?;
-        self.decode_text(text.split('\n').map(Ok))
+        let mut decoding = Decoding::new(self);
+        let mut rest = body;
+        while !rest.is_empty() {
+            // Up to the last line end within a block, or the end of a longer line.
+            let end = memchr::memrchr(b'\n', &rest[..rest.len().min(BLOCK_BYTES)])
+                .or_else(|| memchr::memchr(b'\n', rest))
+                .map_or(rest.len(), |at| at + 1);
+            decoding.block(&rest[..end])?;
+            rest = &rest[end..];
+        }
+        decoding.finish()
+    }
+
+    /// Decodes NDJSON read from `reader` a block at a time (blank lines are skipped).
+    pub fn decode_reader(&self, mut reader: impl Read) -> Result<Vec<RecordBatch>, DecodeError> {
+        let mut decoding = Decoding::new(self);
+        let mut buffer = vec![0; BLOCK_BYTES];
+        let mut filled = 0;
+        loop {
+            if filled == buffer.len() {
+                // A line longer than the buffer.
+                buffer.resize(buffer.len() * 2, 0);
+            }
+            let read = match reader.read(&mut buffer[filled..]) {
+                Ok(read) => read,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    return Err(DecodeError::Read {
+                        line: decoding.lines,
+                        source,
+                    });
+                }
+            };
+            filled += read;
+            let end = match memchr::memrchr(b'\n', &buffer[..filled]) {
+                _ if read == 0 => filled,
+                Some(at) => at + 1,
+                None => continue,
+            };
+            decoding.block(&buffer[..end])?;
+            buffer.copy_within(end..filled, 0);
+            filled -= end;
+            if read == 0 {
+                return decoding.finish();
+            }
+        }
     }
 
     /// Decodes lines given one by one (blank ones are skipped; numbers count them all).
@@ -172,37 +233,80 @@ impl NdjsonDecoder {
         &self,
         lines: impl IntoIterator<Item = &'a [u8]>,
     ) -> Result<Vec<RecordBatch>, DecodeError> {
-        self.decode_text(lines.into_iter().map(std::str::from_utf8))
+        let mut decoding = Decoding::new(self);
+        for line in lines {
+            decoding.line(std::str::from_utf8(line))?;
+        }
+        decoding.finish()
+    }
+}
+
+/// One decode under way: the batch being built, those done, the lines seen.
+struct Decoding<'a> {
+    decoder: &'a NdjsonDecoder,
+    batch: BatchBuilder,
+    tokens: Vec<Token>,
+    batches: Vec<RecordBatch>,
+    lines: usize,
+}
+
+impl<'a> Decoding<'a> {
+    fn new(decoder: &'a NdjsonDecoder) -> Self {
+        Self {
+            decoder,
+            // Builders grow as lines come: a large batch size costs nothing for few lines.
+            batch: BatchBuilder::new(&decoder.columns, decoder.batch_size.min(8192)),
+            tokens: vec![Token::Absent; decoder.columns.len()],
+            batches: Vec::new(),
+            lines: 0,
+        }
     }
 
-    fn decode_text<'a>(
-        &self,
-        lines: impl Iterator<Item = Result<&'a str, std::str::Utf8Error>>,
-    ) -> Result<Vec<RecordBatch>, DecodeError> {
-        // Builders grow as lines come: a large batch size costs nothing for few lines.
-        let mut batch = BatchBuilder::new(&self.columns, self.batch_size.min(8192));
-        let mut tokens = vec![Token::Absent; self.columns.len()];
-        let mut batches = Vec::new();
-        for (index, line) in lines.enumerate() {
-            let at = |reason: String| DecodeError::Line {
-                line: index + 1,
-                reason,
-            };
-            let line = line.map_err(|_| at("not UTF-8 text".into()))?;
-            if line.bytes().all(|b| b.is_ascii_whitespace()) {
-                continue;
-            }
-            tokens.fill(Token::Absent);
-            scan_object(line.as_bytes(), &self.keys, &mut tokens).map_err(at)?;
-            batch.append(line, &tokens, &self.schema).map_err(at)?;
-            if batch.rows == self.batch_size {
-                batches.push(batch.finish(&self.schema)?);
-            }
+    /// Whole lines (the last one may lack its line end).
+    fn block(&mut self, block: &[u8]) -> Result<(), DecodeError> {
+        let text = std::str::from_utf8(block).map_err(|e| DecodeError::Line {
+            line: self.lines + line_of(block, e.valid_up_to()),
+            reason: "not UTF-8 text".into(),
+        })?;
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', block) {
+            self.line(Ok(&text[start..end]))?;
+            start = end + 1;
         }
-        if batch.rows > 0 {
-            batches.push(batch.finish(&self.schema)?);
+        if start < text.len() {
+            self.line(Ok(&text[start..]))?;
         }
-        Ok(batches)
+        Ok(())
+    }
+
+    fn line(&mut self, line: Result<&str, std::str::Utf8Error>) -> Result<(), DecodeError> {
+        self.lines += 1;
+        let number = self.lines;
+        let at = |reason: String| DecodeError::Line {
+            line: number,
+            reason,
+        };
+        let line = line.map_err(|_| at("not UTF-8 text".into()))?;
+        if line.bytes().all(|b| b.is_ascii_whitespace()) {
+            return Ok(());
+        }
+        let decoder = self.decoder;
+        self.tokens.fill(Token::Absent);
+        scan_object(line.as_bytes(), &decoder.keys, &mut self.tokens).map_err(at)?;
+        self.batch
+            .append(line, &self.tokens, &decoder.schema)
+            .map_err(at)?;
+        if self.batch.rows == decoder.batch_size {
+            self.batches.push(self.batch.finish(&decoder.schema)?);
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Vec<RecordBatch>, DecodeError> {
+        if self.batch.rows > 0 {
+            self.batches.push(self.batch.finish(&self.decoder.schema)?);
+        }
+        Ok(self.batches)
     }
 }
 
@@ -752,6 +856,81 @@ mod tests {
         let concat =
             |b: &[RecordBatch]| arrow_select::concat::concat_batches(&arrow_schema(), b).unwrap();
         assert_eq!(concat(&ours), concat(&expected));
+    }
+
+    /// A reader that hands out at most `step` bytes per read, failing with `Interrupted`
+    /// every other time.
+    struct Trickle<'a> {
+        body: &'a [u8],
+        step: usize,
+        interrupt: bool,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.interrupt = !self.interrupt;
+            if self.interrupt {
+                return Err(ErrorKind::Interrupted.into());
+            }
+            let n = self.step.min(buf.len()).min(self.body.len());
+            buf[..n].copy_from_slice(&self.body[..n]);
+            self.body = &self.body[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn blocks_and_readers_decode_what_a_whole_body_decodes() {
+        // Over several blocks, a line longer than a block in the middle, no final line end.
+        let mut body = transform_output(3000);
+        let long = format!(
+            "{{\"stationid\":\"{}\",\"value\":1,\"observed_at\":\"2021-10-01T00:00:00Z\",\"date\":\"2021-10-01\"}}\n",
+            "S".repeat(BLOCK_BYTES + 10)
+        );
+        let half = body.len() / 2;
+        let half = half + memchr::memchr(b'\n', &body[half..]).unwrap() + 1;
+        body.splice(half..half, long.bytes());
+        body.pop();
+        assert!(body.len() > 3 * BLOCK_BYTES);
+        let decoder = decoder(&["stationid", "value", "date"]);
+        let concat =
+            |b: &[RecordBatch]| arrow_select::concat::concat_batches(&decoder.schema, b).unwrap();
+        let lines: Vec<&[u8]> = body.split(|&b| b == b'\n').collect();
+        let expected = concat(&decoder.decode_lines(lines).unwrap());
+        assert_eq!(expected.num_rows(), 3001);
+        assert_eq!(concat(&decoder.decode(&body).unwrap()), expected);
+        for step in [1 << 20, 4096, 77] {
+            let reader = Trickle {
+                body: &body,
+                step,
+                interrupt: false,
+            };
+            assert_eq!(concat(&decoder.decode_reader(reader).unwrap()), expected);
+        }
+        // Errors name the line in the whole body, whatever block it falls in.
+        let mut bad = body.clone();
+        bad.extend_from_slice(b"\n{\"stationid\":\"\xff\"}\n{\"nope\n");
+        for result in [
+            decoder.decode(&bad),
+            decoder.decode_reader(Trickle {
+                body: &bad,
+                step: 1000,
+                interrupt: false,
+            }),
+        ] {
+            assert_eq!(result.unwrap_err().to_string(), "line 3002: not UTF-8 text");
+        }
+        let failing = std::io::Read::chain(&body[..10_000], Failing);
+        let error = decoder.decode_reader(failing).unwrap_err().to_string();
+        assert!(error.starts_with("read failed after "), "{error}");
+    }
+
+    struct Failing;
+
+    impl Read for Failing {
+        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::other("the disk went away"))
+        }
     }
 
     #[test]

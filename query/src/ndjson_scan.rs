@@ -1,7 +1,8 @@
 //! The lake's NDJSON objects (plain and GZIP) as a scan: objects spread over DataFusion
-//! partitions, each read when the plan runs and decoded with core's projected decoder
-//! ([`NdjsonDecoder`]: only the columns the query uses), the partition columns added
-//! from the object's day (and Athena's `"$path"`, for a raw table).
+//! partitions, each opened when the plan runs and decoded with core's projected decoder
+//! ([`NdjsonDecoder`]: only the columns the query uses) as it is read, a block at a time
+//! ([`Lake::reader`]), the partition columns added from the object's day (and Athena's
+//! `"$path"`, for a raw table).
 
 use std::sync::Arc;
 
@@ -18,13 +19,13 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use futures::{StreamExt, TryStreamExt};
-use streamlake_core::formats::decompress;
+use streamlake_core::formats::decompressing;
 use streamlake_core::lake::Lake;
 use streamlake_core::ndjson::NdjsonDecoder;
 use streamlake_core::schema::FIELDS;
 
-/// Objects read ahead of the one being decoded, per partition (S3 latency hides
-/// behind decoding).
+/// Objects opened ahead of the one being decoded, per partition (an S3 object is fetched
+/// when opened: its latency hides behind decoding).
 const READ_AHEAD: usize = 2;
 
 /// An NDJSON object to scan and the day it belongs to.
@@ -126,13 +127,16 @@ struct ObjectGroup {
 }
 
 impl ObjectGroup {
-    /// An object's body as record batches of the output schema.
-    fn batches(&self, object: &NdjsonObject, body: &[u8]) -> Result<Vec<RecordBatch>> {
-        let error = |e: &dyn std::fmt::Display| {
-            DataFusionError::External(format!("{}: {e}", object.key).into())
-        };
-        let text = decompress(&object.key, body).map_err(|e| error(&e))?;
-        let decoded = self.decoder.decode(&text).map_err(|e| error(&e))?;
+    /// An object's content as record batches of the output schema.
+    fn batches(
+        &self,
+        object: &NdjsonObject,
+        body: Box<dyn std::io::Read + Send>,
+    ) -> Result<Vec<RecordBatch>> {
+        let decoded = self
+            .decoder
+            .decode_reader(decompressing(&object.key, body))
+            .map_err(|e| DataFusionError::External(format!("{}: {e}", object.key).into()))?;
         let date = &object.date;
         decoded
             .into_iter()
@@ -178,10 +182,10 @@ impl PartitionStream for ObjectGroup {
                     let object = &group.objects[i];
                     let body = group
                         .lake
-                        .read(&object.key)
+                        .reader(&object.key)
                         .await
                         .map_err(|e| DataFusionError::External(Box::new(e)))?;
-                    let batches = group.batches(object, &body)?;
+                    let batches = group.batches(object, body)?;
                     Ok::<_, DataFusionError>(futures::stream::iter(batches.into_iter().map(Ok)))
                 }
             }
