@@ -1,10 +1,11 @@
-//! The lake's NDJSON decoder over any bytes: never a panic; when it reads the input, one
-//! row per non-blank line; and when arrow-json reads it too, the same numbers, times and
-//! dates (strings are left to the property tests: arrow-json 59.3 decodes some surrogate
+//! The lake's NDJSON decoder over any bytes: never a panic; the same answer from a reader
+//! that hands the bytes out a few at a time; when it reads the input, one row per
+//! non-blank line; and when arrow-json reads it too, the same numbers, times and dates (strings are left to the property tests: arrow-json 59.3 decodes some surrogate
 //! pairs wrongly).
 
 #![no_main]
 
+use std::io::Read;
 use std::sync::Arc;
 
 use arrow_schema::DataType;
@@ -21,6 +22,13 @@ fuzz_target!(|body: &[u8]| {
     let projected = NdjsonDecoder::new(projection, 3)
         .expect("a projection")
         .decode(body);
+    let trickled = NdjsonDecoder::new(schema.clone(), 5)
+        .expect("the lake's schema")
+        .decode_reader(Trickle(body));
+    match (&ours, trickled) {
+        (Ok(whole), Ok(read)) => assert_eq!(whole, &read, "read a few bytes at a time"),
+        (whole, read) => assert_eq!(whole.is_ok(), read.is_ok(), "read a few bytes at a time"),
+    }
     let Ok(ours) = ours else { return };
     assert!(
         projected.is_ok(),
@@ -43,3 +51,15 @@ fuzz_target!(|body: &[u8]| {
         }
     }
 });
+
+/// Seven bytes per read.
+struct Trickle<'a>(&'a [u8]);
+
+impl Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(7).min(self.0.len());
+        buf[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(n)
+    }
+}
