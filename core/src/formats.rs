@@ -25,8 +25,8 @@ pub enum ReadError {
         /// The limit.
         limit: u64,
     },
-    /// Not GZIP.
-    #[error("{key}: not GZIP: {source}")]
+    /// Not GZIP (the cause says so: [`decompressing`]).
+    #[error("{key}: {source}")]
     Gzip {
         /// The object.
         key: String,
@@ -144,8 +144,8 @@ fn decompressing_at_most<'a>(
     }
 }
 
-/// A GZIP decoder that fails once more than `limit` bytes came out of it, and says
-/// "not GZIP" when its input is not.
+/// A GZIP decoder that fails (`FileTooLarge`) once more than `limit` bytes came out of
+/// it, and says "not GZIP" when its input is not (malformed or cut short).
 struct AtMost<R> {
     inner: R,
     left: u64,
@@ -155,13 +155,18 @@ struct AtMost<R> {
 impl<R: Read> Read for AtMost<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf).map_err(|e| match e.kind() {
-            std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData => {
+            std::io::ErrorKind::InvalidInput
+            | std::io::ErrorKind::InvalidData
+            | std::io::ErrorKind::UnexpectedEof => {
                 std::io::Error::new(e.kind(), format!("not GZIP: {e}"))
             }
             _ => e,
         })?;
         self.left = self.left.checked_sub(n as u64).ok_or_else(|| {
-            std::io::Error::other(format!("decompresses to more than {} bytes", self.limit))
+            std::io::Error::new(
+                std::io::ErrorKind::FileTooLarge,
+                format!("decompresses to more than {} bytes", self.limit),
+            )
         })?;
         Ok(n)
     }
@@ -177,19 +182,18 @@ fn gunzip(key: &str, body: &[u8]) -> Result<Vec<u8>, ReadError> {
 
 fn gunzip_at_most(key: &str, body: &[u8], limit: u64) -> Result<Vec<u8>, ReadError> {
     let mut out = Vec::new();
-    GzDecoder::new(body)
-        .take(limit + 1)
+    decompressing_at_most(key, Box::new(body), limit)
         .read_to_end(&mut out)
-        .map_err(|source| ReadError::Gzip {
-            key: key.to_owned(),
-            source,
+        .map_err(|source| match source.kind() {
+            std::io::ErrorKind::FileTooLarge => ReadError::TooLarge {
+                key: key.to_owned(),
+                limit,
+            },
+            _ => ReadError::Gzip {
+                key: key.to_owned(),
+                source,
+            },
         })?;
-    if out.len() as u64 > limit {
-        return Err(ReadError::TooLarge {
-            key: key.to_owned(),
-            limit,
-        });
-    }
     Ok(out)
 }
 

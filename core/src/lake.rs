@@ -326,12 +326,11 @@ impl Lake {
                 Ok(body)
             }
             _ => {
-                let path = Path::new(key);
-                let file = std::fs::File::open(path).map_err(|e| io_error(path, e))?;
-                let mut body = Vec::new();
+                let (file, size) = self.open_local(key)?;
+                let mut body = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
                 file.take(limit + 1)
                     .read_to_end(&mut body)
-                    .map_err(|e| io_error(path, e))?;
+                    .map_err(|e| io_error(Path::new(key), e))?;
                 if body.len() as u64 > limit {
                     return Err(too_large(body.len() as u64));
                 }
@@ -347,20 +346,23 @@ impl Lake {
     pub async fn reader(&self, key: &str) -> Result<Box<dyn Read + Send>, LakeError> {
         match &self.location {
             LakeLocation::S3 { .. } => Ok(Box::new(std::io::Cursor::new(self.read(key).await?))),
-            LakeLocation::Local(_) => {
-                let path = Path::new(key);
-                let file = std::fs::File::open(path).map_err(|e| io_error(path, e))?;
-                let size = file.metadata().map_err(|e| io_error(path, e))?.len();
-                if size > self.max_object_bytes {
-                    return Err(LakeError::TooLarge {
-                        key: key.to_owned(),
-                        size,
-                        limit: self.max_object_bytes,
-                    });
-                }
-                Ok(Box::new(file))
-            }
+            LakeLocation::Local(_) => Ok(Box::new(self.open_local(key)?.0)),
         }
+    }
+
+    /// A local object's file and size, the size within the lake's object limit.
+    fn open_local(&self, key: &str) -> Result<(std::fs::File, u64), LakeError> {
+        let path = Path::new(key);
+        let file = std::fs::File::open(path).map_err(|e| io_error(path, e))?;
+        let size = file.metadata().map_err(|e| io_error(path, e))?.len();
+        if size > self.max_object_bytes {
+            return Err(LakeError::TooLarge {
+                key: key.to_owned(),
+                size,
+                limit: self.max_object_bytes,
+            });
+        }
+        Ok((file, size))
     }
 
     /// The bytes `range` of one object (for a Parquet footer).

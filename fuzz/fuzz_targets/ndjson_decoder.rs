@@ -1,7 +1,8 @@
 //! The lake's NDJSON decoder over any bytes: never a panic; the same answer from a reader
 //! that hands the bytes out a few at a time; when it reads the input, one row per
-//! non-blank line; and when arrow-json reads it too, the same numbers, times and dates (strings are left to the property tests: arrow-json 59.3 decodes some surrogate
-//! pairs wrongly).
+//! non-blank line; and when arrow-json reads it too, the same numbers, times and dates
+//! (strings are left to the property tests: arrow-json 59.3 decodes some surrogate pairs
+//! wrongly).
 
 #![no_main]
 
