@@ -20,6 +20,7 @@ pub mod scan;
 pub mod sql;
 pub mod store;
 pub mod table;
+pub mod view_grouping;
 pub mod whole_object;
 
 pub use filter::{Filter, FilterError};

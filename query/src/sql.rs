@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
+use datafusion::execution::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement};
@@ -13,6 +14,7 @@ use crate::athena::{TableFormat, TableNames};
 use crate::compaction_log::CompactionLog;
 use crate::log_table::LogTable;
 use crate::table::{LakeTable, ScanCounters};
+use crate::view_grouping::ViewGroupingRule;
 
 /// The default table name.
 pub const TABLE: &str = "weather";
@@ -52,7 +54,12 @@ impl LakeSession {
             let partitions = config.target_partitions() * 4;
             config = config.with_target_partitions(partitions);
         }
-        let ctx = SessionContext::new_with_config(config);
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .with_physical_optimizer_rule(Arc::new(ViewGroupingRule))
+            .build();
+        let ctx = SessionContext::new_with_state(state);
         let store = crate::store::register(&ctx, lake.location()).await?;
         let names = TableNames::for_view(table);
         let log = CompactionLog::of(&lake);
