@@ -160,40 +160,41 @@ fn encode(root: &Path) -> f64 {
     bytes as f64 / 1e6 / seconds
 }
 
-fn best_of<F: Future<Output = ()>>(
-    runtime: &tokio::runtime::Runtime,
-    runs: usize,
-    f: impl Fn() -> F,
-) -> f64 {
+/// Seconds of the fastest of `runs` calls of `f`.
+fn fastest(runs: usize, mut f: impl FnMut()) -> f64 {
     (0..runs)
         .map(|_| {
             let start = Instant::now();
-            runtime.block_on(f());
+            f();
             start.elapsed().as_secs_f64()
         })
         .fold(f64::INFINITY, f64::min)
 }
 
+/// [`fastest`] of `runs` runs of the future `f` makes, on `runtime`.
+fn best_of<F: Future<Output = ()>>(
+    runtime: &tokio::runtime::Runtime,
+    runs: usize,
+    f: impl Fn() -> F,
+) -> f64 {
+    fastest(runs, || runtime.block_on(f()))
+}
+
 /// Seconds of a cold run: a new `query sql` process over `lake` (its start, a new session,
 /// listing and footers read again, nothing cached), best of `runs`.
 fn cold_process(lake: &str, sql: &str, runs: usize) -> f64 {
-    (0..runs)
-        .map(|_| {
-            let start = Instant::now();
-            let output = Command::new(env!("CARGO_BIN_EXE_query"))
-                .args(["--lake", lake, "sql", sql])
-                .stdout(Stdio::null())
-                .output()
-                .expect("query runs");
-            let seconds = start.elapsed().as_secs_f64();
-            assert!(
-                output.status.success(),
-                "query sql {sql:?} over {lake}: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            seconds
-        })
-        .fold(f64::INFINITY, f64::min)
+    fastest(runs, || {
+        let output = Command::new(env!("CARGO_BIN_EXE_query"))
+            .args(["--lake", lake, "sql", sql])
+            .stdout(Stdio::null())
+            .output()
+            .expect("query runs");
+        assert!(
+            output.status.success(),
+            "query sql {sql:?} over {lake}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    })
 }
 
 /// A virtualenv under the build directory with `packages` installed (pinned), or `None`

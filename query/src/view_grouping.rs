@@ -17,7 +17,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, RecordBatch, StringViewArray, StringViewBuilder,
+    Array, ArrayBuilder, ArrayRef, AsArray, RecordBatch, StringViewArray, StringViewBuilder,
 };
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::Result;
@@ -278,53 +278,63 @@ impl Partial {
     }
 }
 
-/// Slots of the view caches: a power of two, far more than the groups of a column the
-/// rule is meant for, so that two of its values seldom share a slot.
+/// Slots of a view cache: a power of two, far more than the groups of a column the rule
+/// is meant for, so that two of its values seldom share a slot.
 const CACHE_SLOTS: usize = 256;
 
 /// A slot no view fills: a view's low 32 bits are its length, and a string of
 /// `u32::MAX` bytes cannot be in an Arrow buffer.
 const EMPTY: (u128, usize) = (u128::MAX, 0);
 
+/// Groups by view, direct-mapped: a view's slot holds the last group seen for it.
+struct ViewCache(Box<[(u128, usize); CACHE_SLOTS]>);
+
+impl Default for ViewCache {
+    fn default() -> Self {
+        Self(Box::new([EMPTY; CACHE_SLOTS]))
+    }
+}
+
+impl ViewCache {
+    fn get(&self, view: u128) -> Option<usize> {
+        let (cached, group) = self.0[slot(view)];
+        (cached == view).then_some(group)
+    }
+
+    fn set(&mut self, view: u128, group: usize) {
+        self.0[slot(view)] = (view, group);
+    }
+
+    fn clear(&mut self) {
+        self.0.fill(EMPTY);
+    }
+}
+
 /// The groups of one partition: each distinct value gets the next index.
+#[derive(Default)]
 struct Groups {
     /// Short values (at most 12 bytes, whole in their views) by view.
-    short_cache: Box<[(u128, usize); CACHE_SLOTS]>,
+    short_cache: ViewCache,
     short: foldhash::HashMap<u128, usize>,
     /// Long values by view, for the batch being assigned (a view points into its
     /// array's buffers, so equal views are equal values only within one array).
-    long_cache: Box<[(u128, usize); CACHE_SLOTS]>,
+    long_cache: ViewCache,
     long: foldhash::HashMap<Box<[u8]>, usize>,
     null: Option<usize>,
     /// Each group's value, in group order.
     values: StringViewBuilder,
-    len: usize,
-}
-
-impl Default for Groups {
-    fn default() -> Self {
-        Self {
-            short_cache: Box::new([EMPTY; CACHE_SLOTS]),
-            short: foldhash::HashMap::default(),
-            long_cache: Box::new([EMPTY; CACHE_SLOTS]),
-            long: foldhash::HashMap::default(),
-            null: None,
-            values: StringViewBuilder::new(),
-            len: 0,
-        }
-    }
 }
 
 impl Groups {
     fn len(&self) -> usize {
-        self.len
+        self.values.len()
     }
 
     /// Writes the group of each value of `column` to `indices`, making new groups.
     fn assign(&mut self, column: &StringViewArray, indices: &mut Vec<usize>) {
         indices.clear();
         indices.reserve(column.len());
-        self.long_cache.fill(EMPTY);
+        self.long_cache.clear();
         let nulls = column.nulls();
         for (i, &view) in column.views().iter().enumerate() {
             let group = if nulls.is_some_and(|n| n.is_null(i)) {
@@ -339,60 +349,50 @@ impl Groups {
     }
 
     fn short_group<'a>(&mut self, view: u128, value: impl FnOnce() -> &'a str) -> usize {
-        let slot = slot(view);
-        if self.short_cache[slot].0 == view {
-            return self.short_cache[slot].1;
+        if let Some(group) = self.short_cache.get(view) {
+            return group;
         }
-        let group = match self.short.get(&view) {
-            Some(&group) => group,
-            None => {
-                let group = self.push(Some(value()));
-                self.short.insert(view, group);
-                group
-            }
-        };
-        self.short_cache[slot] = (view, group);
+        let values = &mut self.values;
+        let group = *self
+            .short
+            .entry(view)
+            .or_insert_with(|| push(values, Some(value())));
+        self.short_cache.set(view, group);
         group
     }
 
     fn long_group(&mut self, view: u128, value: &str) -> usize {
-        let slot = slot(view);
-        if self.long_cache[slot].0 == view {
-            return self.long_cache[slot].1;
+        if let Some(group) = self.long_cache.get(view) {
+            return group;
         }
         let group = match self.long.get(value.as_bytes()) {
             Some(&group) => group,
             None => {
-                let group = self.push(Some(value));
+                let group = push(&mut self.values, Some(value));
                 self.long.insert(value.as_bytes().into(), group);
                 group
             }
         };
-        self.long_cache[slot] = (view, group);
+        self.long_cache.set(view, group);
         group
     }
 
     fn null_group(&mut self) -> usize {
-        match self.null {
-            Some(group) => group,
-            None => {
-                let group = self.push(None);
-                self.null = Some(group);
-                group
-            }
-        }
-    }
-
-    fn push(&mut self, value: Option<&str>) -> usize {
-        self.values.append_option(value);
-        self.len += 1;
-        self.len - 1
+        *self
+            .null
+            .get_or_insert_with(|| push(&mut self.values, None))
     }
 
     /// The groups' values, in group order.
     fn finish(mut self) -> ArrayRef {
         Arc::new(self.values.finish())
     }
+}
+
+/// Adds a group of `value`; its index.
+fn push(values: &mut StringViewBuilder, value: Option<&str>) -> usize {
+    values.append_option(value);
+    values.len() - 1
 }
 
 /// The cache slot of a view: the high bits of a multiplicative hash of its two halves.
