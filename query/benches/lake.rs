@@ -32,6 +32,10 @@ use streamlake_core::Observation;
 use streamlake_core::columnar::ndjson_to_parquet;
 use streamlake_core::lake::{Lake, LakeLocation};
 
+/// The allocator `query` runs with, for the warm runs made in this process.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// At least this many records (whole station-days: 10,000,104).
 const RECORDS: usize = 10_000_000;
 const DAYS: u32 = 31;

@@ -11,6 +11,7 @@ pub mod compaction;
 pub mod compaction_log;
 pub mod convert;
 pub mod filter;
+pub mod local_file;
 pub mod log_table;
 pub mod ndjson_scan;
 pub mod output;

@@ -20,11 +20,11 @@ use datafusion::arrow::array::{
     Array, ArrayBuilder, ArrayRef, AsArray, RecordBatch, StringViewArray, StringViewBuilder,
 };
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
-use datafusion::common::Result;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{Result, ScalarValue};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
+use datafusion::logical_expr::{ColumnarValue, EmitTo, GroupsAccumulator};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
@@ -180,7 +180,11 @@ impl ExecutionPlan for ViewGroupingExec {
             .zip(&self.filters)
             .map(|(function, filter)| {
                 Ok(Accumulator {
-                    arguments: function.expressions(),
+                    arguments: function
+                        .expressions()
+                        .into_iter()
+                        .map(Argument::new)
+                        .collect(),
                     filter: filter.clone(),
                     state: function.create_groups_accumulator()?,
                 })
@@ -223,9 +227,42 @@ impl ExecutionPlan for ViewGroupingExec {
 
 /// One aggregate function of a partition: its argument and filter expressions, its states.
 struct Accumulator {
-    arguments: Vec<Arc<dyn PhysicalExpr>>,
+    arguments: Vec<Argument>,
     filter: Option<Arc<dyn PhysicalExpr>>,
     state: Box<dyn GroupsAccumulator>,
+}
+
+/// An argument of an aggregate function, with the array of its last constant value
+/// (`count(*)` counts a `1` a row), made again only when the value or batch length changes.
+struct Argument {
+    expr: Arc<dyn PhysicalExpr>,
+    constant: Option<(ScalarValue, ArrayRef)>,
+}
+
+impl Argument {
+    fn new(expr: Arc<dyn PhysicalExpr>) -> Self {
+        Self {
+            expr,
+            constant: None,
+        }
+    }
+
+    fn evaluate(&mut self, batch: &RecordBatch) -> Result<ArrayRef> {
+        let value = match self.expr.evaluate(batch)? {
+            ColumnarValue::Array(array) => return Ok(array),
+            ColumnarValue::Scalar(value) => value,
+        };
+        let rows = batch.num_rows();
+        if let Some((constant, array)) = &self.constant
+            && *constant == value
+            && array.len() == rows
+        {
+            return Ok(Arc::clone(array));
+        }
+        let array = value.to_array_of_size(rows)?;
+        self.constant = Some((value, Arc::clone(&array)));
+        Ok(array)
+    }
 }
 
 /// The partial aggregation of one partition.
@@ -248,8 +285,8 @@ impl Partial {
         for accumulator in &mut self.accumulators {
             let arguments = accumulator
                 .arguments
-                .iter()
-                .map(|e| e.evaluate(batch)?.into_array(rows))
+                .iter_mut()
+                .map(|a| a.evaluate(batch))
                 .collect::<Result<Vec<ArrayRef>>>()?;
             let filter = match &accumulator.filter {
                 Some(filter) => Some(filter.evaluate(batch)?.into_array(rows)?),
@@ -296,6 +333,7 @@ impl Default for ViewCache {
 }
 
 impl ViewCache {
+    #[inline(always)]
     fn get(&self, view: u128) -> Option<usize> {
         let (cached, group) = self.0[slot(view)];
         (cached == view).then_some(group)
@@ -333,38 +371,53 @@ impl Groups {
     /// Writes the group of each value of `column` to `indices`, making new groups.
     fn assign(&mut self, column: &StringViewArray, indices: &mut Vec<usize>) {
         indices.clear();
-        indices.reserve(column.len());
         self.long_cache.clear();
-        let nulls = column.nulls();
-        for (i, &view) in column.views().iter().enumerate() {
-            let group = if nulls.is_some_and(|n| n.is_null(i)) {
-                self.null_group()
-            } else if view as u32 <= 12 {
-                self.short_group(view, || column.value(i))
-            } else {
-                self.long_group(view, column.value(i))
-            };
-            indices.push(group);
+        let views = column.views().iter().enumerate();
+        match column.nulls().filter(|n| n.null_count() > 0) {
+            // `extend` from a slice's iterator writes in place, without a capacity check a row.
+            None => indices.extend(views.map(|(i, &view)| self.group_of(view, column, i))),
+            Some(nulls) => indices.extend(views.map(|(i, &view)| {
+                if nulls.is_null(i) {
+                    self.null_group()
+                } else {
+                    self.group_of(view, column, i)
+                }
+            })),
         }
     }
 
-    fn short_group<'a>(&mut self, view: u128, value: impl FnOnce() -> &'a str) -> usize {
-        if let Some(group) = self.short_cache.get(view) {
-            return group;
+    /// The group of the (valid) value `i` of `column`, whose view is `view`: a cache hit
+    /// inline, a miss out of line.
+    #[inline(always)]
+    fn group_of(&mut self, view: u128, column: &StringViewArray, i: usize) -> usize {
+        if view as u32 <= 12 {
+            match self.short_cache.get(view) {
+                Some(group) => group,
+                None => self.short_group(view, column.value(i)),
+            }
+        } else {
+            match self.long_cache.get(view) {
+                Some(group) => group,
+                None => self.long_group(view, column.value(i)),
+            }
         }
+    }
+
+    /// A short value's group when the cache misses.
+    #[inline(never)]
+    fn short_group(&mut self, view: u128, value: &str) -> usize {
         let values = &mut self.values;
         let group = *self
             .short
             .entry(view)
-            .or_insert_with(|| push(values, Some(value())));
+            .or_insert_with(|| push(values, Some(value)));
         self.short_cache.set(view, group);
         group
     }
 
+    /// A long value's group when the batch's cache misses.
+    #[inline(never)]
     fn long_group(&mut self, view: u128, value: &str) -> usize {
-        if let Some(group) = self.long_cache.get(view) {
-            return group;
-        }
         let group = match self.long.get(value.as_bytes()) {
             Some(&group) => group,
             None => {
@@ -396,6 +449,7 @@ fn push(values: &mut StringViewBuilder, value: Option<&str>) -> usize {
 }
 
 /// The cache slot of a view: the high bits of a multiplicative hash of its two halves.
+#[inline(always)]
 fn slot(view: u128) -> usize {
     let folded = view as u64 ^ (view >> 64) as u64;
     (folded.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - CACHE_SLOTS.trailing_zeros())) as usize

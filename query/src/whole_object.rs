@@ -132,15 +132,20 @@ impl AsyncFileReader for WholeObject {
     ) -> BoxFuture<'a, datafusion::parquet::errors::Result<Arc<ParquetMetaData>>> {
         async move {
             let body = self.body().await?;
-            let mut reader = ParquetMetaDataReader::new();
-            if let Some(options) = options {
-                reader = reader
-                    .with_column_index_policy(options.column_index_policy())
-                    .with_offset_index_policy(options.offset_index_policy())
-                    .with_metadata_options(Some(options.metadata_options().clone()));
-            }
-            Ok(Arc::new(reader.parse_and_finish(&body)?))
+            Ok(Arc::new(metadata_reader(options).parse_and_finish(&body)?))
         }
         .boxed()
+    }
+}
+
+/// A footer reader with the page index policies and metadata options DataFusion asks for.
+pub(crate) fn metadata_reader(options: Option<&ArrowReaderOptions>) -> ParquetMetaDataReader {
+    let reader = ParquetMetaDataReader::new();
+    match options {
+        Some(options) => reader
+            .with_column_index_policy(options.column_index_policy())
+            .with_offset_index_policy(options.offset_index_policy())
+            .with_metadata_options(Some(options.metadata_options().clone())),
+        None => reader,
     }
 }
