@@ -4,9 +4,10 @@
 //! to another thread and back for each footer and each set of column chunks, about 500
 //! for a scan of the lake bench's 248 objects. On two cores those wake-ups and context
 //! switches were about a tenth of a cold `GROUP BY` (futex wake-ups, scheduling). A lake's
-//! object is in the page cache or an SSD read away, so [`LocalFileReaderFactory`] reads it
-//! with plain positioned reads where DataFusion asks, as an embedded engine does; the
-//! footer with one read of the object's last [`FOOTER_HINT`] bytes.
+//! object is in the page cache or an SSD read away, so [`LocalFileReaderFactory`] seeks
+//! and reads where DataFusion asks, on the runtime's own thread, as an embedded engine
+//! does (a slow disk then holds that thread, not a pool's); the footer with one read of
+//! the object's last [`FOOTER_HINT`] bytes.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
