@@ -4,7 +4,8 @@
 //! `STREAMLAKE_BENCH_DIR` or the system's temporary folder, never under `target/`),
 //! measures the NDJSON -> Parquet encode throughput while writing the Parquet copy, and runs
 //! [`QUERIES`] on both formats, best of [`RUNS`], twice over: cold (a new `query sql`
-//! process each run, as a user types it) and warm (one session, its metadata cached).
+//! process each run, as a user types it) and warm (one session for every run: no process
+//! start, no new session).
 //! When Python 3 is available, DuckDB runs the same queries in the same run, cold (a new
 //! database each run) and warm, and pyarrow the same encode (installed, pinned, into a
 //! virtualenv under the build directory). Results are printed as ratios.
