@@ -13,6 +13,7 @@
 pub mod aws;
 #[cfg(feature = "formats")]
 pub mod columnar;
+pub mod dataset;
 #[cfg(feature = "formats")]
 pub mod formats;
 pub mod generate;

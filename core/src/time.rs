@@ -2,11 +2,11 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
 
-/// Reads an observation time.
+/// Reads an event time, in UTC unless it carries an offset.
 ///
-/// Accepted forms, all interpreted in UTC unless they carry an offset:
+/// Accepted forms:
 /// - RFC 3339 with `Z` or an offset (`2021-10-01T06:00:00+02:00`), converted to UTC;
 /// - a local date-time without offset (`2021-10-01T00:00:00`, optional fraction), taken as UTC;
 /// - a date alone (`2021-10-01`), meaning midnight UTC.
@@ -14,24 +14,38 @@ use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Timelike, U
 /// Years outside 0..=9999 are refused, so that every accepted time has a four-digit
 /// `year=` partition.
 pub fn parse_event_time(s: &str) -> Option<DateTime<Utc>> {
+    parse_event_time_in(s, FixedOffset::east_opt(0).expect("zero offset"))
+}
+
+/// [`parse_event_time`], with times and dates without an offset in `zone`.
+pub fn parse_event_time_in(s: &str, zone: FixedOffset) -> Option<DateTime<Utc>> {
     if s.bytes().any(|b| b.is_ascii_whitespace()) {
         return None;
     }
+    let local = |t: NaiveDateTime| {
+        if zone.local_minus_utc() == 0 {
+            Some(t.and_utc())
+        } else {
+            zone.from_local_datetime(&t)
+                .single()
+                .map(|t| t.with_timezone(&Utc))
+        }
+    };
     let t = if s.len() == 10 {
-        fixed_date(s.as_bytes())?.and_hms_opt(0, 0, 0)?.and_utc()
+        local(fixed_date(s.as_bytes())?.and_hms_opt(0, 0, 0)?)?
     } else if s.len() == 19 {
         // The GHCND form, read without a general-purpose parser: it is most of the input.
-        fixed_date_time(s.as_bytes())?.and_utc()
+        local(fixed_date_time(s.as_bytes())?)?
     } else if has_offset(s) {
         DateTime::parse_from_rfc3339(s).ok()?.with_timezone(&Utc)
     } else {
-        s.parse::<NaiveDateTime>().ok()?.and_utc()
+        local(s.parse::<NaiveDateTime>().ok()?)?
     };
     (0..=9999).contains(&t.year()).then_some(t)
 }
 
 /// Reads `YYYY-MM-DD`.
-fn fixed_date(b: &[u8]) -> Option<NaiveDate> {
+pub(crate) fn fixed_date(b: &[u8]) -> Option<NaiveDate> {
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
     }

@@ -8,12 +8,16 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};
+use streamlake_core::dataset::Dataset;
 use transform_lambda::transform_json;
+
+/// Read once, as the Lambda reads it at cold start.
+static WEATHER: std::sync::LazyLock<Dataset> = std::sync::LazyLock::new(Dataset::weather);
 
 fuzz_target!(|input: &[u8]| {
     // The input as the event body itself.
     if let Ok(body) = std::str::from_utf8(input) {
-        let _ = transform_json(body);
+        let _ = transform_json(body, &WEATHER);
     }
     // The input as record data: records split at 0xFF bytes (never in UTF-8 text), each
     // base64-encoded as Firehose sends it, or, when it starts with 0xFE, sent as it is
@@ -39,7 +43,7 @@ fuzz_target!(|input: &[u8]| {
         "region": "us-east-1",
         "records": records,
     });
-    let (response, stats) = transform_json(&event.to_string()).expect("a well-formed event");
+    let (response, stats) = transform_json(&event.to_string(), &WEATHER).expect("a well-formed event");
     let response: Value = serde_json::from_str(response.get()).expect("the response is JSON");
     let answers = response["records"].as_array().expect("records");
     assert_eq!(answers.len(), records.len());

@@ -1,5 +1,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -13,6 +14,7 @@ use streamlake::harness::demo::{self, DemoOptions};
 use streamlake::status::{Status, StatusServer};
 use streamlake::tail::{TailFormat, TailOptions};
 use streamlake::{ApiServer, LocalStack, StackConfig};
+use streamlake_core::dataset::Dataset;
 use streamlake_core::names;
 
 /// The streamlake pipeline on this machine: Kinesis, Firehose, both Lambdas, S3 and
@@ -100,6 +102,10 @@ struct StackArgs {
     /// Folder for the emulator, logs and checkpoints [default: target/streamlake].
     #[arg(long)]
     state_dir: Option<PathBuf>,
+    /// The dataset file (TOML) that gives the records' shape, or a folder holding
+    /// dataset.toml [default: the weather dataset, examples/weather/dataset.toml].
+    #[arg(long, value_name = "FILE")]
+    dataset: Option<PathBuf>,
     /// Use this local emulator instead of starting one.
     #[arg(long)]
     endpoint: Option<String>,
@@ -224,6 +230,9 @@ enum Position {
 impl StackArgs {
     fn config(&self) -> Result<StackConfig> {
         let mut config = StackConfig::new(self.state_dir.clone().unwrap_or_else(default_state_dir));
+        if let Some(path) = &self.dataset {
+            config.dataset = Arc::new(Dataset::load_path(path)?);
+        }
         config.endpoint.clone_from(&self.endpoint);
         config.stream.clone_from(&self.stream);
         config.shards = self.shards;

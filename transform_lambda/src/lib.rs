@@ -1,13 +1,14 @@
 //! Firehose data-transformation Lambda for streamlake.
 //!
 //! Every record of a Firehose invocation is decoded, validated and normalized against
-//! the one observation schema of [`streamlake_core`]; the response holds exactly one
-//! record per input record, with the same `recordId`:
+//! the dataset file ([`streamlake_core::dataset`]), read once at cold start; the response
+//! holds exactly one record per input record, with the same `recordId`:
 //!
 //! - `Ok`: the data is one NDJSON line ending in `\n`, and `metadata.partitionKeys`
-//!   holds `year`, `month`, `day` of the observation's UTC event time (for Firehose
+//!   holds `year`, `month`, `day` (and `hour` in an hourly lake) of the record's UTC
+//!   event time, or of its arrival when the dataset has no event time (for Firehose
 //!   dynamic partitioning);
-//! - `ProcessingFailed`: the data is not base64, UTF-8, JSON, or an observation. The
+//! - `ProcessingFailed`: the data is not base64, UTF-8, JSON, or a record of the dataset. The
 //!   response returns the original data; Firehose writes the record under
 //!   `processing-failed/`. The reason is logged (`record failed`, with the `recordId`,
 //!   shard and sequence number): that is where Firehose users find it, since Firehose's
@@ -24,23 +25,27 @@ mod transform;
 
 pub use event::{FirehoseEvent, FirehoseRecord, KinesisRecordMetadata};
 pub use response::TransformResult;
-pub use transform::{RecordFailure, TransformStats, transform, transform_json};
+pub use transform::{RecordFailure, TransformStats, transform, transform_json, transform_with};
 
 use std::time::Instant;
 
 use chrono::Utc;
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::value::RawValue;
+use streamlake_core::dataset::Dataset;
 use streamlake_core::metrics::{Metrics, Unit};
 
-/// The Lambda handler: transforms the event, logs the outcome and prints its metrics
-/// (one EMF line, [`metrics`]).
+/// The Lambda handler: transforms the event against `dataset`, logs the outcome and
+/// prints its metrics (one EMF line, [`metrics`]).
 ///
 /// The event is taken as raw JSON and read with borrowed strings; the response is
 /// returned as ready-made JSON (`{"records":[...]}`).
-pub async fn handler(event: LambdaEvent<Box<RawValue>>) -> Result<Box<RawValue>, Error> {
+pub async fn handler(
+    dataset: &Dataset,
+    event: LambdaEvent<Box<RawValue>>,
+) -> Result<Box<RawValue>, Error> {
     let started = Instant::now();
-    let (response, stats) = transform_json(event.payload.get())?;
+    let (response, stats) = transform_json(event.payload.get(), dataset)?;
     tracing::info!(
         ok = stats.ok,
         failed = stats.failed,

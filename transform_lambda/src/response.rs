@@ -66,7 +66,7 @@ impl ResponseWriter {
         if let Some(keys) = partition_keys {
             self.buf
                 .extend_from_slice(b",\"metadata\":{\"partitionKeys\":{");
-            for (i, (name, value)) in keys.pairs().iter().enumerate() {
+            for (i, (name, value)) in keys.pairs().enumerate() {
                 if i > 0 {
                     self.buf.push(b',');
                 }

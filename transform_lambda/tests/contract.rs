@@ -5,6 +5,7 @@ use aws_lambda_events::event::firehose::{KinesisFirehoseEvent, KinesisFirehoseRe
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
+use streamlake_core::dataset::Dataset;
 use transform_lambda::{FirehoseEvent, TransformStats, transform, transform_json};
 
 const FIXTURE: &str = include_str!("fixtures/firehose_kinesis_source.json");
@@ -15,7 +16,7 @@ fn fixture() -> FirehoseEvent<'static> {
 
 /// Transforms an event and reads the response JSON back.
 fn run(event: FirehoseEvent<'_>) -> (Value, TransformStats) {
-    let (raw, stats) = transform(&event, |_| {});
+    let (raw, stats) = transform(&event, &Dataset::weather(), |_| {});
     (serde_json::from_str(raw.get()).unwrap(), stats)
 }
 
@@ -76,7 +77,7 @@ fn ok_records_are_ndjson_lines_with_partition_keys() {
 fn bad_records_fail_alone_returning_their_original_data_and_reporting_the_reason() {
     let event = fixture();
     let mut failures = Vec::new();
-    let (raw, _) = transform(&event, |f| failures.push(f));
+    let (raw, _) = transform(&event, &Dataset::weather(), |f| failures.push(f));
     let response: Value = serde_json::from_str(raw.get()).unwrap();
     let expected = [
         (2, "not valid base64"),
@@ -138,7 +139,8 @@ fn the_event_reads_what_aws_sends_and_the_response_is_what_aws_reads() {
 
 #[test]
 fn an_empty_event_gives_an_empty_response() {
-    let (raw, stats) = transform_json(r#"{"invocationId":"x","records":[]}"#).unwrap();
+    let (raw, stats) =
+        transform_json(r#"{"invocationId":"x","records":[]}"#, &Dataset::weather()).unwrap();
     assert_eq!(raw.get(), r#"{"records":[]}"#);
     assert_eq!(stats.ok + stats.failed, 0);
 }

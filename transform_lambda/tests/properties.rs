@@ -5,6 +5,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use proptest::prelude::*;
 use serde_json::{Value, json};
+use streamlake_core::dataset::Dataset;
 use streamlake_core::normalize;
 use streamlake_core::time::from_epoch_millis;
 use transform_lambda::transform_json;
@@ -53,7 +54,7 @@ proptest! {
                 "data": if *encode { STANDARD.encode(data) } else { String::from_utf8_lossy(data).into_owned() },
             })).collect::<Vec<_>>(),
         });
-        let (response, stats) = transform_json(&event.to_string()).unwrap();
+        let (response, stats) = transform_json(&event.to_string(), &Dataset::weather()).unwrap();
         let response: Value = serde_json::from_str(response.get()).unwrap();
         let out = response["records"].as_array().unwrap();
         prop_assert_eq!(out.len(), records.len());

@@ -133,6 +133,8 @@ struct Shared {
     restart: Notify,
     shutdown: Notify,
     stopped: std::sync::atomic::AtomicBool,
+    /// Whether the running process has asked for an invocation (its init is done).
+    initialized: std::sync::atomic::AtomicBool,
     stats: std::sync::Mutex<FunctionStats>,
 }
 
@@ -161,6 +163,26 @@ impl FunctionStats {
 }
 
 impl Shared {
+    /// A process that exited before asking for an invocation failed its init: as on
+    /// Lambda, the invocation that was waiting for it fails (`Runtime.ExitError`), instead
+    /// of waiting for a process that never starts.
+    fn fail_waiting(&self, status: &str) {
+        let Ok(mut queue) = self.queue.try_lock() else {
+            return;
+        };
+        while let Ok(invocation) = queue.try_recv() {
+            if invocation.reply.is_closed() {
+                continue;
+            }
+            let result = Err(InvokeError::Crashed(format!(
+                "{status}, before it asked for an invocation (init failed)"
+            )));
+            self.stats.lock().expect("not poisoned").count(&result);
+            let _ = invocation.reply.send(result);
+            return;
+        }
+    }
+
     fn fail_in_flight(&self, error: &InvokeError) {
         let pending: Vec<Running> = self
             .in_flight
@@ -245,6 +267,7 @@ impl LambdaFunction {
             restart: Notify::new(),
             shutdown: Notify::new(),
             stopped: std::sync::atomic::AtomicBool::new(false),
+            initialized: std::sync::atomic::AtomicBool::new(false),
             stats: std::sync::Mutex::new(FunctionStats::default()),
         });
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
@@ -358,6 +381,9 @@ async fn supervise(shared: Arc<Shared>, addr: SocketAddr) {
             Err(_) => (Stdio::null(), Stdio::null()),
         };
         let started = tokio::time::Instant::now();
+        shared
+            .initialized
+            .store(false, std::sync::atomic::Ordering::SeqCst);
         let child = tokio::process::Command::new(&spec.binary)
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
             .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
@@ -399,6 +425,9 @@ async fn supervise(shared: Arc<Shared>, addr: SocketAddr) {
                 if !shared.stopped.load(std::sync::atomic::Ordering::SeqCst) {
                     tracing::warn!(function = %spec.name, %status, "function process exited; starting a new one");
                 }
+                if !shared.initialized.load(std::sync::atomic::Ordering::SeqCst) {
+                    shared.fail_waiting(&status);
+                }
                 shared.fail_in_flight(&InvokeError::Crashed(status));
             }
             () = shared.restart.notified() => {
@@ -428,6 +457,9 @@ async fn supervise(shared: Arc<Shared>, addr: SocketAddr) {
 }
 
 async fn next(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    shared
+        .initialized
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     let mut queue = shared.queue.lock().await;
     // An invocation whose caller stopped waiting is dropped, never run.
     let invocation = loop {

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use streamlake_core::dataset::Dataset;
 use streamlake_core::layout::OutputFormat;
 use streamlake_core::names;
 use streamlake_core::routing::Routing;
@@ -32,6 +33,8 @@ use crate::http::faults::FaultProxy;
 pub struct StackConfig {
     /// Folder for the emulator's virtualenv, logs and checkpoints.
     pub state_dir: PathBuf,
+    /// The records' shape: columns, event time, partitions.
+    pub dataset: Arc<Dataset>,
     /// A local emulator to use instead of starting one (`AWS_ENDPOINT_URL` also names one).
     pub endpoint: Option<String>,
     /// Kinesis stream.
@@ -114,6 +117,7 @@ impl StackConfig {
     pub fn new(state_dir: PathBuf) -> Self {
         Self {
             state_dir,
+            dataset: Arc::new(Dataset::weather()),
             endpoint: None,
             stream: names::STREAM.into(),
             shards: 2,
@@ -207,7 +211,8 @@ impl LocalStack {
         let checkpoints = config.checkpoints(&emulator, &provisioned)?;
 
         let function = |identity, env| config.function(identity, env, &binaries, &log_dir, &region);
-        let transform = Arc::new(LambdaFunction::start(function(TRANSFORM, Vec::new())).await?);
+        let dataset_env = config.dataset_env(&log_dir)?;
+        let transform = Arc::new(LambdaFunction::start(function(TRANSFORM, dataset_env)).await?);
         let consumer_env = config.consumer_env(&clients);
         let consumer = Arc::new(LambdaFunction::start(function(CONSUMER, consumer_env)).await?);
 

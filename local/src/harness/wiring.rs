@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use streamlake_core::dataset::DATASET_ENV;
 use streamlake_core::layout;
 use streamlake_core::names;
 
@@ -128,6 +129,15 @@ impl StackConfig {
         let routes: Vec<(Service, &str)> = routed.iter().map(|(s, n)| (*s, n.endpoint())).collect();
         let proxy = FaultProxy::start_routed(emulator.endpoint(), &routes, &self.faults).await?;
         Ok((proxy, routed.into_iter().map(|(_, n)| n).collect()))
+    }
+
+    /// The Lambdas' dataset: its file, written into the run's folder as the deploy puts
+    /// it into the function's package, and the variable that names it.
+    pub(crate) fn dataset_env(&self, run_dir: &Path) -> Result<Vec<(String, String)>, StackError> {
+        let path = run_dir.join("dataset.toml");
+        std::fs::write(&path, self.dataset.text())
+            .map_err(StackError::io(format!("writing {}", path.display())))?;
+        Ok(vec![(DATASET_ENV.to_owned(), path.display().to_string())])
     }
 
     /// The consumer's environment: routing, dead letters and the summary table.

@@ -155,3 +155,73 @@ async fn an_invocation_given_up_before_it_started_never_runs() {
     );
     host.function.stop().await;
 }
+
+/// The transform with `STREAMLAKE_DATASET` set to `dataset` (a file written with `text`,
+/// or none).
+async fn transform_with_dataset(name: &str, text: Option<&str>) -> (LambdaFunction, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("lambda-host-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let dataset = dir.join("dataset.toml");
+    if let Some(text) = text {
+        std::fs::write(&dataset, text).unwrap();
+    }
+    let binaries = streamlake::harness::binaries::Binaries::locate()
+        .await
+        .unwrap();
+    let log = dir.join("stderr.log");
+    let function = LambdaFunction::start(FunctionSpec {
+        name: name.into(),
+        binary: binaries.path("transform_lambda"),
+        env: vec![(
+            streamlake_core::dataset::DATASET_ENV.into(),
+            dataset.display().to_string(),
+        )],
+        timeout: TIMEOUT,
+        memory_mb: 128,
+        log_path: log.clone(),
+        region: "us-east-1".into(),
+        faults: None,
+    })
+    .await
+    .unwrap();
+    (function, log)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_or_invalid_dataset_fails_the_cold_start_not_a_batch() {
+    let firehose_event = json!({"invocationId": "i", "records": [{
+        "recordId": "r", "approximateArrivalTimestamp": 1_633_046_400_000_i64,
+        "data": base64::engine::general_purpose::STANDARD.encode(r#"{"a":1}"#),
+    }]})
+    .to_string()
+    .into_bytes();
+    for (name, text, reason) in [
+        ("no-dataset", None, "dataset.toml: cannot be read"),
+        (
+            "bad-dataset",
+            Some("name = \"x\"\n[[fields]]\nname = \"a\"\ntype = \"lng\"\n"),
+            "dataset.toml:4:8: `type`: unknown variant `lng`",
+        ),
+    ] {
+        let (function, log) = transform_with_dataset(name, text).await;
+        let result = function.invoke(firehose_event.clone()).await;
+        assert!(
+            matches!(result, Err(InvokeError::Crashed(_))),
+            "{name}: {result:?}"
+        );
+        let logged = std::fs::read_to_string(&log).unwrap();
+        assert!(logged.contains(reason), "{name}: {logged}");
+        function.stop().await;
+    }
+    // A valid dataset transforms the record.
+    let (function, _) = transform_with_dataset(
+        "good-dataset",
+        Some("name = \"x\"\n[[fields]]\nname = \"a\"\ntype = \"long\"\n"),
+    )
+    .await;
+    let response = function.invoke(firehose_event).await.unwrap();
+    let response: serde_json::Value = serde_json::from_slice(&response).unwrap();
+    assert_eq!(response["records"][0]["result"], "Ok");
+    function.stop().await;
+}

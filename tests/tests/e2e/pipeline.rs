@@ -206,7 +206,14 @@ async fn delivered_once_or_failed_with_its_reason(mut config: StackConfig) {
                     .ends_with(":function:streamlake-transform")
             );
             let raw = STANDARD.decode(&record.raw_data).unwrap();
-            reasons.push(normalize(&raw, arrival).unwrap_err().to_string());
+            reasons.push(
+                stack
+                    .config()
+                    .dataset
+                    .normalize(&raw, arrival)
+                    .unwrap_err()
+                    .to_string(),
+            );
             *failed.entry(raw).or_default() += 1;
         }
     }
