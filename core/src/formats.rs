@@ -80,11 +80,15 @@ pub fn read_records(key: &str, body: &[u8]) -> Result<(Vec<Map<String, Value>>, 
     }
 }
 
-/// The records of an object as record batches of the observation schema.
-pub fn read_batches(key: &str, body: &[u8]) -> Result<Vec<RecordBatch>, ReadError> {
+/// The records of an object as record batches of the dataset's schema.
+pub fn read_batches(
+    dataset: &crate::dataset::Dataset,
+    key: &str,
+    body: &[u8],
+) -> Result<Vec<RecordBatch>, ReadError> {
     match OutputFormat::of_key(key) {
         OutputFormat::Ndjson | OutputFormat::NdjsonGzip => {
-            crate::columnar::decode_ndjson(lines(&decompress(key, body)?)).map_err(|e| {
+            crate::columnar::decode_ndjson(dataset, lines(&decompress(key, body)?)).map_err(|e| {
                 ReadError::Schema {
                     key: key.to_owned(),
                     message: e.to_string(),
@@ -295,7 +299,10 @@ mod tests {
     #[test]
     fn a_parquet_objects_rows_come_from_its_footer_alone() {
         let lines: Vec<&[u8]> = LINES.split_inclusive(|&b| b == b'\n').collect();
-        let parquet = ndjson_to_parquet(&lines).unwrap().parquet.unwrap();
+        let parquet = ndjson_to_parquet(&crate::dataset::Dataset::weather(), &lines)
+            .unwrap()
+            .parquet
+            .unwrap();
         let tail = &parquet[parquet.len() - PARQUET_FOOTER_BYTES..];
         let length = parquet_metadata_length("a.parquet", tail).unwrap();
         let end = parquet.len() - PARQUET_FOOTER_BYTES;
@@ -312,7 +319,10 @@ mod tests {
     #[test]
     fn every_format_reads_the_same_records() {
         let lines: Vec<&[u8]> = LINES.split_inclusive(|&b| b == b'\n').collect();
-        let parquet = ndjson_to_parquet(&lines).unwrap().parquet.unwrap();
+        let parquet = ndjson_to_parquet(&crate::dataset::Dataset::weather(), &lines)
+            .unwrap()
+            .parquet
+            .unwrap();
         let objects = [
             ("a".to_owned(), LINES.to_vec()),
             ("a.gz".to_owned(), gzip(LINES)),
@@ -329,7 +339,7 @@ mod tests {
             assert_eq!(stations, ["S1", "S2"], "{key}");
             assert_eq!(records[1]["value"], 20.5, "{key}");
             assert_eq!(records[0]["date"], "2021-10-01", "{key}");
-            let batches = read_batches(key, body).unwrap();
+            let batches = read_batches(&crate::dataset::Dataset::weather(), key, body).unwrap();
             assert_eq!(
                 batches.iter().map(RecordBatch::num_rows).sum::<usize>(),
                 2,

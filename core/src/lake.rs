@@ -14,6 +14,7 @@ use aws_sdk_s3::error::DisplayErrorContext;
 use chrono::{Datelike, NaiveDate};
 use thiserror::Error;
 
+use crate::dataset::Granularity;
 use crate::partition::PartitionKeys;
 
 /// Where the lake is: `s3://bucket/prefix/` or a local folder.
@@ -184,6 +185,10 @@ pub enum LakeError {
     },
 }
 
+/// The name of the dataset file stored in the lake's folder, beside its partitions. Athena
+/// (and Hive) skip objects whose names start with `_`, so the table never reads it.
+pub const DATASET_OBJECT: &str = "_dataset.toml";
+
 /// The most [`Lake::read`] loads into memory for one object by default. Firehose writes
 /// objects of at most 128 MiB; a day compacted into one object stays well under this.
 pub const MAX_OBJECT_BYTES: u64 = 1 << 30;
@@ -194,6 +199,7 @@ pub struct Lake {
     location: LakeLocation,
     s3: Option<Client>,
     max_object_bytes: u64,
+    granularity: Granularity,
 }
 
 /// An S3 client from the standard AWS configuration (environment, profile, instance role).
@@ -223,6 +229,7 @@ impl Lake {
             location,
             s3,
             max_object_bytes: MAX_OBJECT_BYTES,
+            granularity: Granularity::Day,
         }
     }
 
@@ -232,7 +239,19 @@ impl Lake {
             location,
             s3: Some(client),
             max_object_bytes: MAX_OBJECT_BYTES,
+            granularity: Granularity::Day,
         }
+    }
+
+    /// Reads the lake as partitioned by day (the default) or by hour, as its dataset says.
+    pub fn with_granularity(mut self, granularity: Granularity) -> Self {
+        self.granularity = granularity;
+        self
+    }
+
+    /// Day or hour partitions.
+    pub fn granularity(&self) -> Granularity {
+        self.granularity
     }
 
     /// Sets the most [`Lake::read`] loads for one object (default [`MAX_OBJECT_BYTES`]).
@@ -266,12 +285,28 @@ impl Lake {
                 months.map(|m| async move { self.subfolders(&m).await }),
             )
             .await?;
-            out.extend(
-                days.into_iter()
-                    .flatten()
-                    .filter_map(|dir| PartitionKeys::from_path(&dir))
-                    .filter(|p| range.contains(p.date())),
-            );
+            let days = days.into_iter().flatten().filter(|dir| {
+                PartitionKeys::from_path(dir).is_some_and(|p| range.contains(p.date()))
+            });
+            match self.granularity {
+                Granularity::Day => {
+                    out.extend(days.filter_map(|dir| PartitionKeys::from_path(&dir)))
+                }
+                Granularity::Hour => {
+                    // Each day's hour folders, listed at once.
+                    let hours = futures::future::try_join_all(
+                        days.map(|d| async move { self.subfolders(&d).await }),
+                    )
+                    .await?;
+                    out.extend(
+                        hours
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|dir| PartitionKeys::from_path(&dir))
+                            .filter(|p| p.hour().is_some()),
+                    );
+                }
+            }
         }
         out.sort_unstable();
         out.dedup();
@@ -446,6 +481,53 @@ impl Lake {
                 .display()
                 .to_string(),
         }
+    }
+
+    /// The key of the dataset file stored beside the lake's partitions
+    /// ([`DATASET_OBJECT`]).
+    pub fn dataset_key(&self) -> String {
+        match &self.location {
+            LakeLocation::S3 { prefix, .. } => format!("{prefix}{DATASET_OBJECT}"),
+            LakeLocation::Local(root) => root.join(DATASET_OBJECT).display().to_string(),
+        }
+    }
+
+    /// The text of the dataset file stored beside the lake, if there is one.
+    pub async fn read_dataset(&self) -> Result<Option<String>, LakeError> {
+        let key = self.dataset_key();
+        let body = match (&self.location, &self.s3) {
+            (LakeLocation::S3 { bucket, .. }, Some(s3)) => {
+                match s3.get_object().bucket(bucket).key(&key).send().await {
+                    Ok(out) => out
+                        .body
+                        .collect()
+                        .await
+                        .map_err(|e| s3_error("GetObject", bucket, &key, &e))?
+                        .to_vec(),
+                    Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
+                        return Ok(None);
+                    }
+                    Err(e) => return Err(s3_error("GetObject", bucket, &key, &e)),
+                }
+            }
+            _ => match std::fs::read(&key) {
+                Ok(body) => body,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(io_error(Path::new(&key), e)),
+            },
+        };
+        String::from_utf8(body)
+            .map(Some)
+            .map_err(|e| LakeError::Io {
+                path: self.url_of(&key),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            })
+    }
+
+    /// Stores the dataset file beside the lake ([`DATASET_OBJECT`]), where `query` finds it.
+    pub async fn write_dataset(&self, text: &str) -> Result<(), LakeError> {
+        self.write(&self.dataset_key(), text.as_bytes().to_vec())
+            .await
     }
 
     /// Writes an object (a key from [`Lake::key_in`]).

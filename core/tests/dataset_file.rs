@@ -323,4 +323,11 @@ fn the_weather_dataset_is_the_default() {
     assert_eq!(d.event_time_column().unwrap().name, "observed_at");
     assert_eq!(d.event_date_column().unwrap().name, "date");
     assert_eq!(d.partition_key(), Some("stationid"));
+    assert_eq!(d.firehose_prefix(), streamlake_core::layout::DATA_PREFIX);
+    let hourly = Dataset::from_toml(UNICORNS, "u.toml").unwrap();
+    assert!(
+        hourly
+            .firehose_prefix()
+            .ends_with("/day=!{partitionKeyFromLambda:day}/hour=!{partitionKeyFromLambda:hour}/")
+    );
 }

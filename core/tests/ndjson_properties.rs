@@ -10,6 +10,7 @@ use arrow_schema::{DataType, Schema};
 use proptest::prelude::*;
 use serde_json::Value;
 use streamlake_core::columnar::arrow_schema;
+use streamlake_core::dataset::Dataset;
 use streamlake_core::ndjson::NdjsonDecoder;
 
 /// JSON whitespace, often none.
@@ -156,7 +157,10 @@ fn line() -> impl Strategy<Value = String> {
                 }
                 for (key, value) in extras {
                     // Unknown keys only: a known name twice is a different question.
-                    if arrow_schema().field_with_name(&key).is_err() {
+                    if arrow_schema(&Dataset::weather())
+                        .field_with_name(&key)
+                        .is_err()
+                    {
                         members.push((format!("\"{key}\""), value));
                     }
                 }
@@ -183,12 +187,13 @@ fn line() -> impl Strategy<Value = String> {
 }
 
 fn arrow_json(body: &[u8]) -> RecordBatch {
-    let batches = arrow_json::ReaderBuilder::new(arrow_schema())
+    let batches = arrow_json::ReaderBuilder::new(arrow_schema(&Dataset::weather()))
         .build(body)
         .expect("a reader")
         .collect::<Result<Vec<_>, _>>()
         .expect("arrow-json reads valid lines");
-    arrow_select::concat::concat_batches(&arrow_schema(), &batches).expect("one schema")
+    arrow_select::concat::concat_batches(&arrow_schema(&Dataset::weather()), &batches)
+        .expect("one schema")
 }
 
 proptest! {
@@ -198,7 +203,7 @@ proptest! {
     /// whole schema, a projection and no columns at all.
     #[test]
     fn any_bytes_decode_or_fail_without_a_panic(body in prop::collection::vec(any::<u8>(), 0..400)) {
-        let full = arrow_schema();
+        let full = arrow_schema(&Dataset::weather());
         for schema in [full.clone(), Arc::new(full.project(&[3, 0]).unwrap()), Arc::new(Schema::empty())] {
             let _ = NdjsonDecoder::new(schema, 7).unwrap().decode(&body);
         }
@@ -213,7 +218,7 @@ proptest! {
         byte in any::<u8>(),
     ) {
         let body = lines.join("\n").into_bytes();
-        let decoder = NdjsonDecoder::new(arrow_schema(), 3).unwrap();
+        let decoder = NdjsonDecoder::new(arrow_schema(&Dataset::weather()), 3).unwrap();
         let _ = decoder.decode(&body[..cut.index(body.len() + 1)]);
         let mut changed = body.clone();
         changed[flip.index(body.len())] = byte;
@@ -227,14 +232,14 @@ proptest! {
         batch_size in 1usize..5,
     ) {
         let body = lines.join("\n") + "\n";
-        let ours = NdjsonDecoder::new(arrow_schema(), batch_size)
+        let ours = NdjsonDecoder::new(arrow_schema(&Dataset::weather()), batch_size)
             .unwrap()
             .decode(body.as_bytes())
             .map_err(|e| TestCaseError::fail(format!("{e}\n{body}")))?;
         prop_assert!(ours.iter().all(|b| b.num_rows() <= batch_size));
-        let ours = arrow_select::concat::concat_batches(&arrow_schema(), &ours).unwrap();
+        let ours = arrow_select::concat::concat_batches(&arrow_schema(&Dataset::weather()), &ours).unwrap();
         let theirs = arrow_json(body.as_bytes());
-        for (field, (a, b)) in arrow_schema().fields().iter().zip(ours.columns().iter().zip(theirs.columns())) {
+        for (field, (a, b)) in arrow_schema(&Dataset::weather()).fields().iter().zip(ours.columns().iter().zip(theirs.columns())) {
             if field.data_type() == &DataType::Utf8 {
                 // Strings as serde_json reads them: arrow-json 59 decodes some surrogate
                 // pairs wrongly (see `surrogate_pairs_decode_to_their_code_point`).
@@ -256,7 +261,7 @@ proptest! {
 #[test]
 fn surrogate_pairs_decode_to_their_code_point() {
     let line = r#"{"stationid":"\ud9ca\udcb2 \ud840\udc00 \ud83d\ude00","datatype":"T","value":1,"observed_at":"2021-10-01T00:00:00Z","date":"2021-10-01","ingested_at":"2021-10-01T00:00:00Z"}"#;
-    let batch = &NdjsonDecoder::new(arrow_schema(), 8)
+    let batch = &NdjsonDecoder::new(arrow_schema(&Dataset::weather()), 8)
         .unwrap()
         .decode(line.as_bytes())
         .unwrap()[0];

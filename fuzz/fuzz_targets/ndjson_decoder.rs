@@ -12,10 +12,11 @@ use std::sync::Arc;
 use arrow_schema::DataType;
 use libfuzzer_sys::fuzz_target;
 use streamlake_core::columnar::arrow_schema;
+use streamlake_core::dataset::Dataset;
 use streamlake_core::ndjson::NdjsonDecoder;
 
 fuzz_target!(|body: &[u8]| {
-    let schema = arrow_schema();
+    let schema = arrow_schema(&Dataset::weather());
     let ours = NdjsonDecoder::new(schema.clone(), 5)
         .expect("the lake's schema")
         .decode(body);

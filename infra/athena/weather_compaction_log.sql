@@ -1,4 +1,4 @@
--- Generated from core/src/schema.rs by query/src/athena.rs (`query ddl` prints the same
+-- Generated from examples/weather/dataset.toml by query/src/athena.rs (`query ddl` prints the same
 -- for any lake); query/tests/athena.rs checks it. Replace <bucket> with the lake bucket.
 -- The compaction log (query/src/compaction_log.rs): which objects a compaction in
 -- progress hides. Beside the lake, outside data/.

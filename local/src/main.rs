@@ -79,9 +79,13 @@ struct TailArgs {
     /// With `--from at-timestamp`: the time (RFC 3339).
     #[arg(long)]
     timestamp: Option<chrono::DateTime<chrono::Utc>>,
-    /// Print only records whose observation has FIELD=VALUE (repeatable), as `query scan`.
-    #[arg(long = "where", value_name = "FIELD=VALUE")]
-    filters: Vec<query::filter::Filter>,
+    /// Print only records whose COLUMN (as the dataset normalizes the record) has VALUE
+    /// (repeatable), as `query scan`.
+    #[arg(long = "where", value_name = "COLUMN=VALUE")]
+    filters: Vec<String>,
+    /// The dataset file of the records, for --where [default: the weather dataset].
+    #[arg(long, value_name = "FILE")]
+    dataset: Option<PathBuf>,
     /// Stop after this many records printed (default: until Ctrl-C).
     #[arg(long)]
     count: Option<usize>,
@@ -339,10 +343,20 @@ async fn tail(args: TailArgs) -> Result<ExitCode> {
         (Position::AtTimestamp, Some(t)) => StartingPosition::AtTimestamp(t),
         (Position::AtTimestamp, None) => anyhow::bail!("--from at-timestamp needs --timestamp"),
     };
+    let dataset = Arc::new(match &args.dataset {
+        Some(path) => Dataset::load_path(path)?,
+        None => Dataset::weather(),
+    });
+    let filters = args
+        .filters
+        .iter()
+        .map(|f| query::filter::Filter::parse(f, &dataset))
+        .collect::<Result<_, _>>()?;
     let options = TailOptions {
         stream: args.stream,
         from,
-        filters: args.filters,
+        dataset,
+        filters,
         count: args.count,
         format: match args.format {
             Format::Pretty => TailFormat::Pretty,

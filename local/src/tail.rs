@@ -1,16 +1,16 @@
 //! `streamlake tail`: follow a stream, every shard at once, and print its records as they
 //! were produced, pretty JSON with where each came from, or one line each (NDJSON).
 //!
-//! `--where` filters compare the fields of the record's observation, as `query scan`
-//! does; a record that is not a valid observation matches no filter (and is printed
-//! when there is none, since it is in the stream all the same).
+//! `--where` filters compare the columns of the record as the dataset normalizes it, as
+//! `query scan` does; a record that does not fit the dataset matches no filter (and is
+//! printed when there is none, since it is in the stream all the same).
 
 use std::io::Write;
 
 use aws_sdk_kinesis::Client;
 use query::filter::Filter;
 use serde_json::{Map, Value};
-use streamlake_core::normalize;
+use streamlake_core::dataset::Dataset;
 use tokio::sync::mpsc;
 
 use crate::emulated::kinesis_source::{ShardReader, StartingPosition, StreamRecord, list_shards};
@@ -34,6 +34,8 @@ pub struct TailOptions {
     pub stream: String,
     /// Where each shard is read from.
     pub from: StartingPosition,
+    /// The records' shape, for the filters.
+    pub dataset: std::sync::Arc<Dataset>,
     /// Print only records matching every filter.
     pub filters: Vec<Filter>,
     /// Stop after this many records printed.
@@ -96,7 +98,7 @@ pub async fn tail(
         };
         for record in batch {
             summary.read += 1;
-            if !matches(&options.filters, &record) {
+            if !matches(&options.dataset, &options.filters, &record) {
                 continue;
             }
             print(out, options.format, &record).map_err(StackError::io("writing a record"))?;
@@ -111,15 +113,17 @@ pub async fn tail(
     Ok(summary)
 }
 
-fn matches(filters: &[Filter], record: &StreamRecord) -> bool {
+fn matches(dataset: &Dataset, filters: &[Filter], record: &StreamRecord) -> bool {
     if filters.is_empty() {
         return true;
     }
-    let Ok(observation) = normalize(&record.data, record.arrival) else {
-        return false;
-    };
     let mut line = Vec::new();
-    observation.write_ndjson(&mut line);
+    if dataset
+        .normalize_into(&record.data, record.arrival, &mut line)
+        .is_err()
+    {
+        return false;
+    }
     let Ok(fields) = serde_json::from_slice::<Map<String, Value>>(&line) else {
         return false;
     };

@@ -154,7 +154,8 @@ fn encode(root: &Path) -> f64 {
                 .split(|&b| b == b'\n')
                 .filter(|l| !l.is_empty())
                 .collect();
-            let converted = ndjson_to_parquet(&lines).unwrap();
+            let converted =
+                ndjson_to_parquet(&streamlake_core::dataset::Dataset::weather(), &lines).unwrap();
             seconds += start.elapsed().as_secs_f64();
             assert!(converted.rejected.is_empty());
             bytes += body.len();
@@ -329,9 +330,12 @@ fn over_s3(
         prefix: S3_PREFIX.to_owned(),
     };
     let session = || async {
-        LakeSession::new(Lake::open(location()).await, "weather")
-            .await
-            .unwrap()
+        LakeSession::new(
+            Lake::open(location()).await,
+            std::sync::Arc::new(streamlake_core::dataset::Dataset::weather()),
+        )
+        .await
+        .unwrap()
     };
     let counted = runtime.block_on(async {
         session()
@@ -401,7 +405,12 @@ fn main() {
     let mut ours: BTreeMap<(&str, &str), (f64, f64)> = BTreeMap::new();
     for format in ["ndjson", "parquet"] {
         let lake = runtime.block_on(Lake::open(LakeLocation::Local(root.join(format))));
-        let session = runtime.block_on(LakeSession::new(lake, "weather")).unwrap();
+        let session = runtime
+            .block_on(LakeSession::new(
+                lake,
+                std::sync::Arc::new(streamlake_core::dataset::Dataset::weather()),
+            ))
+            .unwrap();
         let counted = runtime
             .block_on(session.run("SELECT count(*) FROM weather"))
             .unwrap();

@@ -1,16 +1,17 @@
-//! What Athena users create over the lake, generated from the one schema
-//! ([`streamlake_core::schema::FIELDS`]): the raw table over the partition folders, the
-//! compaction log table, and the view `weather` that reads the raw table as `query` reads
-//! the lake ([`crate::compaction_log`]'s rule, in SQL over `"$path"`).
+//! What Athena users create over the lake, generated from the dataset file
+//! ([`streamlake_core::dataset`]): the raw table over the partition folders, the
+//! compaction log table, and the view named after the dataset (`weather`) that reads the
+//! raw table as `query` reads the lake ([`crate::compaction_log`]'s rule, in SQL over
+//! `"$path"`).
 //!
 //! `infra/athena/*.sql` and the template's Glue resources are this module's output (a test
 //! checks each), and `query ddl` prints it for any location.
 
 use std::fmt::Write as _;
 
+use streamlake_core::dataset::{ColumnType, Dataset};
 use streamlake_core::lake::LakeLocation;
 use streamlake_core::layout::OutputFormat;
-use streamlake_core::schema::{FIELDS, FieldType, PARTITION_COLUMNS};
 use thiserror::Error;
 
 /// The format a table reads every object of its location as.
@@ -77,6 +78,11 @@ pub struct TableNames {
 }
 
 impl TableNames {
+    /// The names for a dataset's view (the dataset's name).
+    pub fn of(dataset: &Dataset) -> Self {
+        Self::for_view(dataset.name())
+    }
+
     /// The names for a view called `view`.
     pub fn for_view(view: &str) -> Self {
         Self {
@@ -124,24 +130,32 @@ fn url(location: &LakeLocation) -> String {
     location.to_string()
 }
 
-/// `CREATE EXTERNAL TABLE` for the table over the partition folders of `lake`, read as
-/// `format`, with projected partitions (no crawler, no `MSCK REPAIR`).
-pub fn raw_table_ddl(names: &TableNames, format: TableFormat, lake: &LakeLocation) -> String {
+/// `CREATE EXTERNAL TABLE` for the table over the partition folders of `lake`, holding
+/// `dataset`'s records, read as `format`, with projected partitions (no crawler, no
+/// `MSCK REPAIR`).
+pub fn raw_table_ddl(
+    dataset: &Dataset,
+    names: &TableNames,
+    format: TableFormat,
+    lake: &LakeLocation,
+) -> String {
     let location = url(lake);
     let mut out = format!("CREATE EXTERNAL TABLE IF NOT EXISTS {} (\n", names.raw);
-    let columns: Vec<String> = FIELDS
+    let columns: Vec<String> = dataset
+        .columns()
         .iter()
-        .map(|f| {
-            format!(
-                "  {} {} COMMENT {}",
-                f.name,
-                f.ty.glue_type(),
-                sql_string(f.doc)
-            )
+        .map(|c| {
+            let comment = c
+                .comment
+                .as_deref()
+                .map(|text| format!(" COMMENT {}", sql_string(text)))
+                .unwrap_or_default();
+            format!("  {} {}{comment}", c.name, c.ty.glue_type())
         })
         .collect();
     out.push_str(&columns.join(",\n"));
-    let partitions: Vec<String> = PARTITION_COLUMNS
+    let partition_columns = dataset.partition().columns();
+    let partitions: Vec<String> = partition_columns
         .iter()
         .map(|c| format!("{c} int"))
         .collect();
@@ -164,12 +178,17 @@ pub fn raw_table_ddl(names: &TableNames, format: TableFormat, lake: &LakeLocatio
     );
     out.push_str("  'projection.month.type' = 'integer',\n  'projection.month.range' = '1,12',\n  'projection.month.digits' = '2',\n");
     out.push_str("  'projection.day.type' = 'integer',\n  'projection.day.range' = '1,31',\n  'projection.day.digits' = '2',\n");
+    if partition_columns.contains(&"hour") {
+        out.push_str("  'projection.hour.type' = 'integer',\n  'projection.hour.range' = '0,23',\n  'projection.hour.digits' = '2',\n");
+    }
+    let template: String = partition_columns
+        .iter()
+        .map(|c| format!("{c}=${{{c}}}/"))
+        .collect();
     let _ = write!(
         out,
         "  'storage.location.template' = {}",
-        sql_string(&format!(
-            "{location}year=${{year}}/month=${{month}}/day=${{day}}/"
-        ))
+        sql_string(&format!("{location}{template}"))
     );
     if format == TableFormat::Parquet {
         out.push_str(",\n  'parquet.compression' = 'SNAPPY'");
@@ -197,11 +216,18 @@ pub fn log_table_ddl(names: &TableNames, lake: &LakeLocation) -> String {
 }
 
 /// The view's query: the raw table without the objects the compaction log hides.
-pub fn view_query(names: &TableNames) -> String {
-    let columns: Vec<String> = FIELDS
+pub fn view_query(dataset: &Dataset, names: &TableNames) -> String {
+    let columns: Vec<String> = dataset
+        .columns()
         .iter()
-        .map(|f| format!("\"{}\"", f.name))
-        .chain(PARTITION_COLUMNS.iter().map(|c| format!("\"{c}\"")))
+        .map(|c| format!("\"{}\"", c.name))
+        .chain(
+            dataset
+                .partition()
+                .columns()
+                .iter()
+                .map(|c| format!("\"{c}\"")),
+        )
         .collect();
     format!(
         "SELECT {columns}\nFROM {raw}\nWHERE \"$path\" NOT IN (\n  SELECT object_path FROM {log}\n  WHERE (object_role = 'compacted' AND state = 'pending')\n     OR (object_role = 'source' AND state = 'committed')\n)",
@@ -212,33 +238,40 @@ pub fn view_query(names: &TableNames) -> String {
 }
 
 /// `CREATE OR REPLACE VIEW` for the view users query.
-pub fn view_ddl(names: &TableNames) -> String {
+pub fn view_ddl(dataset: &Dataset, names: &TableNames) -> String {
     format!(
         "CREATE OR REPLACE VIEW {} AS\n{};\n",
         names.view,
-        view_query(names)
+        view_query(dataset, names)
     )
 }
 
 /// The Presto/Trino type of a column, as an Athena view's definition in Glue names it.
-pub const fn view_column_type(ty: FieldType) -> &'static str {
+pub const fn view_column_type(ty: ColumnType) -> &'static str {
     match ty {
-        FieldType::String => "varchar",
-        FieldType::Double => "double",
-        FieldType::Timestamp => "timestamp(3)",
-        FieldType::Date => "date",
+        ColumnType::String | ColumnType::Json => "varchar",
+        ColumnType::Long => "bigint",
+        ColumnType::Double => "double",
+        ColumnType::Boolean => "boolean",
+        ColumnType::Timestamp => "timestamp(3)",
+        ColumnType::Date => "date",
     }
 }
 
 /// Every statement for one lake, in the order to run them, with a comment above each.
-pub fn all_ddl(names: &TableNames, format: TableFormat, lake: &LakeLocation) -> String {
+pub fn all_ddl(
+    dataset: &Dataset,
+    names: &TableNames,
+    format: TableFormat,
+    lake: &LakeLocation,
+) -> String {
     format!(
         "-- The objects in the lake's partition folders, as Athena reads them.\n{}\n\
          -- The compaction log (query/src/compaction_log.rs).\n{}\n\
          -- What to query: every record once, at every step of a compaction.\n{}",
-        raw_table_ddl(names, format, lake),
+        raw_table_ddl(dataset, names, format, lake),
         log_table_ddl(names, lake),
-        view_ddl(names)
+        view_ddl(dataset, names)
     )
 }
 
@@ -264,7 +297,7 @@ mod tests {
     #[test]
     fn the_view_names_every_column_and_the_rule() {
         let names = TableNames::for_view("weather");
-        let view = view_ddl(&names);
+        let view = view_ddl(&Dataset::weather(), &names);
         assert!(view.starts_with("CREATE OR REPLACE VIEW weather AS\nSELECT \"stationid\""));
         assert!(view.contains("FROM weather_raw\n"));
         assert!(view.contains("SELECT object_path FROM weather_compaction_log"));

@@ -20,7 +20,8 @@
 
 use futures::{Stream, StreamExt};
 use streamlake_core::PartitionKeys;
-use streamlake_core::columnar::write_parquet;
+use streamlake_core::columnar::{arrow_schema, conform, write_parquet};
+use streamlake_core::dataset::Dataset;
 use streamlake_core::formats::{decompress, gzip, read_batches};
 use streamlake_core::lake::{DateRange, Lake, ObjectInfo};
 use streamlake_core::layout::OutputFormat;
@@ -90,26 +91,30 @@ pub struct PartitionCompaction {
 /// after each partition (compacted or not).
 pub async fn compact(
     lake: &Lake,
+    dataset: &Dataset,
     range: DateRange,
     each: impl FnMut(&PartitionCompaction),
 ) -> Result<Vec<PartitionCompaction>, QueryError> {
-    Compactor::new(lake).run(range, each).await
+    Compactor::new(lake, dataset).run(range, each).await
 }
 
 /// A compaction run, for when [`compact`] is not enough.
 #[derive(Debug)]
 pub struct Compactor<'a> {
     lake: &'a Lake,
+    dataset: &'a Dataset,
     log: CompactionLog,
     changes: usize,
     stop_after: Option<usize>,
 }
 
 impl<'a> Compactor<'a> {
-    /// A run over `lake`.
-    pub fn new(lake: &'a Lake) -> Self {
+    /// A run over `lake`, holding `dataset`'s records (a Parquet day is rewritten in
+    /// the dataset's schema: columns older objects lack are null).
+    pub fn new(lake: &'a Lake, dataset: &'a Dataset) -> Self {
         Self {
             lake,
+            dataset,
             log: CompactionLog::of(lake),
             changes: 0,
             stop_after: None,
@@ -225,13 +230,18 @@ impl<'a> Compactor<'a> {
         }
         let (body, records) = match format {
             OutputFormat::Parquet => {
+                let schema = arrow_schema(self.dataset);
                 let mut batches = Vec::new();
                 for (object, body) in sources.iter().zip(&bodies) {
-                    batches.extend(read_batches(&object.key, body)?);
+                    for batch in read_batches(self.dataset, &object.key, body)? {
+                        batches.push(conform(&batch, &schema).map_err(|e| {
+                            QueryError::Compaction(format!("{}: {e}", lake.url_of(&object.key)))
+                        })?);
+                    }
                 }
                 let records = batches.iter().map(|b| b.num_rows() as u64).sum();
-                let parquet =
-                    write_parquet(&batches).map_err(|e| QueryError::Compaction(e.to_string()))?;
+                let parquet = write_parquet(&schema, &batches)
+                    .map_err(|e| QueryError::Compaction(e.to_string()))?;
                 (parquet, records)
             }
             _ => concatenate_ndjson(&sources, &bodies)?,

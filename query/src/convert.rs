@@ -3,7 +3,8 @@
 //! reads one format, so a lake is never converted in place.
 
 use streamlake_core::PartitionKeys;
-use streamlake_core::columnar::write_parquet;
+use streamlake_core::columnar::{arrow_schema, conform, write_parquet};
+use streamlake_core::dataset::Dataset;
 use streamlake_core::formats::read_batches;
 use streamlake_core::lake::{DateRange, Lake};
 
@@ -34,6 +35,7 @@ pub struct PartitionConversion {
 pub async fn convert(
     source: &Lake,
     dest: &Lake,
+    dataset: &Dataset,
     range: DateRange,
     mut each: impl FnMut(&PartitionConversion),
 ) -> Result<Vec<PartitionConversion>, QueryError> {
@@ -43,6 +45,7 @@ pub async fn convert(
             source.location()
         )));
     }
+    let schema = arrow_schema(dataset);
     let (partitions, hidden) = partitions_to_read(source, range).await?;
     let mut listed = std::pin::pin!(live_objects_of(source, &hidden, partitions));
     let mut done = Vec::new();
@@ -55,9 +58,14 @@ pub async fn convert(
         for object in &objects {
             let body = source.read(&object.key).await?;
             bytes_in += object.size;
-            batches.extend(read_batches(&object.key, &body)?);
+            for batch in read_batches(dataset, &object.key, &body)? {
+                batches.push(conform(&batch, &schema).map_err(|e| {
+                    QueryError::Compaction(format!("{}: {e}", source.url_of(&object.key)))
+                })?);
+            }
         }
-        let parquet = write_parquet(&batches).map_err(|e| QueryError::Compaction(e.to_string()))?;
+        let parquet =
+            write_parquet(&schema, &batches).map_err(|e| QueryError::Compaction(e.to_string()))?;
         let report = PartitionConversion {
             partition,
             objects_in: objects.len(),

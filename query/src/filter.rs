@@ -1,81 +1,93 @@
-//! `--where field=value` filters, checked against the one schema.
-
-use std::str::FromStr;
+//! `--where column=value` filters, checked against the dataset's columns.
 
 use serde_json::{Map, Value};
-use streamlake_core::schema::{self, FieldType};
+use streamlake_core::dataset::{Case, ColumnType, Dataset, Source};
 use thiserror::Error;
 
-/// Keeps the records whose `field` equals `value`.
+/// Keeps the records whose `column` equals `value`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Filter {
-    field: &'static str,
-    ty: FieldType,
+    column: String,
+    ty: ColumnType,
     value: String,
+    /// The column is written in one case (`case = "upper"`): compare ignoring it.
+    ignore_case: bool,
 }
 
 /// A filter that cannot apply.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum FilterError {
-    /// Not `field=value`.
-    #[error("filter {0:?} is not of the form field=value")]
+    /// Not `column=value`.
+    #[error("filter {0:?} is not of the form column=value")]
     Syntax(String),
-    /// The field is not a column of the schema.
-    #[error("unknown field {0:?}; the fields are: {fields}", fields = field_names())]
-    UnknownField(String),
-    /// The value cannot be of the field's type.
-    #[error("{value:?} is not a number, as field {field} requires")]
-    NotANumber {
-        /// Field.
-        field: String,
+    /// The column is not one of the dataset's.
+    #[error("unknown column {column:?}; the columns are: {columns}")]
+    UnknownField {
+        /// The column asked for.
+        column: String,
+        /// The dataset's columns.
+        columns: String,
+    },
+    /// The value cannot be of the column's type.
+    #[error("{value:?} is not a {ty}, as column {column} requires")]
+    NotOfType {
+        /// Column.
+        column: String,
+        /// Its type.
+        ty: ColumnType,
         /// Value given.
         value: String,
     },
 }
 
-fn field_names() -> String {
-    schema::FIELDS
-        .iter()
-        .map(|f| f.name)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-impl FromStr for Filter {
-    type Err = FilterError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (name, value) = s
+impl Filter {
+    /// Reads `column=value` against `dataset`'s columns.
+    pub fn parse(spec: &str, dataset: &Dataset) -> Result<Self, FilterError> {
+        let (name, value) = spec
             .split_once('=')
-            .ok_or_else(|| FilterError::Syntax(s.to_owned()))?;
-        let field = schema::field(name.trim())
-            .ok_or_else(|| FilterError::UnknownField(name.trim().to_owned()))?;
-        let value = value.trim().to_owned();
-        if field.ty == FieldType::Double && value.parse::<f64>().is_err() {
-            return Err(FilterError::NotANumber {
-                field: field.name.to_owned(),
+            .ok_or_else(|| FilterError::Syntax(spec.to_owned()))?;
+        let (name, value) = (name.trim(), value.trim().to_owned());
+        let column = dataset
+            .column(name)
+            .ok_or_else(|| FilterError::UnknownField {
+                column: name.to_owned(),
+                columns: dataset
+                    .columns()
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+        let fits = match column.ty {
+            ColumnType::Long | ColumnType::Double => value.parse::<f64>().is_ok(),
+            ColumnType::Boolean => matches!(value.as_str(), "true" | "false"),
+            _ => true,
+        };
+        if !fits {
+            return Err(FilterError::NotOfType {
+                column: column.name.clone(),
+                ty: column.ty,
                 value,
             });
         }
+        let ignore_case = matches!(&column.source, Source::Read(r) if matches!(r.case, Some(Case::Upper | Case::Lower)));
         Ok(Self {
-            field: field.name,
-            ty: field.ty,
+            column: column.name.clone(),
+            ty: column.ty,
             value,
+            ignore_case,
         })
     }
-}
 
-impl Filter {
-    /// Whether a record matches. Text compares exactly (datatypes ignoring case),
-    /// numbers numerically.
+    /// Whether a record matches. Text compares exactly (ignoring case for a column the
+    /// dataset writes in one case), numbers numerically.
     pub fn matches(&self, record: &Map<String, Value>) -> bool {
-        match (record.get(self.field), self.ty) {
-            (Some(Value::Number(n)), FieldType::Double) => {
+        match (record.get(&self.column), self.ty) {
+            (Some(Value::Number(n)), ColumnType::Long | ColumnType::Double) => {
                 n.as_f64() == self.value.parse::<f64>().ok()
             }
-            (Some(Value::String(s)), _) if self.field == "datatype" => {
-                s.eq_ignore_ascii_case(&self.value)
-            }
+            (Some(Value::Bool(b)), ColumnType::Boolean) => b.to_string() == self.value,
+            (Some(Value::String(s)), _) if self.ignore_case => s.eq_ignore_ascii_case(&self.value),
             (Some(Value::String(s)), _) => *s == self.value,
             _ => false,
         }
@@ -91,22 +103,22 @@ mod tests {
     }
 
     #[test]
-    fn filters_by_schema_field() {
+    fn filters_by_the_datasets_columns() {
+        let d = Dataset::weather();
+        let parse = |s: &str| Filter::parse(s, &d);
         let r = record(r#"{"stationid":"S1","datatype":"PRCP","value":5.0}"#);
-        assert!("datatype=prcp".parse::<Filter>().unwrap().matches(&r));
-        assert!("value=5".parse::<Filter>().unwrap().matches(&r));
-        assert!(!"stationid=S2".parse::<Filter>().unwrap().matches(&r));
+        assert!(parse("datatype=prcp").unwrap().matches(&r));
+        assert!(parse("value=5").unwrap().matches(&r));
+        assert!(!parse("stationid=S2").unwrap().matches(&r));
+        assert!(!parse("stationid=s1").unwrap().matches(&r), "exact text");
         assert!(matches!(
-            "nope=1".parse::<Filter>(),
-            Err(FilterError::UnknownField(_))
+            parse("nope=1"),
+            Err(FilterError::UnknownField { .. })
         ));
         assert!(matches!(
-            "value=x".parse::<Filter>(),
-            Err(FilterError::NotANumber { .. })
+            parse("value=x"),
+            Err(FilterError::NotOfType { .. })
         ));
-        assert!(matches!(
-            "value".parse::<Filter>(),
-            Err(FilterError::Syntax(_))
-        ));
+        assert!(matches!(parse("value"), Err(FilterError::Syntax(_))));
     }
 }

@@ -2,8 +2,9 @@
 //! with SQL (Apache DataFusion), compact it.
 //!
 //! Both work on the lake in S3 or on a local folder with the same layout, on NDJSON,
-//! GZIP'd NDJSON and Parquet objects, and read only the `year=/month=/day=` partitions of
-//! the requested date range.
+//! GZIP'd NDJSON and Parquet objects, and read only the `year=/month=/day=` (`hour=`)
+//! partitions of the requested date range. The records' shape is the lake's dataset file
+//! ([`lake_dataset`]).
 
 pub mod athena;
 pub mod chart;
@@ -26,7 +27,26 @@ pub mod whole_object;
 
 pub use filter::{Filter, FilterError};
 
+use std::path::Path;
+
+use streamlake_core::dataset::{Dataset, DatasetError};
+use streamlake_core::lake::Lake;
 use thiserror::Error;
+
+/// The dataset of a lake's records: the file given (`--dataset`), else the one stored
+/// beside the lake ([`Lake::read_dataset`]), else the default (weather).
+pub async fn lake_dataset(lake: &Lake, given: Option<&Path>) -> Result<Dataset, QueryError> {
+    if let Some(path) = given {
+        return Ok(Dataset::load_path(path)?);
+    }
+    match lake.read_dataset().await? {
+        Some(text) => Ok(Dataset::from_toml(
+            &text,
+            &lake.url_of(&lake.dataset_key()),
+        )?),
+        None => Ok(Dataset::weather()),
+    }
+}
 
 /// Failure to read the lake.
 #[derive(Debug, Error)]
@@ -37,6 +57,9 @@ pub enum QueryError {
     /// An object is not of the format its name says.
     #[error(transparent)]
     Format(#[from] streamlake_core::formats::ReadError),
+    /// The dataset file cannot be used.
+    #[error(transparent)]
+    Dataset(#[from] DatasetError),
     /// The SQL failed.
     #[error(transparent)]
     Sql(#[from] datafusion::error::DataFusionError),

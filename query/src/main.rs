@@ -2,6 +2,7 @@ use anyhow::Result;
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::IsTerminal;
+use std::sync::Arc;
 
 use comfy_table::{Cell, CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -10,7 +11,6 @@ use query::convert::convert;
 use query::{Filter, ScanOptions, scan, summarize_partitions};
 use serde_json::Value;
 use streamlake_core::lake::{DateRange, Lake, LakeLocation};
-use streamlake_core::schema::FIELDS;
 
 /// mimalloc, as DataFusion's own CLI: a scan allocates and frees batch buffers of a few
 /// hundred KiB by the thousand, which the system allocator returns to the kernel and
@@ -22,7 +22,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 ///
 /// The lake is `s3://bucket/prefix/` (credentials and region from the standard AWS
 /// configuration; AWS_ENDPOINT_URL for an emulator) or a local folder with the same
-/// `year=YYYY/month=MM/day=DD/` layout.
+/// `year=YYYY/month=MM/day=DD/` layout. Its records' shape is the dataset file stored
+/// beside it (`_dataset.toml`, written by `streamlake up` and the deploy), or --dataset.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Cli {
@@ -34,6 +35,10 @@ struct Cli {
         default_value = "s3://streamlake-lake/data/"
     )]
     lake: LakeLocation,
+    /// The dataset file of the lake's records (or a folder holding dataset.toml)
+    /// [default: the one stored beside the lake, else the weather dataset].
+    #[arg(long, global = true, value_name = "FILE")]
+    dataset: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -49,17 +54,15 @@ enum Command {
         #[arg(long)]
         to: Option<NaiveDate>,
     },
-    /// Run SQL over the lake (Apache DataFusion); the lake is the table `weather`, with
-    /// `year`, `month`, `day` partition columns that prune whole partitions.
+    /// Run SQL over the lake (Apache DataFusion); the lake is the table named after its
+    /// dataset (`weather`), with `year`, `month`, `day` (and `hour`) partition columns that
+    /// prune whole partitions.
     Sql {
         /// The statement, e.g. "SELECT datatype, count(*) FROM weather GROUP BY datatype",
         /// or several separated by `;` (the last one's result is shown), comments allowed:
         /// `"$(cat infra/athena/weather_view.sql) SELECT count(*) FROM weather"`.
         #[arg(allow_hyphen_values = true)]
         query: String,
-        /// Name of the lake's table.
-        #[arg(long, default_value = query::sql::TABLE)]
-        table: String,
         /// Output format.
         #[arg(long, value_enum, default_value_t = SqlFormat::Table)]
         format: SqlFormat,
@@ -100,9 +103,9 @@ enum Command {
         #[arg(long)]
         to: Option<NaiveDate>,
         /// Name of the new lake's Athena view (its tables get `_raw` and
-        /// `_compaction_log`).
-        #[arg(long, default_value = "weather_parquet")]
-        table: String,
+        /// `_compaction_log`) [default: the dataset's name, then `_parquet`].
+        #[arg(long)]
+        table: Option<String>,
     },
     /// Print the Athena DDL for the lake: the table over its folders, the compaction
     /// log's table, and the view to query.
@@ -110,9 +113,10 @@ enum Command {
         /// The format the lake's objects are in.
         #[arg(long, value_enum, default_value_t = DdlFormat::Ndjson)]
         format: DdlFormat,
-        /// Name of the view (its tables get `_raw` and `_compaction_log`).
-        #[arg(long, default_value = query::sql::TABLE)]
-        table: String,
+        /// Name of the view (its tables get `_raw` and `_compaction_log`) [default: the
+        /// dataset's name].
+        #[arg(long)]
+        table: Option<String>,
     },
     /// Records of a date range, reading only its partitions.
     Scan {
@@ -122,9 +126,9 @@ enum Command {
         /// Last day, inclusive.
         #[arg(long)]
         to: Option<NaiveDate>,
-        /// Keep records whose field equals the value (repeatable; all must match).
-        #[arg(long = "where", value_name = "FIELD=VALUE")]
-        filters: Vec<Filter>,
+        /// Keep records whose column equals the value (repeatable; all must match).
+        #[arg(long = "where", value_name = "COLUMN=VALUE")]
+        filters: Vec<String>,
         /// Stop after this many records.
         #[arg(long)]
         limit: Option<usize>,
@@ -203,6 +207,8 @@ async fn main() -> Result<()> {
         .init();
     let cli = Cli::parse();
     let lake = Lake::open(cli.lake).await;
+    let dataset = Arc::new(query::lake_dataset(&lake, cli.dataset.as_deref()).await?);
+    let lake = lake.with_granularity(dataset.partition());
     match cli.command {
         Command::Partitions { from, to } => {
             let mut table = Table::new();
@@ -229,14 +235,13 @@ async fn main() -> Result<()> {
         }
         Command::Sql {
             query,
-            table,
             format,
             out,
             chart,
             series,
             title,
         } => {
-            let session = query::sql::LakeSession::new(lake, &table).await?;
+            let session = query::sql::LakeSession::new(lake, dataset).await?;
             let batches = session.run(&query).await?;
             if let Some(path) = chart {
                 let options = query::chart::ChartOptions {
@@ -271,7 +276,7 @@ async fn main() -> Result<()> {
                 Some(total),
                 "{spinner} compacting {bar:40} {pos}/{len} partitions {elapsed}",
             );
-            let done = query::compaction::compact(&lake, range, |_| bar.inc(1)).await?;
+            let done = query::compaction::compact(&lake, &dataset, range, |_| bar.inc(1)).await?;
             bar.finish_and_clear();
             let objects: usize = done.iter().map(|p| p.objects_in).sum();
             let records: u64 = done.iter().map(|p| p.records).sum();
@@ -291,9 +296,12 @@ async fn main() -> Result<()> {
             table,
         } => {
             let range = DateRange { from, to };
-            let target = Lake::open(dest.clone()).await;
+            let target = Lake::open(dest.clone())
+                .await
+                .with_granularity(dataset.partition());
             let bar = progress(None, "{spinner} converting: {pos} partitions {elapsed}");
-            let done = convert(&lake, &target, range, |_| bar.inc(1)).await?;
+            let done = convert(&lake, &target, &dataset, range, |_| bar.inc(1)).await?;
+            target.write_dataset(dataset.text()).await?;
             bar.finish_and_clear();
             let records: u64 = done.iter().map(|p| p.records).sum();
             let (bytes_in, bytes_out) = done
@@ -304,19 +312,29 @@ async fn main() -> Result<()> {
                 done.len(),
                 done.len()
             );
+            let table = table.unwrap_or_else(|| format!("{}_parquet", dataset.name()));
             print!(
                 "{}",
-                all_ddl(&TableNames::for_view(&table), TableFormat::Parquet, &dest)
+                all_ddl(
+                    &dataset,
+                    &TableNames::for_view(&table),
+                    TableFormat::Parquet,
+                    &dest
+                )
             );
         }
-        Command::Ddl { format, table } => print!(
-            "{}",
-            all_ddl(
-                &TableNames::for_view(&table),
-                format.into(),
-                lake.location()
-            )
-        ),
+        Command::Ddl { format, table } => {
+            let table = table.unwrap_or_else(|| dataset.name().to_owned());
+            print!(
+                "{}",
+                all_ddl(
+                    &dataset,
+                    &TableNames::for_view(&table),
+                    format.into(),
+                    lake.location()
+                )
+            );
+        }
         Command::Scan {
             from,
             to,
@@ -324,21 +342,26 @@ async fn main() -> Result<()> {
             limit,
             format,
         } => {
+            let filters = filters
+                .iter()
+                .map(|f| Filter::parse(f, &dataset))
+                .collect::<Result<_, _>>()?;
             let options = ScanOptions {
                 range: DateRange { from, to },
                 filters,
                 limit,
             };
+            let columns: Vec<&str> = dataset.columns().iter().map(|c| c.name.as_str()).collect();
             let mut table = Table::new();
             table.load_preset(UTF8_FULL_CONDENSED);
-            table.set_header(FIELDS.iter().map(|f| f.name));
+            table.set_header(&columns);
             let bar = progress(None, "{spinner} {pos} records {elapsed}");
             let stats = scan(&lake, &options, |record| {
                 bar.inc(1);
                 match format {
                     Format::Ndjson => println!("{}", Value::Object(record)),
                     Format::Table => {
-                        table.add_row(FIELDS.iter().map(|f| match record.get(f.name) {
+                        table.add_row(columns.iter().map(|c| match record.get(*c) {
                             Some(Value::String(s)) => s.clone(),
                             Some(Value::Null) | None => String::new(),
                             Some(other) => other.to_string(),

@@ -1,12 +1,12 @@
 //! The lake's NDJSON objects (plain and GZIP) as a scan: objects spread over DataFusion
 //! partitions, each opened when the plan runs and decoded with core's projected decoder
 //! ([`NdjsonDecoder`]: only the columns the query uses) as it is read, a block at a time
-//! ([`Lake::reader`]), the partition columns added from the object's day (and Athena's
-//! `"$path"`, for a raw table).
+//! ([`Lake::reader`]), the partition columns added from the object's partition (and
+//! Athena's `"$path"`, for a raw table).
 
 use std::sync::Arc;
 
-use chrono::{Datelike, NaiveDate};
+use chrono::Datelike;
 use datafusion::arrow::array::{
     ArrayRef, Int32Array, RecordBatch, RecordBatchOptions, StringArray,
 };
@@ -19,22 +19,22 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use futures::{StreamExt, TryStreamExt};
+use streamlake_core::PartitionKeys;
 use streamlake_core::formats::decompressing;
 use streamlake_core::lake::Lake;
 use streamlake_core::ndjson::NdjsonDecoder;
-use streamlake_core::schema::FIELDS;
 
 /// Objects opened ahead of the one being decoded, per partition (an S3 object is fetched
 /// when opened: its latency hides behind decoding).
 const READ_AHEAD: usize = 2;
 
-/// An NDJSON object to scan and the day it belongs to.
+/// An NDJSON object to scan and the partition it belongs to.
 #[derive(Debug, Clone)]
 pub struct NdjsonObject {
     /// Its key (or path).
     pub key: String,
-    /// Its partition's day.
-    pub date: NaiveDate,
+    /// Its partition.
+    pub partition: PartitionKeys,
     /// Its URL, the value of a raw table's `"$path"` column.
     pub url: String,
 }
@@ -44,26 +44,40 @@ pub struct NdjsonObject {
 enum Source {
     /// The decoded column at this index.
     Data(usize),
-    /// The object's year, month or day.
+    /// The object's year, month, day or hour.
     Year,
     Month,
     Day,
+    Hour,
     /// The object's URL.
     Path,
 }
 
-/// A scan of `objects`, projected to `projection` of `table_schema` (the observation
-/// columns read from the objects, then year, month, day, and for a raw table `"$path"`),
-/// in the session's number of partitions and batch size.
+/// The table an NDJSON scan reads: its schema (the data columns read from the objects,
+/// then the partition columns, and for a raw table `"$path"`), how many data columns
+/// lead it, and their names in the order the transform writes them.
+#[derive(Debug, Clone, Copy)]
+pub struct NdjsonTable<'a> {
+    /// The table's schema.
+    pub schema: &'a SchemaRef,
+    /// The data columns, in written order (they lead the schema).
+    pub data_columns: &'a [&'a str],
+    /// The partition columns (`year`, `month`, `day`, and `hour` in an hourly lake).
+    pub partition_columns: usize,
+}
+
+/// A scan of `objects`, projected to `projection` of the table, in the session's number
+/// of partitions and batch size.
 pub fn ndjson_scan(
     state: &dyn Session,
     lake: &Lake,
     objects: Vec<NdjsonObject>,
-    table_schema: &SchemaRef,
+    table: NdjsonTable<'_>,
     projection: Option<&Vec<usize>>,
     limit: Option<usize>,
 ) -> Result<Arc<dyn ExecutionPlan>> {
-    let data_columns = FIELDS.len();
+    let table_schema = table.schema;
+    let data_columns = table.data_columns.len();
     let (partitions, batch_size) = (
         state.config().target_partitions(),
         state.config().batch_size(),
@@ -84,11 +98,13 @@ pub fn ndjson_scan(
             Some(0) => Source::Year,
             Some(1) => Source::Month,
             Some(2) => Source::Day,
+            Some(3) if table.partition_columns == 4 => Source::Hour,
             Some(_) => Source::Path,
         })
         .collect();
     let decoder = NdjsonDecoder::new(Arc::new(Schema::new(decoded)), batch_size)
-        .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        .map_err(|e| DataFusionError::External(Box::new(e)))?
+        .with_written_order(table.data_columns);
     let partitions = partitions.clamp(1, objects.len().max(1));
     let mut groups = vec![Vec::new(); partitions];
     for (i, object) in objects.into_iter().enumerate() {
@@ -137,7 +153,8 @@ impl ObjectGroup {
             .decoder
             .decode_reader(decompressing(&object.key, body))
             .map_err(|e| DataFusionError::External(format!("{}: {e}", object.key).into()))?;
-        let date = &object.date;
+        let date = object.partition.date();
+        let hour = object.partition.hour().unwrap_or(0) as i32;
         decoded
             .into_iter()
             .map(|batch| {
@@ -151,6 +168,7 @@ impl ObjectGroup {
                         Source::Year => constant(date.year()),
                         Source::Month => constant(date.month() as i32),
                         Source::Day => constant(date.day() as i32),
+                        Source::Hour => constant(hour),
                         Source::Path => Arc::new(StringArray::from_iter_values(
                             std::iter::repeat_n(object.url.as_str(), rows),
                         )),

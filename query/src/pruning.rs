@@ -1,19 +1,22 @@
 //! Which partitions a query opens, from its filters.
 //!
-//! The partition `year=Y/month=M/day=D` holds exactly the records whose `date` is that
-//! day, and `date` is the UTC day of `observed_at`: `normalize` derives all three from the
-//! record, so no record can disagree with its folder. Hence:
+//! The partition `year=Y/month=M/day=D` (`/hour=H`) holds exactly the records whose
+//! partition time (the event time, or the arrival time for a dataset without one) falls
+//! in that day (hour), and the dataset's event date column is that time's UTC day: the
+//! transform derives all of them from the record, so no record can disagree with its
+//! folder (weather: `observed_at` and `date`). Hence:
 //!
-//! - a filter on `year`, `month`, `day` and `date` alone has one value per partition: it
-//!   is evaluated on each partition's values, exactly, whatever its form (`=`, `IN`,
-//!   `BETWEEN`, functions of the date);
-//! - any other filter that uses `observed_at` or those columns keeps a partition unless
-//!   no time of its day, `[D 00:00, D+1 00:00)` UTC, can satisfy it: DataFusion's
-//!   [`PruningPredicate`] over each day's bounds, which never drops a container that could
-//!   hold a match (columns without bounds count as "could be anything").
+//! - a filter on the partition columns and the event date alone has one value per
+//!   partition: it is evaluated on each partition's values, exactly, whatever its form
+//!   (`=`, `IN`, `BETWEEN`, functions of the date);
+//! - any other filter that uses the partition time column or those columns keeps a
+//!   partition unless no time of its day (hour), `[D 00:00, D+1 00:00)` UTC, can satisfy
+//!   it: DataFusion's [`PruningPredicate`] over each partition's bounds, which never drops
+//!   a container that could hold a match (columns without bounds count as "could be
+//!   anything").
 
 use std::collections::HashSet;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use chrono::{Datelike, NaiveTime};
 use datafusion::arrow::array::{
@@ -29,36 +32,57 @@ use datafusion::logical_expr::utils::conjunction;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_optimizer::pruning::{PruningPredicate, PruningPredicateBuilder};
 use streamlake_core::PartitionKeys;
-use streamlake_core::schema::PARTITION_COLUMNS;
+use streamlake_core::dataset::{Dataset, Granularity};
 
-/// The record's UTC day.
-const DATE: &str = "date";
-/// The record's time, whose UTC day is `date`.
-const OBSERVED_AT: &str = "observed_at";
+/// The columns of a lake's table that a partition bounds: its partition columns, the
+/// column holding the partition time's day (one value per partition), and the column
+/// holding the partition time itself (bounded by the partition's day or hour).
+#[derive(Debug, Clone)]
+pub struct PrunedColumns {
+    granularity: Granularity,
+    date: Option<String>,
+    time: Option<String>,
+    per_partition: SchemaRef,
+}
 
-/// Columns with one value per partition.
-fn per_partition_schema() -> SchemaRef {
-    static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
-        let mut fields: Vec<Field> = PARTITION_COLUMNS
+impl PrunedColumns {
+    /// The pruned columns of `dataset`'s table: the event date and event time columns,
+    /// or, for a dataset partitioned by arrival, its arrival-time column.
+    pub fn of(dataset: &Dataset) -> Self {
+        let granularity = dataset.partition();
+        let date = dataset.partition_date_column().map(|c| c.name.clone());
+        let time = dataset.partition_time_column().map(|c| c.name.clone());
+        let mut fields: Vec<Field> = granularity
+            .columns()
             .iter()
             .map(|name| Field::new(*name, DataType::Int32, false))
             .collect();
-        fields.push(Field::new(DATE, DataType::Date32, false));
-        Arc::new(Schema::new(fields))
-    });
-    SCHEMA.clone()
-}
+        if let Some(date) = &date {
+            fields.push(Field::new(date, DataType::Date32, false));
+        }
+        Self {
+            granularity,
+            date,
+            time,
+            per_partition: Arc::new(Schema::new(fields)),
+        }
+    }
 
-fn is_per_partition(column: &str) -> bool {
-    per_partition_schema().column_with_name(column).is_some()
-}
+    fn is_per_partition(&self, column: &str) -> bool {
+        self.per_partition.column_with_name(column).is_some()
+    }
 
-/// Whether `filter` uses only columns with one value per partition (`year`, `month`,
-/// `day`, `date`): the pruner then answers it exactly for every row of a partition, and
-/// the rows need not be filtered again.
-pub fn is_per_partition_filter(filter: &Expr) -> bool {
-    let columns = filter.column_refs();
-    !columns.is_empty() && columns.iter().all(|c| is_per_partition(&c.name))
+    fn is_time(&self, column: &str) -> bool {
+        self.time.as_deref() == Some(column)
+    }
+
+    /// Whether `filter` uses only columns with one value per partition (the partition
+    /// columns and the partition time's day): the pruner then answers it exactly for
+    /// every row of a partition, and the rows need not be filtered again.
+    pub fn is_per_partition_filter(&self, filter: &Expr) -> bool {
+        let columns = filter.column_refs();
+        !columns.is_empty() && columns.iter().all(|c| self.is_per_partition(&c.name))
+    }
 }
 
 /// Decides which partitions a scan with given filters must open.
@@ -66,29 +90,35 @@ pub fn is_per_partition_filter(filter: &Expr) -> bool {
 pub struct PartitionPruner {
     /// Filters with one answer per partition.
     exact: Vec<Arc<dyn PhysicalExpr>>,
-    /// The other filters that involve a column with per-day bounds.
+    /// The other filters that involve a column with per-partition bounds.
     bounded: Option<PruningPredicate>,
-    /// The `observed_at` column's type (its unit and zone), for its bounds.
-    observed_at: DataType,
+    /// The partition time column's type (its unit and zone), for its bounds.
+    time_type: DataType,
+    columns: PrunedColumns,
 }
 
 impl PartitionPruner {
     /// A pruner for `filters` (conjuncts) over a table of `schema` (data and partition
-    /// columns).
-    pub fn new(state: &dyn Session, schema: &SchemaRef, filters: &[Expr]) -> Result<Self> {
-        let per_partition = DFSchema::try_from(per_partition_schema())?;
+    /// columns), whose `columns` a partition bounds.
+    pub fn new(
+        state: &dyn Session,
+        schema: &SchemaRef,
+        columns: &PrunedColumns,
+        filters: &[Expr],
+    ) -> Result<Self> {
+        let per_partition = DFSchema::try_from(columns.per_partition.clone())?;
         let mut exact = Vec::new();
         let mut bounded = Vec::new();
         for filter in filters {
-            let columns = filter.column_refs();
-            if columns.is_empty() {
+            let used = filter.column_refs();
+            if used.is_empty() {
                 continue;
             }
-            if is_per_partition_filter(filter) {
+            if columns.is_per_partition_filter(filter) {
                 exact.push(state.create_physical_expr(filter.clone(), &per_partition)?);
-            } else if columns
+            } else if used
                 .iter()
-                .any(|c| c.name == OBSERVED_AT || is_per_partition(&c.name))
+                .any(|c| columns.is_time(&c.name) || columns.is_per_partition(&c.name))
             {
                 bounded.push(filter.clone());
             }
@@ -104,14 +134,17 @@ impl PartitionPruner {
             }
             None => None,
         };
-        let observed_at = schema
-            .field_with_name(OBSERVED_AT)
+        let time_type = columns
+            .time
+            .as_ref()
+            .and_then(|t| schema.field_with_name(t).ok())
             .map(|f| f.data_type().clone())
             .unwrap_or(DataType::Timestamp(TimeUnit::Microsecond, None));
         Ok(Self {
             exact,
             bounded,
-            observed_at,
+            time_type,
+            columns: columns.clone(),
         })
     }
 
@@ -126,17 +159,19 @@ impl PartitionPruner {
         if partitions.is_empty() {
             return Ok(keep);
         }
-        let days = Days {
+        let bounds = Bounds {
             partitions,
-            observed_at: &self.observed_at,
+            time_type: &self.time_type,
+            columns: &self.columns,
         };
         if !self.exact.is_empty() {
             let batch = RecordBatch::try_new(
-                per_partition_schema(),
-                PARTITION_COLUMNS
+                self.columns.per_partition.clone(),
+                self.columns
+                    .per_partition
+                    .fields()
                     .iter()
-                    .chain([&DATE])
-                    .map(|c| days.value(c).expect("a per-partition column"))
+                    .map(|f| bounds.value(f.name()).expect("a per-partition column"))
                     .collect(),
             )?;
             for filter in &self.exact {
@@ -153,7 +188,7 @@ impl PartitionPruner {
             }
         }
         if let Some(predicate) = &self.bounded {
-            for (k, could_match) in keep.iter_mut().zip(predicate.prune(&days)?) {
+            for (k, could_match) in keep.iter_mut().zip(predicate.prune(&bounds)?) {
                 *k &= could_match;
             }
         }
@@ -161,47 +196,56 @@ impl PartitionPruner {
     }
 }
 
-/// Per-day bounds of the columns a partition fixes: the statistics of the "containers"
-/// that [`PruningPredicate`] prunes.
-struct Days<'a> {
+/// Per-partition bounds of the columns a partition fixes: the statistics of the
+/// "containers" that [`PruningPredicate`] prunes.
+struct Bounds<'a> {
     partitions: &'a [PartitionKeys],
-    observed_at: &'a DataType,
+    time_type: &'a DataType,
+    columns: &'a PrunedColumns,
 }
 
-impl Days<'_> {
+impl Bounds<'_> {
     /// The column's one value per partition, for the columns that have one.
     fn value(&self, column: &str) -> Option<ArrayRef> {
-        let dates = self.partitions.iter().map(PartitionKeys::date);
-        let ints = |f: fn(chrono::NaiveDate) -> i32| -> ArrayRef {
-            Arc::new(Int32Array::from_iter_values(dates.clone().map(f)))
+        let ints = |f: fn(&PartitionKeys) -> i32| -> ArrayRef {
+            Arc::new(Int32Array::from_iter_values(self.partitions.iter().map(f)))
         };
         Some(match column {
-            "year" => ints(|d| d.year()),
-            "month" => ints(|d| d.month() as i32),
-            "day" => ints(|d| d.day() as i32),
-            DATE => Arc::new(Date32Array::from_iter_values(
-                dates.map(Date32Type::from_naive_date),
-            )),
+            "year" => ints(|p| p.date().year()),
+            "month" => ints(|p| p.date().month() as i32),
+            "day" => ints(|p| p.date().day() as i32),
+            "hour" if self.columns.granularity == Granularity::Hour => {
+                ints(|p| p.hour().unwrap_or(0) as i32)
+            }
+            c if self.columns.date.as_deref() == Some(c) => {
+                Arc::new(Date32Array::from_iter_values(
+                    self.partitions
+                        .iter()
+                        .map(|p| Date32Type::from_naive_date(p.date())),
+                ))
+            }
             _ => return None,
         })
     }
 
-    /// The first or last microsecond of each partition's day, as `observed_at`.
-    fn observed_at(&self, last: bool) -> Option<ArrayRef> {
-        let DataType::Timestamp(TimeUnit::Microsecond, zone) = self.observed_at else {
+    /// The first or last microsecond of each partition's day or hour, as the partition
+    /// time column.
+    fn time(&self, last: bool) -> Option<ArrayRef> {
+        let DataType::Timestamp(TimeUnit::Microsecond, zone) = self.time_type else {
             return None;
         };
         let micros = self.partitions.iter().map(|p| {
+            let (hour, length) = match p.hour() {
+                Some(h) => (i64::from(h), 3_600_000_000),
+                None => (0, 86_400_000_000),
+            };
             let start = p
                 .date()
                 .and_time(NaiveTime::MIN)
                 .and_utc()
-                .timestamp_micros();
-            if last {
-                start + 86_400_000_000 - 1
-            } else {
-                start
-            }
+                .timestamp_micros()
+                + hour * 3_600_000_000;
+            if last { start + length - 1 } else { start }
         });
         Some(Arc::new(
             TimestampMicrosecondArray::from_iter_values(micros).with_timezone_opt(zone.clone()),
@@ -209,17 +253,17 @@ impl Days<'_> {
     }
 }
 
-impl PruningStatistics for Days<'_> {
+impl PruningStatistics for Bounds<'_> {
     fn min_values(&self, column: &Column) -> Option<ArrayRef> {
         match column.name.as_str() {
-            OBSERVED_AT => self.observed_at(false),
+            name if self.columns.is_time(name) => self.time(false),
             name => self.value(name),
         }
     }
 
     fn max_values(&self, column: &Column) -> Option<ArrayRef> {
         match column.name.as_str() {
-            OBSERVED_AT => self.observed_at(true),
+            name if self.columns.is_time(name) => self.time(true),
             name => self.value(name),
         }
     }
@@ -230,7 +274,7 @@ impl PruningStatistics for Days<'_> {
 
     fn null_counts(&self, column: &Column) -> Option<ArrayRef> {
         // None of the bounded columns is ever null.
-        (column.name == OBSERVED_AT || is_per_partition(&column.name))
+        (self.columns.is_time(&column.name) || self.columns.is_per_partition(&column.name))
             .then(|| Arc::new(UInt64Array::from(vec![0; self.partitions.len()])) as ArrayRef)
     }
 

@@ -7,6 +7,7 @@ use datafusion::execution::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement};
+use streamlake_core::dataset::Dataset;
 use streamlake_core::lake::Lake;
 
 use crate::QueryError;
@@ -16,36 +17,35 @@ use crate::log_table::LogTable;
 use crate::table::{LakeTable, ScanCounters};
 use crate::view_grouping::ViewGroupingRule;
 
-/// The default table name.
-pub const TABLE: &str = "weather";
-
 /// The variable that sets DataFusion's partitions per query (default: four per thread).
 const TARGET_PARTITIONS: &str = "DATAFUSION_EXECUTION_TARGET_PARTITIONS";
 
-/// A SQL session with the lake registered as a table (`weather`), and the two tables
-/// the Athena view reads (`weather_raw` with `"$path"`, `weather_compaction_log`:
-/// [`crate::athena`]), so the view's SQL runs unchanged.
+/// A SQL session with the lake registered as a table named after its dataset
+/// (`weather`), and the two tables the Athena view reads (`weather_raw` with `"$path"`,
+/// `weather_compaction_log`: [`crate::athena`]), so the view's SQL runs unchanged.
 pub struct LakeSession {
     ctx: SessionContext,
     counters: Arc<ScanCounters>,
 }
 
 impl LakeSession {
-    /// A session where `lake` is the table `table`.
+    /// A session where `lake`, holding `dataset`'s records, is the table named after the
+    /// dataset.
     ///
     /// DataFusion's settings come from `DATAFUSION_*` environment variables (for example
     /// `DATAFUSION_EXECUTION_BATCH_SIZE`, `DATAFUSION_EXECUTION_TARGET_PARTITIONS`).
-    pub async fn new(lake: Lake, table: &str) -> Result<Self, QueryError> {
-        Self::with_raw_format(lake, table, None).await
+    pub async fn new(lake: Lake, dataset: Arc<Dataset>) -> Result<Self, QueryError> {
+        Self::with_raw_format(lake, dataset, None).await
     }
 
-    /// [`LakeSession::new`], with `weather_raw` reading every object as `format`, as
+    /// [`LakeSession::new`], with the raw table reading every object as `format`, as
     /// Athena's table does: an object of the other format fails a query that reads it.
     pub async fn with_raw_format(
         lake: Lake,
-        table: &str,
+        dataset: Arc<Dataset>,
         format: Option<TableFormat>,
     ) -> Result<Self, QueryError> {
+        let table = dataset.name().to_owned();
         let mut config = SessionConfig::from_env()?;
         if std::env::var_os(TARGET_PARTITIONS).is_none() {
             // Four partitions per thread: a thread that finishes its share early takes
@@ -61,16 +61,21 @@ impl LakeSession {
             .build();
         let ctx = SessionContext::new_with_state(state);
         let store = crate::store::register(&ctx, lake.location()).await?;
-        let names = TableNames::for_view(table);
+        let names = TableNames::for_view(&table);
         let log = CompactionLog::of(&lake);
         ctx.register_table(
             &names.raw,
-            Arc::new(LakeTable::raw(lake.clone(), store.clone(), format)),
+            Arc::new(LakeTable::raw(
+                lake.clone(),
+                store.clone(),
+                dataset.clone(),
+                format,
+            )),
         )?;
         ctx.register_table(&names.log, Arc::new(LogTable::new(log)))?;
-        let provider = LakeTable::new(lake, store);
+        let provider = LakeTable::new(lake, store, dataset);
         let counters = provider.counters();
-        ctx.register_table(table, Arc::new(provider))?;
+        ctx.register_table(&table, Arc::new(provider))?;
         Ok(Self { ctx, counters })
     }
 

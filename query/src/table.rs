@@ -1,8 +1,8 @@
-//! The lake as a DataFusion table: the observation columns plus `year`, `month`, `day`
-//! partition columns taken from the paths.
+//! The lake as a DataFusion table: the dataset's columns plus `year`, `month`, `day` (and
+//! `hour`, in an hourly lake) partition columns taken from the paths.
 //!
-//! Filters on the partition columns, `date` and `observed_at` prune whole partitions
-//! before any object is listed or opened ([`crate::pruning`]); DataFusion pushes filters on
+//! Filters on the partition columns, the event time's day and the event time prune whole
+//! partitions before any object is listed or opened ([`crate::pruning`]); DataFusion pushes filters on
 //! the data columns into the Parquet source, which skips row groups by their statistics. Parquet objects are read by DataFusion's Parquet source; NDJSON objects
 //! (which Firehose writes without an extension, or GZIP'd with `.gz`) by
 //! [`crate::ndjson_scan`], which decodes only the columns a query uses. The compaction
@@ -15,8 +15,8 @@
 //! String columns are `Utf8View`, DataFusion's own string type: Parquet pages decode into
 //! views without copying, and GROUP BY on them uses DataFusion's view-keyed hash table.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
@@ -39,16 +39,16 @@ use datafusion::physical_plan::union::UnionExec;
 use futures::TryStreamExt;
 use streamlake_core::PartitionKeys;
 use streamlake_core::columnar::arrow_schema;
+use streamlake_core::dataset::{Dataset, Granularity};
 use streamlake_core::lake::{DateRange, Lake, LakeLocation, ObjectInfo};
 use streamlake_core::layout::OutputFormat;
-use streamlake_core::schema::PARTITION_COLUMNS;
 
 use crate::athena::TableFormat;
 use crate::compaction::live_objects_of;
 use crate::compaction_log::{CompactionLog, HiddenObjects};
 use crate::local_file::LocalFileReaderFactory;
-use crate::ndjson_scan::{NdjsonObject, ndjson_scan};
-use crate::pruning::{PartitionPruner, is_per_partition_filter};
+use crate::ndjson_scan::{NdjsonObject, NdjsonTable, ndjson_scan};
+use crate::pruning::{PartitionPruner, PrunedColumns};
 use crate::whole_object::WholeObjectReaderFactory;
 
 /// What scans of the table opened (for tests and for the curious).
@@ -118,6 +118,11 @@ impl std::fmt::Display for ScanCounts {
 pub struct LakeTable {
     lake: Lake,
     store: ObjectStoreUrl,
+    dataset: Arc<Dataset>,
+    /// The data columns as the table reads them.
+    data: SchemaRef,
+    /// Which columns prune partitions.
+    pruned: PrunedColumns,
     schema: SchemaRef,
     counters: Arc<ScanCounters>,
     whole_objects: bool,
@@ -134,24 +139,22 @@ struct Raw {
 /// pseudo-column.
 pub const PATH_COLUMN: &str = "$path";
 
-/// The observation columns as the table reads them: the core schema, strings as views.
-fn data_schema() -> SchemaRef {
-    static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
-        let fields: Vec<FieldRef> = arrow_schema()
-            .fields()
-            .iter()
-            .map(|f| match f.data_type() {
-                DataType::Utf8 => Arc::new(f.as_ref().clone().with_data_type(DataType::Utf8View)),
-                _ => f.clone(),
-            })
-            .collect();
-        Arc::new(Schema::new(fields))
-    });
-    SCHEMA.clone()
+/// The dataset's columns as the table reads them: the core schema, strings as views.
+pub fn data_schema(dataset: &Dataset) -> SchemaRef {
+    let fields: Vec<FieldRef> = arrow_schema(dataset)
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8 => Arc::new(f.as_ref().clone().with_data_type(DataType::Utf8View)),
+            _ => f.clone(),
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
 }
 
-fn partition_fields() -> Vec<FieldRef> {
-    PARTITION_COLUMNS
+fn partition_fields(granularity: Granularity) -> Vec<FieldRef> {
+    granularity
+        .columns()
         .iter()
         .map(|name| Arc::new(Field::new(*name, DataType::Int32, false)))
         .collect()
@@ -166,15 +169,21 @@ fn to_df(e: impl std::fmt::Display) -> DataFusionError {
 }
 
 impl LakeTable {
-    /// The table over `lake`, read through the object store registered at `store`.
-    /// Over S3, small Parquet objects are read whole ([`LakeTable::with_whole_objects`]).
-    pub fn new(lake: Lake, store: ObjectStoreUrl) -> Self {
-        let mut fields: Vec<FieldRef> = data_schema().fields().iter().cloned().collect();
-        fields.extend(partition_fields());
+    /// The table over `lake`, whose records are `dataset`'s, read through the object
+    /// store registered at `store`. Over S3, small Parquet objects are read whole
+    /// ([`LakeTable::with_whole_objects`]).
+    pub fn new(lake: Lake, store: ObjectStoreUrl, dataset: Arc<Dataset>) -> Self {
+        let data = data_schema(&dataset);
+        let mut fields: Vec<FieldRef> = data.fields().iter().cloned().collect();
+        fields.extend(partition_fields(dataset.partition()));
         let whole_objects = matches!(lake.location(), LakeLocation::S3 { .. });
+        let lake = lake.with_granularity(dataset.partition());
         Self {
             lake,
             store,
+            pruned: PrunedColumns::of(&dataset),
+            dataset,
+            data,
             schema: Arc::new(Schema::new(fields)),
             counters: Arc::default(),
             whole_objects,
@@ -187,8 +196,13 @@ impl LakeTable {
     /// object's URL in the last column, `"$path"` ([`Lake::url_of`]). With a `format`,
     /// every object is read as that format, and one of the other format fails the query
     /// naming it, as Athena's SerDe would; without, each object is read by its own format.
-    pub fn raw(lake: Lake, store: ObjectStoreUrl, format: Option<TableFormat>) -> Self {
-        let mut table = Self::new(lake, store);
+    pub fn raw(
+        lake: Lake,
+        store: ObjectStoreUrl,
+        dataset: Arc<Dataset>,
+        format: Option<TableFormat>,
+    ) -> Self {
+        let mut table = Self::new(lake, store, dataset);
         let mut fields: Vec<FieldRef> = table.schema.fields().iter().cloned().collect();
         fields.push(path_field());
         table.schema = Arc::new(Schema::new(fields));
@@ -226,7 +240,7 @@ impl LakeTable {
         self.counters
             .listed
             .fetch_add(all.len() as u64, Ordering::Relaxed);
-        let pruner = PartitionPruner::new(state, &self.schema, filters)?;
+        let pruner = PartitionPruner::new(state, &self.schema, &self.pruned, filters)?;
         if pruner.is_empty() {
             return Ok(all);
         }
@@ -299,7 +313,7 @@ impl TableProvider for LakeTable {
         Ok(filters
             .iter()
             .map(|f| {
-                if is_usable(f) && is_per_partition_filter(f) {
+                if is_usable(f) && self.pruned.is_per_partition_filter(f) {
                     TableProviderFilterPushDown::Exact
                 } else if is_usable(f) {
                     TableProviderFilterPushDown::Inexact
@@ -332,12 +346,10 @@ impl TableProvider for LakeTable {
         let mut listed = std::pin::pin!(live_objects_of(&self.lake, &hidden, partitions));
         while let Some((partition, objects)) = listed.try_next().await.map_err(to_df)? {
             self.counters.partitions.fetch_add(1, Ordering::Relaxed);
-            let date = partition.date();
-            let values = vec![
-                ScalarValue::Int32(Some(chrono::Datelike::year(&date))),
-                ScalarValue::Int32(Some(chrono::Datelike::month(&date) as i32)),
-                ScalarValue::Int32(Some(chrono::Datelike::day(&date) as i32)),
-            ];
+            let values: Vec<ScalarValue> = partition
+                .pairs()
+                .map(|(_, v)| ScalarValue::Int32(v.as_str().parse().ok()))
+                .collect();
             for object in objects {
                 self.counters.objects.fetch_add(1, Ordering::Relaxed);
                 self.counters
@@ -361,17 +373,17 @@ impl TableProvider for LakeTable {
                     }
                     OutputFormat::Ndjson | OutputFormat::NdjsonGzip => ndjson.push(NdjsonObject {
                         key: object.key,
-                        date,
+                        partition,
                         url,
                     }),
                 }
             }
         }
-        let mut table_columns = partition_fields();
+        let mut table_columns = partition_fields(self.dataset.partition());
         if self.raw.is_some() {
             table_columns.push(path_field());
         }
-        let table_schema = TableSchema::builder(data_schema())
+        let table_schema = TableSchema::builder(self.data.clone())
             .with_table_partition_cols(table_columns)
             .build();
         let groups = state.config().target_partitions();
@@ -398,13 +410,19 @@ impl TableProvider for LakeTable {
             plans.push(self.file_scan(source, parquet, groups, projection, limit)?);
         }
         if !ndjson.is_empty() {
+            let written: Vec<&str> = self
+                .dataset
+                .columns()
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect();
+            let table = NdjsonTable {
+                schema: &self.schema,
+                data_columns: &written,
+                partition_columns: self.dataset.partition().columns().len(),
+            };
             plans.push(ndjson_scan(
-                state,
-                &self.lake,
-                ndjson,
-                &self.schema,
-                projection,
-                limit,
+                state, &self.lake, ndjson, table, projection, limit,
             )?);
         }
         match plans.len() {

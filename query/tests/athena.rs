@@ -10,8 +10,8 @@ use query::athena::{TableFormat, TableNames, log_table_ddl, raw_table_ddl, view_
 use query::output::{Format, print};
 use query::sql::LakeSession;
 use serde_json::Value;
+use streamlake_core::dataset::Dataset;
 use streamlake_core::lake::{Lake, LakeLocation};
-use streamlake_core::schema::{FIELDS, PARTITION_COLUMNS};
 
 fn athena(path: &str) -> String {
     let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -21,7 +21,7 @@ fn athena(path: &str) -> String {
 }
 
 /// The header of every generated DDL file.
-const HEADER: &str = "-- Generated from core/src/schema.rs by query/src/athena.rs (`query ddl` prints the same\n\
+const HEADER: &str = "-- Generated from examples/weather/dataset.toml by query/src/athena.rs (`query ddl` prints the same\n\
                       -- for any lake); query/tests/athena.rs checks it. Replace <bucket> with the lake bucket.\n";
 
 /// The DDL files `infra/athena/` must hold, and what each says first.
@@ -34,7 +34,7 @@ fn ddl_files() -> Vec<(&'static str, String)> {
             format!(
                 "{HEADER}-- The objects in the lake's partition folders, NDJSON lake (output format ndjson or\n\
                  -- ndjson-gzip; compaction keeps it NDJSON). Query the view `weather`, not this table.\n{}",
-                raw_table_ddl(&names, TableFormat::Json, &lake)
+                raw_table_ddl(&Dataset::weather(), &names, TableFormat::Json, &lake)
             ),
         ),
         (
@@ -42,7 +42,7 @@ fn ddl_files() -> Vec<(&'static str, String)> {
             format!(
                 "{HEADER}-- The objects in the lake's partition folders, Parquet lake (output format parquet).\n\
                  -- Query the view `weather`, not this table.\n{}",
-                raw_table_ddl(&names, TableFormat::Parquet, &lake)
+                raw_table_ddl(&Dataset::weather(), &names, TableFormat::Parquet, &lake)
             ),
         ),
         (
@@ -58,7 +58,7 @@ fn ddl_files() -> Vec<(&'static str, String)> {
             format!(
                 "{HEADER}-- What to query: the raw table without the objects the compaction log hides. Every\n\
                  -- record once at every step of a compaction, as `query sql` reads the lake.\n{}",
-                view_ddl(&names)
+                view_ddl(&Dataset::weather(), &names)
             ),
         ),
     ]
@@ -81,20 +81,23 @@ fn the_ddl_files_are_generated_from_the_schema() {
             "{file} is out of date: STREAMLAKE_UPDATE_DDL=1 cargo test -p query --test athena"
         );
     }
-    // Every column of the one schema, with its Glue type and comment.
+    // Every column of the dataset, with its Glue type and comment.
     let raw = athena("weather_raw_parquet.sql");
-    for f in FIELDS {
+    let dataset = Dataset::weather();
+    for c in dataset.columns() {
         let column = format!(
             "  {} {} COMMENT '{}'",
-            f.name,
-            f.ty.glue_type(),
-            f.doc.replace('\'', "''")
+            c.name,
+            c.ty.glue_type(),
+            c.comment.as_deref().unwrap_or_default().replace('\'', "''")
         );
         assert!(raw.contains(&column), "{column}");
     }
     let partitions = format!(
         "PARTITIONED BY ({})",
-        PARTITION_COLUMNS
+        dataset
+            .partition()
+            .columns()
             .iter()
             .map(|c| format!("{c} int"))
             .collect::<Vec<_>>()
@@ -126,7 +129,7 @@ async fn saved_queries_agree_with_independent_computation() {
     let (root, observations) = common::lake("athena", 2000, common::Layout::Mixed);
     let session = LakeSession::new(
         Lake::open(LakeLocation::Local(root.clone())).await,
-        "weather",
+        std::sync::Arc::new(streamlake_core::dataset::Dataset::weather()),
     )
     .await
     .unwrap();

@@ -23,7 +23,7 @@ async fn a_known_query_charts_as_a_png_of_the_requested_size() {
         common::lake("chart", 600, common::Layout::Only(OutputFormat::Parquet));
     let session = LakeSession::new(
         Lake::open(LakeLocation::Local(root.clone())).await,
-        "weather",
+        std::sync::Arc::new(streamlake_core::dataset::Dataset::weather()),
     )
     .await
     .unwrap();

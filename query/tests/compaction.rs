@@ -16,8 +16,12 @@ use query::QueryError;
 use query::athena::TableFormat;
 use query::compaction::{Compactor, compact};
 use query::sql::LakeSession;
+use streamlake_core::dataset::Dataset;
 use streamlake_core::lake::{DateRange, Lake, LakeLocation};
 use streamlake_core::layout::OutputFormat;
+
+/// The lake's dataset, read once.
+static WEATHER: std::sync::LazyLock<Dataset> = std::sync::LazyLock::new(Dataset::weather);
 
 /// Every record, in an order of its own: equal text means the same records, once each.
 const ALL: &str = "SELECT stationid, datatype, \"date\", value, observed_at, ingested_at, \
@@ -35,7 +39,12 @@ async fn lake(root: &Path) -> Lake {
 
 /// The records as `query sql` reads the table.
 async fn as_query_reads(root: &Path) -> String {
-    let session = LakeSession::new(lake(root).await, "weather").await.unwrap();
+    let session = LakeSession::new(
+        lake(root).await,
+        std::sync::Arc::new(streamlake_core::dataset::Dataset::weather()),
+    )
+    .await
+    .unwrap();
     let batches = session.run(ALL).await.unwrap();
     pretty_format_batches(&batches).unwrap().to_string()
 }
@@ -43,9 +52,13 @@ async fn as_query_reads(root: &Path) -> String {
 /// The records as Athena reads them: the view's SQL over the raw table, every object read
 /// as `format`.
 async fn as_athena_reads(root: &Path, format: TableFormat) -> String {
-    let session = LakeSession::with_raw_format(lake(root).await, "weather", Some(format))
-        .await
-        .unwrap();
+    let session = LakeSession::with_raw_format(
+        lake(root).await,
+        std::sync::Arc::new(streamlake_core::dataset::Dataset::weather()),
+        Some(format),
+    )
+    .await
+    .unwrap();
     // The view replaces the table `weather` of the session, as in Athena; both
     // statements in one run, as `query sql "$(cat weather_view.sql) SELECT ..."` does.
     let batches = session
@@ -114,7 +127,7 @@ async fn crash_at_every_step(name: &str, written: OutputFormat, compacted: Outpu
     for changes in 0.. {
         copy_dir(&original, &root);
         let lake = lake(&root).await;
-        let run = Compactor::new(&lake)
+        let run = Compactor::new(&lake, &WEATHER)
             .stop_after(changes)
             .run(DateRange::default(), |_| {})
             .await;
@@ -132,7 +145,9 @@ async fn crash_at_every_step(name: &str, written: OutputFormat, compacted: Outpu
         let when = format!("stopped after {changes} changes");
         assert_every_record_once(&root, table, &expected, &when).await;
         // The next run finishes or undoes what was left, then compacts.
-        compact(&lake, DateRange::default(), |_| {}).await.unwrap();
+        compact(&lake, &WEATHER, DateRange::default(), |_| {})
+            .await
+            .unwrap();
         assert_compacted(&root, compacted).await;
         assert_every_record_once(&root, table, &expected, &format!("resumed, {when}")).await;
     }
@@ -143,7 +158,7 @@ async fn crash_at_every_step(name: &str, written: OutputFormat, compacted: Outpu
     copy_dir(&original, &root);
     let lake = lake(&root).await;
     for changes in 1.. {
-        let run = Compactor::new(&lake)
+        let run = Compactor::new(&lake, &WEATHER)
             .stop_after(changes)
             .run(DateRange::default(), |_| {})
             .await;
@@ -156,7 +171,7 @@ async fn crash_at_every_step(name: &str, written: OutputFormat, compacted: Outpu
     assert_compacted(&root, compacted).await;
     // Compacting again changes nothing.
     assert!(
-        compact(&lake, DateRange::default(), |_| {})
+        compact(&lake, &WEATHER, DateRange::default(), |_| {})
             .await
             .unwrap()
             .is_empty()
@@ -203,7 +218,7 @@ async fn a_parquet_lake_compacts_into_parquet_and_is_read_once_at_every_step() {
 async fn a_day_that_mixes_formats_is_refused_by_name() {
     let (root, _) = common::lake("compact-mixed", 150, common::Layout::Mixed);
     let lake = lake(&root).await;
-    let error = compact(&lake, DateRange::default(), |_| {})
+    let error = compact(&lake, &WEATHER, DateRange::default(), |_| {})
         .await
         .unwrap_err()
         .to_string();
@@ -212,9 +227,13 @@ async fn a_day_that_mixes_formats_is_refused_by_name() {
         "{error}"
     );
     // And Athena's JSON table fails on that day's Parquet object, naming it.
-    let session = LakeSession::with_raw_format(lake, "weather", Some(TableFormat::Json))
-        .await
-        .unwrap();
+    let session = LakeSession::with_raw_format(
+        lake,
+        std::sync::Arc::new(streamlake_core::dataset::Dataset::weather()),
+        Some(TableFormat::Json),
+    )
+    .await
+    .unwrap();
     let error = session
         .run("SELECT count(*) FROM weather_raw")
         .await
@@ -238,7 +257,7 @@ async fn convert_writes_a_parquet_lake_elsewhere_with_the_same_records() {
     let _ = std::fs::remove_dir_all(&dest);
     let source = lake(&root).await;
     let target = lake(&dest).await;
-    let done = query::convert::convert(&source, &target, DateRange::default(), |_| {})
+    let done = query::convert::convert(&source, &target, &WEATHER, DateRange::default(), |_| {})
         .await
         .unwrap();
     assert_eq!(
@@ -250,7 +269,7 @@ async fn convert_writes_a_parquet_lake_elsewhere_with_the_same_records() {
     assert_eq!(as_athena_reads(&dest, TableFormat::Parquet).await, expected);
     // Into itself: refused.
     assert!(
-        query::convert::convert(&source, &source, DateRange::default(), |_| {})
+        query::convert::convert(&source, &source, &WEATHER, DateRange::default(), |_| {})
             .await
             .is_err()
     );

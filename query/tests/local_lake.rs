@@ -23,7 +23,13 @@ async fn partitions_and_scans_read_every_format_and_only_the_range() {
             from: Some(day),
             to: Some(day),
         },
-        filters: vec!["datatype=prcp".parse().unwrap()],
+        filters: vec![
+            query::Filter::parse(
+                "datatype=prcp",
+                &streamlake_core::dataset::Dataset::weather(),
+            )
+            .unwrap(),
+        ],
         limit: None,
     };
     let mut seen = Vec::new();

@@ -91,8 +91,12 @@ async fn a_small_parquet_object_is_read_with_one_request() {
     let url = ObjectStoreUrl::local_filesystem();
     ctx.register_object_store(url.as_ref(), store.clone());
     // Read whole as over S3, where it is the default.
-    let table = LakeTable::new(Lake::open(LakeLocation::Local(root.clone())).await, url)
-        .with_whole_objects(true);
+    let table = LakeTable::new(
+        Lake::open(LakeLocation::Local(root.clone())).await,
+        url,
+        std::sync::Arc::new(streamlake_core::dataset::Dataset::weather()),
+    )
+    .with_whole_objects(true);
     let counters = table.counters();
     ctx.register_table("weather", Arc::new(table)).unwrap();
     ctx.sql("SELECT datatype, count(*), avg(value) FROM weather GROUP BY datatype")

@@ -13,7 +13,7 @@ use streamlake_core::layout::OutputFormat;
 async fn session(root: &std::path::Path) -> LakeSession {
     LakeSession::new(
         Lake::open(LakeLocation::Local(root.to_owned())).await,
-        "weather",
+        std::sync::Arc::new(streamlake_core::dataset::Dataset::weather()),
     )
     .await
     .unwrap()

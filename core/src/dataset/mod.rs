@@ -32,6 +32,7 @@
 
 mod error;
 mod file;
+pub mod generate;
 mod record;
 mod time_format;
 
@@ -332,6 +333,16 @@ impl Dataset {
         &self.prefix
     }
 
+    /// The Firehose S3 prefix of delivered records: the lake's prefix, then a folder per
+    /// partition key the transform returns (`data/year=!{partitionKeyFromLambda:year}/...`).
+    pub fn firehose_prefix(&self) -> String {
+        let mut prefix = self.prefix.clone();
+        for key in self.partition.columns() {
+            prefix.push_str(&format!("{key}=!{{partitionKeyFromLambda:{key}}}/"));
+        }
+        prefix
+    }
+
     /// Day or hour partitions.
     pub fn partition(&self) -> Granularity {
         self.partition
@@ -377,6 +388,23 @@ impl Dataset {
         self.columns
             .iter()
             .find(|c| matches!(c.source, Source::Derived(Derived::EventDate)))
+    }
+
+    /// The column holding the time that decides the partition: the event time's column,
+    /// or, for a dataset without an event time, its arrival-time column.
+    pub fn partition_time_column(&self) -> Option<&Column> {
+        match self.event_time {
+            Some(_) => self.event_time_column(),
+            None => self
+                .columns
+                .iter()
+                .find(|c| matches!(c.source, Source::Derived(Derived::ArrivalTime))),
+        }
+    }
+
+    /// The column holding the partition time's UTC day (the event date), if there is one.
+    pub fn partition_date_column(&self) -> Option<&Column> {
+        self.event_date_column()
     }
 
     /// The dataset file's text, as read.

@@ -112,6 +112,26 @@ impl TimeFormat {
         in_range(DateTime::from_timestamp_micros(micros.round() as i64)?)
     }
 
+    /// `t` as a record would carry it in this format (text, or a number for the epochs).
+    pub fn render(&self, t: &DateTime<Utc>) -> serde_json::Value {
+        match self {
+            TimeFormat::Rfc3339(offset) if offset.local_minus_utc() == 0 => {
+                t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string().into()
+            }
+            TimeFormat::Rfc3339(offset) => t
+                .with_timezone(offset)
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                .into(),
+            TimeFormat::EpochSeconds => t.timestamp().into(),
+            TimeFormat::EpochMillis => t.timestamp_millis().into(),
+            TimeFormat::Pattern(p) => t
+                .with_timezone(&p.offset)
+                .format(&p.text)
+                .to_string()
+                .into(),
+        }
+    }
+
     /// What the format accepts, for error messages.
     pub fn describe(&self) -> String {
         match self {

@@ -173,7 +173,7 @@ impl StackConfig {
             name: name.to_owned(),
             source,
             bucket: self.bucket.clone(),
-            prefix: layout::DATA_PREFIX.into(),
+            prefix: self.dataset.firehose_prefix(),
             error_prefix: layout::ERROR_PREFIX.into(),
             buffer_bytes: self.buffer_bytes,
             buffer_interval: self.buffer_interval,
@@ -190,6 +190,7 @@ impl StackConfig {
             starting_position: StartingPosition::TrimHorizon,
             checkpoints,
             region: region.to_owned(),
+            dataset: self.dataset.clone(),
         };
         let kinesis = Source::Kinesis {
             stream_arn: provisioned.stream_arn.clone(),

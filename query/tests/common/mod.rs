@@ -52,7 +52,10 @@ pub fn lake(name: &str, count: usize, layout: Layout) -> (PathBuf, Vec<Observati
                 OutputFormat::NdjsonGzip => gzip(&part.concat()),
                 OutputFormat::Parquet => {
                     let refs: Vec<&[u8]> = part.iter().map(Vec::as_slice).collect();
-                    ndjson_to_parquet(&refs).unwrap().parquet.unwrap()
+                    ndjson_to_parquet(&streamlake_core::dataset::Dataset::weather(), &refs)
+                        .unwrap()
+                        .parquet
+                        .unwrap()
                 }
             };
             let name = format!(

@@ -107,7 +107,7 @@ async fn the_athena_view_reads_every_record_once_over_s3_while_compacting() {
     assert_every_record_once(&binaries, &clients, &expected, "before").await;
 
     // Stopped with the first day's new object written, its entry pending.
-    let stopped = Compactor::new(&lake)
+    let stopped = Compactor::new(&lake, &streamlake_core::dataset::Dataset::weather())
         .stop_after(2)
         .run(DateRange::default(), |_| {})
         .await;
@@ -118,7 +118,7 @@ async fn the_athena_view_reads_every_record_once_over_s3_while_compacting() {
     assert_every_record_once(&binaries, &clients, &expected, "pending").await;
     // The next run undoes it (2 changes), then stops with the day committed, its
     // sources not yet deleted.
-    let stopped = Compactor::new(&lake)
+    let stopped = Compactor::new(&lake, &streamlake_core::dataset::Dataset::weather())
         .stop_after(5)
         .run(DateRange::default(), |_| {})
         .await;
@@ -128,7 +128,14 @@ async fn the_athena_view_reads_every_record_once_over_s3_while_compacting() {
     ));
     assert_every_record_once(&binaries, &clients, &expected, "committed").await;
     // The next run finishes the committed one and compacts the rest.
-    compact(&lake, DateRange::default(), |_| {}).await.unwrap();
+    compact(
+        &lake,
+        &streamlake_core::dataset::Dataset::weather(),
+        DateRange::default(),
+        |_| {},
+    )
+    .await
+    .unwrap();
     for day in by_day.keys() {
         let objects = lake.objects(day).await.unwrap();
         assert_eq!(objects.len(), 1, "{objects:?}");

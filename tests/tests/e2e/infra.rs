@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use streamlake::harness::binaries::default_state_dir;
+use streamlake_core::dataset::Dataset;
 use streamlake_core::layout;
 use streamlake_core::metrics;
 use streamlake_core::names;
 use streamlake_core::routing::{self, Routing};
-use streamlake_core::schema::{FIELDS, PARTITION_COLUMNS};
 use yaml_rust2::{Yaml, YamlLoader};
 
 fn root() -> PathBuf {
@@ -54,13 +54,15 @@ fn template_agrees_with_the_core_definitions() {
         .iter()
         .map(|c| (text(&c["Name"]), text(&c["Type"]), text(&c["Comment"])))
         .collect();
-    let schema: Vec<(String, String, String)> = FIELDS
+    let dataset = Dataset::weather();
+    let schema: Vec<(String, String, String)> = dataset
+        .columns()
         .iter()
-        .map(|f| {
+        .map(|c| {
             (
-                f.name.to_owned(),
-                f.ty.glue_type().to_owned(),
-                f.doc.to_owned(),
+                c.name.clone(),
+                c.ty.glue_type().to_owned(),
+                c.comment.clone().unwrap_or_default(),
             )
         })
         .collect();
@@ -71,7 +73,7 @@ fn template_agrees_with_the_core_definitions() {
         .iter()
         .map(|p| text(&p["Name"]))
         .collect();
-    assert_eq!(partitions, PARTITION_COLUMNS);
+    assert_eq!(partitions, dataset.partition().columns());
     let location = text(&table["Parameters"]["storage.location.template"]);
     assert!(location.ends_with(&format!(
         "/{}year=${{!year}}/month=${{!month}}/day=${{!day}}/",
@@ -216,7 +218,10 @@ fn athena_resources_are_the_generated_ddl() {
     assert_eq!(text(&parts[0]), "/* Presto View: ");
     let definition: serde_json::Value =
         serde_json::from_str(&text(&parts[1]["Fn::Base64"])).unwrap();
-    assert_eq!(definition["originalSql"], view_query(&names));
+    assert_eq!(
+        definition["originalSql"],
+        view_query(&streamlake_core::dataset::Dataset::weather(), &names)
+    );
     assert_eq!(definition["catalog"], "awsdatacatalog");
     let columns: Vec<(String, String)> = definition["columns"]
         .as_array()
@@ -229,11 +234,15 @@ fn athena_resources_are_the_generated_ddl() {
             )
         })
         .collect();
-    let expected: Vec<(String, String)> = FIELDS
+    let dataset = Dataset::weather();
+    let expected: Vec<(String, String)> = dataset
+        .columns()
         .iter()
-        .map(|f| (f.name.to_owned(), view_column_type(f.ty).to_owned()))
+        .map(|c| (c.name.clone(), view_column_type(c.ty).to_owned()))
         .chain(
-            PARTITION_COLUMNS
+            dataset
+                .partition()
+                .columns()
                 .iter()
                 .map(|c| ((*c).to_owned(), "integer".to_owned())),
         )

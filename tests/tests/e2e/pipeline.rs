@@ -390,7 +390,7 @@ async fn parquet_and_gzip_lakes_hold_every_valid_record_once() {
                 let batches = streamlake_core::formats::read_parquet(&key, &body).unwrap();
                 assert_eq!(
                     batches[0].schema(),
-                    streamlake_core::columnar::arrow_schema(),
+                    streamlake_core::columnar::arrow_schema(&stack.config().dataset),
                     "{key}"
                 );
             }

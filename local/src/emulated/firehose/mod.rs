@@ -32,6 +32,7 @@ use backon::{ExponentialBuilder, Retryable};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
+use streamlake_core::dataset::Dataset;
 use streamlake_core::layout::{self, ErrorOutputType, OutputFormat, PrefixContext, PrefixTemplate};
 use streamlake_core::{columnar, formats, names, seqnum};
 use tokio::sync::{mpsc, watch};
@@ -66,6 +67,9 @@ pub struct FirehoseConfig {
     pub checkpoints: Option<CheckpointStore>,
     /// Region for ARNs.
     pub region: String,
+    /// The records' shape: the schema record-format conversion writes (on AWS, the Glue
+    /// table's columns, which the deploy generates from the same dataset file).
+    pub dataset: Arc<Dataset>,
 }
 
 /// Counters of the delivery stream.
@@ -617,7 +621,7 @@ impl Delivery {
                 OutputFormat::NdjsonGzip => (formats::gzip(&group.concat_data()), group.len()),
                 OutputFormat::Parquet => {
                     let lines: Vec<&[u8]> = group.iter().map(|(_, d)| d.as_slice()).collect();
-                    match columnar::ndjson_to_parquet(&lines) {
+                    match columnar::ndjson_to_parquet(&self.config.dataset, &lines) {
                         Ok(converted) => {
                             for (i, reason) in converted.rejected {
                                 let (record, data) = &group[i];
