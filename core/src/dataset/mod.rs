@@ -39,7 +39,7 @@ mod time_format;
 use std::path::Path;
 
 pub use error::DatasetError;
-pub use record::{InvalidRecord, Normalized};
+pub use record::{InvalidRecord, Normalized, Value};
 pub use time_format::TimeFormat;
 
 use crate::partition::PartitionKeys;
