@@ -7,9 +7,11 @@ use chrono::NaiveDate;
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use producer::aggregate::{Aggregating, ShardMap};
-use producer::input::ndjson_entries;
+use producer::input::{PartitionKeyer, ndjson_entries};
 use producer::redrive::{self, RedriveConfig, Source};
 use producer::{Entry, Producer, ProducerConfig};
+use streamlake_core::dataset::Dataset;
+use streamlake_core::dataset::generate::DatasetGenerator;
 use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
 use streamlake_core::names;
 
@@ -17,7 +19,7 @@ use streamlake_core::names;
 /// stream with PutRecordBatch (`--firehose`).
 ///
 /// Records come from an NDJSON file (one record per line, `-` for stdin) or from the
-/// built-in weather generator. Credentials and region come from the standard AWS
+/// generator of any dataset (`--generate`). Credentials and region come from the standard AWS
 /// configuration; AWS_ENDPOINT_URL points at an emulator.
 #[derive(Debug, Parser)]
 #[command(
@@ -38,9 +40,21 @@ struct Args {
         required_unless_present = "generate"
     )]
     file: Option<PathBuf>,
-    /// Generate sample records instead of reading a file.
-    #[arg(long, value_enum)]
+    /// Generate sample records instead of reading a file: `weather` (the built-in NOAA-like
+    /// generator) or a dataset file (TOML, or a folder holding dataset.toml), whose records
+    /// are made of every column type, nulls in optional fields and event times spread over
+    /// days.
+    #[arg(long, value_name = "weather|DATASET")]
     generate: Option<Generator>,
+    /// The dataset file of the records sent with --file: its `partition_key` field keys
+    /// them [default: the weather dataset].
+    #[arg(long, value_name = "FILE", conflicts_with = "generate")]
+    dataset: Option<PathBuf>,
+    /// Key each record by this field (a dotted path reaches into nested objects) instead of
+    /// the dataset's `partition_key`; `-` keys every record by a hash of its bytes. A record
+    /// without the field is keyed by its hash, which spreads such records over the shards.
+    #[arg(long, value_name = "FIELD")]
+    partition_key: Option<String>,
     /// Records to generate.
     #[arg(long, default_value_t = 1000, requires = "generate")]
     count: usize,
@@ -108,10 +122,37 @@ enum RedriveSource {
     All,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+/// What `--generate` makes.
+#[derive(Debug, Clone)]
 enum Generator {
     /// GHCND-like daily observations of Maryland stations (PRCP, SNOW, TMAX, TMIN).
     Weather,
+    /// Records of the dataset file at this path.
+    Dataset(PathBuf),
+}
+
+impl std::str::FromStr for Generator {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(if s == "weather" {
+            Self::Weather
+        } else {
+            Self::Dataset(s.into())
+        })
+    }
+}
+
+impl Args {
+    /// The partition keys of records read from --file.
+    fn keyer(&self) -> Result<PartitionKeyer> {
+        Ok(match (&self.partition_key, &self.dataset) {
+            (Some(field), _) if field == "-" => PartitionKeyer::hash(),
+            (Some(field), _) => PartitionKeyer::field(field),
+            (None, Some(path)) => PartitionKeyer::of_dataset(&Dataset::load_path(path)?),
+            (None, None) => PartitionKeyer::of_dataset(&Dataset::weather()),
+        })
+    }
 }
 
 #[tokio::main]
@@ -129,9 +170,12 @@ async fn main() -> Result<()> {
         "--error-rate must be between 0 and 1"
     );
 
-    let (entries, total): (Box<dyn Iterator<Item = Entry>>, Option<u64>) =
-        match (&args.file, args.generate) {
+    // The dataset of --generate DATASET, which its generator borrows while records are sent.
+    let mut generated = None;
+    let (entries, total): (Box<dyn Iterator<Item = Entry> + '_>, Option<u64>) =
+        match (&args.file, &args.generate) {
             (Some(path), _) => {
+                let keyer = args.keyer()?;
                 let reader: Box<dyn std::io::BufRead> = if path.as_os_str() == "-" {
                     Box::new(std::io::stdin().lock())
                 } else {
@@ -139,7 +183,7 @@ async fn main() -> Result<()> {
                         .with_context(|| format!("cannot open {}", path.display()))?;
                     Box::new(BufReader::new(file))
                 };
-                let lines = ndjson_entries(reader).map_while(move |line| match line {
+                let lines = ndjson_entries(reader, keyer).map_while(move |line| match line {
                     Ok(entry) => Some(entry),
                     Err(e) => {
                         tracing::error!("stopped reading the input: {e}");
@@ -158,6 +202,24 @@ async fn main() -> Result<()> {
                     Box::new(generator.take(args.count).map(Entry::from)),
                     Some(args.count as u64),
                 )
+            }
+            (None, Some(Generator::Dataset(path))) => {
+                let dataset = generated.insert(Dataset::load_path(path)?);
+                let config = GeneratorConfig {
+                    seed: args.seed,
+                    start: args.start,
+                    error_rate: args.error_rate,
+                };
+                let keyer = args.partition_key.as_ref().map(|_| args.keyer()).transpose()?;
+                let records = DatasetGenerator::new(dataset, config).take(args.count);
+                let entries = records.map(move |r| {
+                    let mut entry = Entry::from(r);
+                    if let Some(keyer) = &keyer {
+                        entry.partition_key = keyer.key(&entry.data);
+                    }
+                    entry
+                });
+                (Box::new(entries), Some(args.count as u64))
             }
             (None, None) => unreachable!("clap requires --file or --generate"),
         };
