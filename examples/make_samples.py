@@ -78,7 +78,7 @@ def unicorns(rng):
         s[1] += rng.uniform(-0.002, 0.002)
         s[2] = max(0, s[2] + rng.randint(-3, 3))
         s[3] = max(0, s[3] + rng.randint(-3, 3))
-        at[name] += timedelta(seconds=rng.randint(30, 400), milliseconds=rng.randint(0, 999))
+        at[name] += timedelta(seconds=rng.randint(60, 800), milliseconds=rng.randint(0, 999))
         yield {
             "Name": name,
             "StatusTime": at[name].strftime("%Y-%m-%d %H:%M:%S.") + f"{at[name].microsecond // 1000:03}",

@@ -68,6 +68,31 @@ pub enum StackError {
         /// The cause.
         source: std::io::Error,
     },
+    /// A dataset file is invalid.
+    #[error(transparent)]
+    Dataset(#[from] streamlake_core::dataset::DatasetError),
+    /// The dataset differs from the one stored with the lake in a way older objects
+    /// cannot be read with.
+    #[error(
+        "the dataset cannot replace the one stored at {stored}:\n  {}\n\
+         Start with a compatible dataset (optional columns may be added), another prefix, \
+         or --allow-breaking-dataset to store it anyway",
+        .changes.join("\n  ")
+    )]
+    BreakingDataset {
+        /// The stored dataset's URL.
+        stored: String,
+        /// What breaks, one line each.
+        changes: Vec<String>,
+    },
+    /// The lake could not be read or written.
+    #[error("{context}")]
+    Lake {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        source: streamlake_core::lake::LakeError,
+    },
     /// The pipeline did not settle in time.
     #[error("{0}")]
     Timeout(String),

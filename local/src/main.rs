@@ -10,12 +10,15 @@ use streamlake::emulated::kinesis_source::StartingPosition;
 use streamlake::faults::latency::LatencySpec;
 use streamlake::faults::{FaultPlan, FaultSpec};
 use streamlake::harness::binaries::default_state_dir;
-use streamlake::harness::demo::{self, DemoOptions};
+use streamlake::harness::demo::{self, DemoOptions, Sample};
 use streamlake::status::{Status, StatusServer};
 use streamlake::tail::{TailFormat, TailOptions};
 use streamlake::{ApiServer, LocalStack, StackConfig};
 use streamlake_core::dataset::Dataset;
 use streamlake_core::names;
+
+/// The sample records of an example's folder, which `demo --dataset DIR` sends.
+const SAMPLE_RECORDS: &str = "records.ndjson";
 
 /// The streamlake pipeline on this machine: Kinesis, Firehose, both Lambdas, S3 and
 /// DynamoDB, against an AWS emulator.
@@ -43,9 +46,13 @@ enum Command {
         /// Fraction of records malformed on purpose, to show the error path.
         #[arg(long, default_value_t = 0.01)]
         error_rate: f64,
-        /// First day of the sample observations.
+        /// First day of the generated records' event times.
         #[arg(long, default_value = "2021-10-01")]
         start: NaiveDate,
+        /// Send the records to the Direct PUT delivery stream (PutRecordBatch) instead of
+        /// the Kinesis stream.
+        #[arg(long)]
+        direct_put: bool,
     },
     /// One screen for the running stack (`streamlake up` with the same state folder):
     /// Firehose, the consumer, checkpoints, tables, the lake and its errors.
@@ -107,9 +114,16 @@ struct StackArgs {
     #[arg(long)]
     state_dir: Option<PathBuf>,
     /// The dataset file (TOML) that gives the records' shape, or a folder holding
-    /// dataset.toml [default: the weather dataset, examples/weather/dataset.toml].
+    /// dataset.toml (an example: `demo` then sends its records.ndjson, or generated
+    /// records when it has none) [default: the weather dataset,
+    /// examples/weather/dataset.toml].
     #[arg(long, value_name = "FILE")]
     dataset: Option<PathBuf>,
+    /// Store the dataset with the lake even when it changes the one a previous run stored
+    /// in a way older objects cannot be read with (a column removed or retyped, a
+    /// required column added).
+    #[arg(long)]
+    allow_breaking_dataset: bool,
     /// Use this local emulator instead of starting one.
     #[arg(long)]
     endpoint: Option<String>,
@@ -237,6 +251,7 @@ impl StackArgs {
         if let Some(path) = &self.dataset {
             config.dataset = Arc::new(Dataset::load_path(path)?);
         }
+        config.allow_breaking_dataset = self.allow_breaking_dataset;
         config.endpoint.clone_from(&self.endpoint);
         config.stream.clone_from(&self.stream);
         config.shards = self.shards;
@@ -311,7 +326,13 @@ async fn main() -> Result<ExitCode> {
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
-        Command::Up(args) => up(args.config()?).await,
+        Command::Up(args) => {
+            let generate = args
+                .dataset
+                .as_ref()
+                .map_or_else(|| "weather".to_owned(), |p| p.display().to_string());
+            up(args.config()?, &generate).await
+        }
         Command::Tail(args) => tail(args).await,
         Command::Status(args) => status(args).await,
         Command::Demo {
@@ -320,12 +341,22 @@ async fn main() -> Result<ExitCode> {
             seed,
             error_rate,
             start,
+            direct_put,
         } => {
             anyhow::ensure!(
                 (0.0..=1.0).contains(&error_rate),
                 "--error-rate must be between 0 and 1"
             );
+            let sample = match &stack.dataset {
+                None => Sample::Weather,
+                Some(path) if path.join(SAMPLE_RECORDS).is_file() => {
+                    Sample::File(path.join(SAMPLE_RECORDS))
+                }
+                Some(_) => Sample::Generated,
+            };
             let options = DemoOptions {
+                sample,
+                direct_put,
                 records,
                 seed,
                 error_rate,
@@ -409,7 +440,8 @@ async fn status(args: StatusArgs) -> Result<ExitCode> {
     }
 }
 
-async fn up(config: StackConfig) -> Result<ExitCode> {
+/// `generate`: the producer's `--generate` value for the stack's dataset.
+async fn up(config: StackConfig, generate: &str) -> Result<ExitCode> {
     let stack = LocalStack::start(config).await?;
     let (publish, latest) = tokio::sync::watch::channel(Status::of(&stack).await?);
     let status_server = StatusServer::start(latest, &stack.config().state_dir).await?;
@@ -433,9 +465,10 @@ async fn up(config: StackConfig) -> Result<ExitCode> {
         streamlake_core::names::DIRECT_DELIVERY_STREAM
     );
     println!(
-        "  lake      s3://{}/{}",
+        "  lake      s3://{}/{} (dataset {}, stored beside it)",
         c.bucket,
-        streamlake_core::layout::DATA_ROOT
+        c.dataset.prefix(),
+        c.dataset.name()
     );
     println!(
         "  tables    {}{}",
@@ -458,9 +491,9 @@ async fn up(config: StackConfig) -> Result<ExitCode> {
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     println!("  export {}", env.join(" "));
-    println!("  cargo run --bin producer -- --generate weather --count 1000");
+    println!("  cargo run --bin producer -- --generate {generate} --count 1000");
     println!(
-        "  cargo run --bin producer -- --generate weather --count 1000 --firehose {}",
+        "  cargo run --bin producer -- --generate {generate} --count 1000 --firehose {}",
         streamlake_core::names::DIRECT_DELIVERY_STREAM
     );
     println!("  cargo run --bin query -- partitions");
@@ -530,40 +563,18 @@ async fn run_demo(config: StackConfig, options: DemoOptions) -> Result<ExitCode>
     };
     println!("{report}");
     let c = stack.config();
-    let day = options.start.to_string();
-    let lake = format!("s3://{}/{}", c.bucket, streamlake_core::layout::DATA_ROOT);
-    let month = options
-        .start
-        .format("year = %Y AND month = %-m")
-        .to_string();
-    let sql = format!(
-        "SELECT datatype, count(*) AS observations, round(avg(value), 1) AS average \
-         FROM weather WHERE {month} GROUP BY datatype ORDER BY datatype"
-    );
-    let commands: [Vec<&str>; 2] = [
-        vec![
-            "scan",
-            "--lake",
-            &lake,
-            "--from",
-            &day,
-            "--to",
-            &day,
-            "--where",
-            "datatype=TMAX",
-        ],
-        vec!["--lake", &lake, "sql", &sql],
-    ];
+    let commands = demo::follow_up_queries(&c.dataset, &c.bucket, &report);
     let mut queries_ok = true;
     for args in commands {
         println!();
         let shown: Vec<String> = args
             .iter()
             .map(|a| {
-                if a.contains(' ') {
-                    format!("\"{a}\"")
+                if a.contains([' ', '"']) {
+                    // As a shell reads it back (the SQL holds no single quote).
+                    format!("'{a}'")
                 } else {
-                    (*a).to_owned()
+                    a.clone()
                 }
             })
             .collect();

@@ -31,6 +31,7 @@
 //! ```
 
 mod error;
+pub mod evolution;
 mod file;
 pub mod generate;
 mod record;

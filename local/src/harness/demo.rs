@@ -1,26 +1,46 @@
 //! `streamlake demo`: the whole pipeline on sample data, then a summary read back from
-//! S3 and DynamoDB.
+//! S3 and DynamoDB, and the `query` command lines that read the lake back.
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::Select;
-use chrono::NaiveDate;
+use chrono::{NaiveDate, Utc};
+use producer::input::{PartitionKeyer, ndjson_entries};
 use producer::{Entry, Producer, ProducerConfig};
 use streamlake_core::PartitionKeys;
+use streamlake_core::dataset::generate::DatasetGenerator;
+use streamlake_core::dataset::{ColumnType, Dataset};
 use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
-use streamlake_core::layout::{CONSUMER_DEAD_LETTER_PREFIX, DATA_ROOT, ERROR_ROOT};
+use streamlake_core::layout::{CONSUMER_DEAD_LETTER_PREFIX, ERROR_ROOT};
+use streamlake_core::names::DIRECT_DELIVERY_STREAM;
 
 use crate::error::StackError;
 use crate::harness::clients::Clients;
 use crate::harness::progress::Step;
 use crate::harness::stack::{LocalStack, StackConfig};
 
+/// Where the demo's records come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sample {
+    /// The built-in NOAA-like weather generator.
+    Weather,
+    /// Records generated from the stack's dataset file ([`DatasetGenerator`]).
+    Generated,
+    /// The lines of an NDJSON file (an example's `records.ndjson`).
+    File(PathBuf),
+}
+
 /// What the demo produces.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
-    /// Records to produce.
+    /// Where the records come from.
+    pub sample: Sample,
+    /// Send them to the Direct PUT delivery stream instead of the Kinesis stream.
+    pub direct_put: bool,
+    /// Records to produce (at most, from a file).
     pub records: usize,
     /// Generator seed.
     pub seed: u64,
@@ -58,10 +78,12 @@ impl LakeCounts {
 /// The demo's result.
 #[derive(Debug, Clone)]
 pub struct DemoReport {
-    /// Stream name.
+    /// Where the records were sent: the Kinesis stream, or the Direct PUT delivery stream.
     pub stream: String,
     /// Bucket name.
     pub bucket: String,
+    /// The lake's prefix in the bucket.
+    pub prefix: String,
     /// Records the producer sent.
     pub produced: u64,
     /// Of which malformed on purpose.
@@ -92,7 +114,7 @@ impl fmt::Display for DemoReport {
             self.produced, self.stream, self.malformed, self.not_sent
         )?;
         writeln!(f)?;
-        writeln!(f, "Firehose -> s3://{}/{DATA_ROOT}", self.bucket)?;
+        writeln!(f, "Firehose -> s3://{}/{}", self.bucket, self.prefix)?;
         writeln!(f, "  {:<32} {:>7} {:>8}", "partition", "objects", "records")?;
         for (partition, (objects, records)) in &c.partitions {
             writeln!(
@@ -145,29 +167,83 @@ impl fmt::Display for DemoReport {
     }
 }
 
-/// Runs the demo on a started stack: produces, waits for both branches, counts.
-pub async fn run(stack: &LocalStack, options: &DemoOptions) -> Result<DemoReport, StackError> {
-    let config = stack.config();
-    let generator = WeatherGenerator::new(GeneratorConfig {
+/// The records of a demo, and how many of them the dataset refuses.
+fn sample_records(
+    dataset: &Dataset,
+    options: &DemoOptions,
+) -> Result<(Vec<Entry>, u64), StackError> {
+    let config = GeneratorConfig {
         seed: options.seed,
         start: options.start,
         error_rate: options.error_rate,
-    });
-    let records: Vec<_> = generator.take(options.records).collect();
+    };
+    let records: Vec<_> = match &options.sample {
+        Sample::Weather => WeatherGenerator::new(config)
+            .take(options.records)
+            .collect(),
+        Sample::Generated => DatasetGenerator::new(dataset, config)
+            .take(options.records)
+            .collect(),
+        Sample::File(path) => {
+            let io = |e| StackError::io(format!("reading {}", path.display()))(e);
+            let reader = std::io::BufReader::new(std::fs::File::open(path).map_err(io)?);
+            let entries = ndjson_entries(reader, PartitionKeyer::of_dataset(dataset))
+                .take(options.records)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(io)?;
+            let now = Utc::now();
+            let malformed = entries
+                .iter()
+                .filter(|e| dataset.normalize(&e.data, now).is_err())
+                .count();
+            return Ok((entries, malformed as u64));
+        }
+    };
     let malformed = records.iter().filter(|r| !r.valid).count() as u64;
-    let producer = Producer::new(
-        stack.clients().kinesis.clone(),
-        ProducerConfig::new(&config.stream),
-    );
+    Ok((records.into_iter().map(Entry::from).collect(), malformed))
+}
+
+/// Runs the demo on a started stack: produces, waits for both branches, counts.
+pub async fn run(stack: &LocalStack, options: &DemoOptions) -> Result<DemoReport, StackError> {
+    let config = stack.config();
+    let (records, malformed) = sample_records(&config.dataset, options)?;
+    let clients = stack.clients();
+    let (producer, destination) = if options.direct_put {
+        let producer = Producer::firehose(
+            clients.firehose.clone(),
+            ProducerConfig::new(DIRECT_DELIVERY_STREAM),
+        );
+        (producer, DIRECT_DELIVERY_STREAM)
+    } else {
+        let producer = Producer::new(clients.kinesis.clone(), ProducerConfig::new(&config.stream));
+        (producer, config.stream.as_str())
+    };
     let producing = Step::start(
-        format!("producing {} records to {}", records.len(), config.stream),
+        format!("producing {} records to {destination}", records.len()),
         "",
     );
     let summary = producer
-        .send(records.into_iter().map(Entry::from), |_| {})
+        .send(records, |_| {})
         .await
         .map_err(|e| StackError::aws("PutRecords", e))?;
     drop(producing);
+    if options.direct_put {
+        let _waiting = Step::start("waiting for Firehose (Direct PUT) to settle them", "");
+        stack
+            .wait_direct_put_settled(summary.sent, Duration::from_secs(300))
+            .await?;
+        return Ok(DemoReport {
+            stream: destination.to_owned(),
+            bucket: config.bucket.clone(),
+            prefix: config.dataset.prefix().to_owned(),
+            produced: summary.sent,
+            malformed,
+            not_sent: summary.failed.len() as u64,
+            dropped: stack.direct_put_stats().dropped,
+            counts: count(clients, config).await?,
+            discarded: 0,
+        });
+    }
     let waiting = Step::start("waiting for Firehose and the consumer to settle them", "");
     let settled = stack.wait_settled(summary.sent, Duration::from_secs(300));
     tokio::pin!(settled);
@@ -192,6 +268,7 @@ pub async fn run(stack: &LocalStack, options: &DemoOptions) -> Result<DemoReport
     Ok(DemoReport {
         stream: config.stream.clone(),
         bucket: config.bucket.clone(),
+        prefix: config.dataset.prefix().to_owned(),
         produced: summary.sent,
         malformed,
         not_sent: summary.failed.len() as u64,
@@ -204,7 +281,7 @@ pub async fn run(stack: &LocalStack, options: &DemoOptions) -> Result<DemoReport
 /// Counts what the lake and the tables hold, by reading them.
 pub async fn count(clients: &Clients, config: &StackConfig) -> Result<LakeCounts, StackError> {
     let mut counts = LakeCounts::default();
-    for (key, body) in read_prefix(clients, &config.bucket, DATA_ROOT).await? {
+    for (key, body) in read_prefix(clients, &config.bucket, config.dataset.prefix()).await? {
         let Some(partition) = PartitionKeys::from_path(&key) else {
             continue;
         };
@@ -227,6 +304,47 @@ pub async fn count(clients: &Clients, config: &StackConfig) -> Result<LakeCounts
     }
     counts.rows = count_rows(clients, &config.routing.tables()).await?;
     Ok(counts)
+}
+
+/// The `query` command lines (arguments after `query`) that read a demo's lake back: a
+/// few records of its first partition's day, and the records per value of the dataset's
+/// partition key field (the average of its first `double` column beside them).
+pub fn follow_up_queries(dataset: &Dataset, bucket: &str, report: &DemoReport) -> Vec<Vec<String>> {
+    let lake = format!("s3://{bucket}/{}", dataset.prefix());
+    let mut queries = Vec::new();
+    if let Some(first) = report.counts.partitions.keys().next() {
+        let day = first.date().to_string();
+        queries.push(
+            ["--lake", &lake, "scan", "--from", &day, "--to", &day, "--limit", "5"]
+                .map(str::to_owned)
+                .to_vec(),
+        );
+    }
+    let keyed = dataset.partition_key().and_then(|key| {
+        dataset
+            .columns()
+            .iter()
+            .find(|c| c.read().is_some_and(|r| r.dotted() == key))
+    });
+    let group = keyed
+        .or_else(|| dataset.columns().iter().find(|c| c.ty == ColumnType::String))
+        .map(|c| c.name.clone());
+    let (select, group_by) = match &group {
+        Some(column) => (format!("\"{column}\""), "1".to_owned()),
+        None => ("year, month, day".to_owned(), "1, 2, 3".to_owned()),
+    };
+    let average = dataset
+        .columns()
+        .iter()
+        .find(|c| c.ty == ColumnType::Double)
+        .map(|c| format!(", round(avg(\"{0}\"), 1) AS \"avg_{0}\"", c.name))
+        .unwrap_or_default();
+    let sql = format!(
+        "SELECT {select}, count(*) AS records{average} FROM {} GROUP BY {group_by} ORDER BY {group_by} LIMIT 10",
+        dataset.name()
+    );
+    queries.push(vec!["--lake".into(), lake, "sql".into(), sql]);
+    queries
 }
 
 /// Rows per table, counted with `Scan` (`Select: COUNT`).

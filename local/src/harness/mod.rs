@@ -5,6 +5,7 @@ pub mod binaries;
 pub mod clients;
 pub mod demo;
 pub mod emulator;
+pub mod lake_dataset;
 pub mod logs;
 pub mod node_servers;
 pub mod progress;

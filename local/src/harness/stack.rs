@@ -23,6 +23,7 @@ use crate::faults::{Call, FaultPlan};
 use crate::harness::binaries::Binaries;
 use crate::harness::clients::Clients;
 use crate::harness::emulator::Emulator;
+use crate::harness::lake_dataset;
 use crate::harness::logs;
 use crate::harness::node_servers::NodeServer;
 use crate::harness::resources;
@@ -35,6 +36,9 @@ pub struct StackConfig {
     pub state_dir: PathBuf,
     /// The records' shape: columns, event time, partitions.
     pub dataset: Arc<Dataset>,
+    /// Store the dataset with the lake even when it differs from the stored one in a way
+    /// older objects cannot be read with.
+    pub allow_breaking_dataset: bool,
     /// A local emulator to use instead of starting one (`AWS_ENDPOINT_URL` also names one).
     pub endpoint: Option<String>,
     /// Kinesis stream.
@@ -118,6 +122,7 @@ impl StackConfig {
         Self {
             state_dir,
             dataset: Arc::new(Dataset::weather()),
+            allow_breaking_dataset: false,
             endpoint: None,
             stream: names::STREAM.into(),
             shards: 2,
@@ -208,6 +213,13 @@ impl LocalStack {
             .through(front.endpoint());
         let region = clients.region();
         let provisioned = resources::ensure(&clients, &config.resources()).await?;
+        lake_dataset::store(
+            &clients,
+            &config.bucket,
+            &config.dataset,
+            config.allow_breaking_dataset,
+        )
+        .await?;
         let checkpoints = config.checkpoints(&emulator, &provisioned)?;
 
         let function = |identity, env| config.function(identity, env, &binaries, &log_dir, &region);
