@@ -146,6 +146,10 @@ mod tests {
     #[test]
     fn a_key_longer_than_kinesis_allows_is_hashed() {
         let long = format!("{{\"id\":\"{}\"}}", "k".repeat(257));
-        assert!(PartitionKeyer::field("id").key(long.as_bytes()).starts_with("h-"));
+        assert!(
+            PartitionKeyer::field("id")
+                .key(long.as_bytes())
+                .starts_with("h-")
+        );
     }
 }

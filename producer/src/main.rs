@@ -210,7 +210,11 @@ async fn main() -> Result<()> {
                     start: args.start,
                     error_rate: args.error_rate,
                 };
-                let keyer = args.partition_key.as_ref().map(|_| args.keyer()).transpose()?;
+                let keyer = args
+                    .partition_key
+                    .as_ref()
+                    .map(|_| args.keyer())
+                    .transpose()?;
                 let records = DatasetGenerator::new(dataset, config).take(args.count);
                 let entries = records.map(move |r| {
                     let mut entry = Entry::from(r);

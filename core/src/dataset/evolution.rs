@@ -178,7 +178,8 @@ derive = "arrival_time"
                 "column \"at\" is added as required (or derived): older objects have no value for it; add it with required = false",
             ]
         );
-        let required = dataset(&BASE.replace("type = \"long\"", "type = \"long\"\nrequired = true"));
+        let required =
+            dataset(&BASE.replace("type = \"long\"", "type = \"long\"\nrequired = true"));
         assert_eq!(
             required.breaking_changes_from(&older),
             [Breaking::NowRequired {

@@ -315,9 +315,11 @@ pub fn follow_up_queries(dataset: &Dataset, bucket: &str, report: &DemoReport) -
     if let Some(first) = report.counts.partitions.keys().next() {
         let day = first.date().to_string();
         queries.push(
-            ["--lake", &lake, "scan", "--from", &day, "--to", &day, "--limit", "5"]
-                .map(str::to_owned)
-                .to_vec(),
+            [
+                "--lake", &lake, "scan", "--from", &day, "--to", &day, "--limit", "5",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
         );
     }
     let keyed = dataset.partition_key().and_then(|key| {
@@ -327,7 +329,12 @@ pub fn follow_up_queries(dataset: &Dataset, bucket: &str, report: &DemoReport) -
             .find(|c| c.read().is_some_and(|r| r.dotted() == key))
     });
     let group = keyed
-        .or_else(|| dataset.columns().iter().find(|c| c.ty == ColumnType::String))
+        .or_else(|| {
+            dataset
+                .columns()
+                .iter()
+                .find(|c| c.ty == ColumnType::String)
+        })
         .map(|c| c.name.clone());
     let (select, group_by) = match &group {
         Some(column) => (format!("\"{column}\""), "1".to_owned()),

@@ -43,7 +43,10 @@ pub async fn store(
             });
         }
         for change in &changes {
-            tracing::warn!("dataset {}: {change} (stored anyway, as asked)", dataset.name());
+            tracing::warn!(
+                "dataset {}: {change} (stored anyway, as asked)",
+                dataset.name()
+            );
         }
     }
     lake.write_dataset(dataset.text()).await.map_err(lake_error)

@@ -10,6 +10,7 @@ mod crash;
 mod direct_put;
 mod dynalite;
 mod event_source_mapping;
+mod examples;
 mod faults;
 mod infra;
 mod keep_up;
