@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use serde_json::Value as Json;
+use streamlake_core::dataset::infer::infer;
 use streamlake_core::dataset::{ColumnType, Dataset, Derived, Source, TimeFormat, Value};
 
 fn examples() -> Vec<PathBuf> {
@@ -70,6 +71,39 @@ fn check(ty: ColumnType, format: &TimeFormat, input: Option<&Json>, value: &Valu
             assert_eq!(&serde_json::from_str::<Json>(text).unwrap(), j);
         }
         other => panic!("{ty}: {other:?}"),
+    }
+}
+
+/// `dataset infer` over an example's sample gives a dataset that reads every record the
+/// example's own file reads, with the same event time.
+#[test]
+fn a_dataset_inferred_from_each_sample_reads_what_the_example_reads() {
+    let arrival = Utc.with_ymd_and_hms(2025, 1, 2, 3, 4, 5).unwrap();
+    for dir in examples() {
+        let Ok(text) = std::fs::read_to_string(dir.join("records.ndjson")) else {
+            continue;
+        };
+        let example = Dataset::load_path(&dir).unwrap();
+        let lines: Vec<&[u8]> = text.lines().map(str::as_bytes).collect();
+        let inferred = infer("sample", "records.ndjson", lines.iter().copied()).unwrap();
+        let inferred = inferred.dataset;
+        assert_eq!(
+            inferred.event_time().map(|e| e.path.clone()),
+            example.event_time().map(|e| e.path.clone()),
+            "{}",
+            example.name()
+        );
+        for line in &lines {
+            if let Ok(record) = example.normalize(line, arrival) {
+                let read = inferred.normalize(line, arrival);
+                assert_eq!(
+                    read.map(|r| r.time).ok(),
+                    Some(record.time),
+                    "{}",
+                    String::from_utf8_lossy(line)
+                );
+            }
+        }
     }
 }
 

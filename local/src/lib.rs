@@ -15,10 +15,12 @@
 //!   documents for each.
 //! - [`http`]: HTTP servers the stack puts in front of the emulator (the fault proxy).
 //! - [`dashboard`]: the live page `up` serves.
+//! - [`dataset_tool`]: `streamlake dataset check` and `infer`.
 //! - [`status`]: a snapshot of a running stack (`streamlake status`), served by `up`.
 //! - [`tail`]: following a stream from the command line (`streamlake tail`).
 
 pub mod dashboard;
+pub mod dataset_tool;
 pub mod emulated;
 pub mod error;
 pub mod faults;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use streamlake::dataset_tool;
 use streamlake::emulated::kinesis_source::StartingPosition;
 use streamlake::faults::latency::LatencySpec;
 use streamlake::faults::{FaultPlan, FaultSpec};
@@ -57,9 +58,38 @@ enum Command {
     /// One screen for the running stack (`streamlake up` with the same state folder):
     /// Firehose, the consumer, checkpoints, tables, the lake and its errors.
     Status(StatusArgs),
+    /// Dataset files: check one, or infer a starting one from sample records.
+    #[command(subcommand)]
+    Dataset(DatasetCommand),
     /// Follow a stream, every shard, and print its records (the stream named by the
     /// standard AWS configuration; `AWS_ENDPOINT_URL` for the local stack).
     Tail(TailArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum DatasetCommand {
+    /// Validate a dataset file (or a folder holding dataset.toml) and print the columns,
+    /// Glue types, partitions and tables it implies.
+    Check {
+        /// The dataset file.
+        file: PathBuf,
+    },
+    /// Write a starting dataset file from sample records (NDJSON, `-` for stdin): each key
+    /// a column (nested objects as dotted paths) of the narrowest type its values fit,
+    /// required where every record has it, and the most time-like field as the event time.
+    Infer {
+        /// The sample records, one JSON object per line.
+        sample: PathBuf,
+        /// The dataset's name [default: the sample's file name].
+        #[arg(long)]
+        name: Option<String>,
+        /// Records to read from the sample.
+        #[arg(long, default_value_t = 10_000)]
+        limit: usize,
+        /// Write the file here instead of to standard output.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -316,7 +346,9 @@ async fn main() -> Result<ExitCode> {
     streamlake::harness::progress::enable();
     let default_filter = match cli.command {
         Command::Up(_) => "info",
-        Command::Demo { .. } | Command::Tail(_) | Command::Status(_) => "warn",
+        Command::Demo { .. } | Command::Tail(_) | Command::Status(_) | Command::Dataset(_) => {
+            "warn"
+        }
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -334,6 +366,7 @@ async fn main() -> Result<ExitCode> {
             up(args.config()?, &generate).await
         }
         Command::Tail(args) => tail(args).await,
+        Command::Dataset(command) => dataset(command),
         Command::Status(args) => status(args).await,
         Command::Demo {
             stack,
@@ -365,6 +398,46 @@ async fn main() -> Result<ExitCode> {
             run_demo(stack.config()?, options).await
         }
     }
+}
+
+fn dataset(command: DatasetCommand) -> Result<ExitCode> {
+    match command {
+        DatasetCommand::Check { file } => {
+            print!("{}", dataset_tool::describe(&Dataset::load_path(&file)?));
+        }
+        DatasetCommand::Infer {
+            sample,
+            name,
+            limit,
+            out,
+        } => {
+            let text = if sample.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin().lock())?
+            } else {
+                std::fs::read_to_string(&sample)
+                    .with_context(|| format!("cannot read {}", sample.display()))?
+            };
+            let name = name.unwrap_or_else(|| dataset_tool::name_of(&sample));
+            let lines = text.lines().filter(|l| !l.trim().is_empty()).take(limit);
+            let origin = sample.display().to_string();
+            let inferred =
+                streamlake_core::dataset::infer::infer(&name, &origin, lines.map(str::as_bytes))?;
+            match &out {
+                Some(path) => std::fs::write(path, &inferred.text)
+                    .with_context(|| format!("cannot write {}", path.display()))?,
+                None => print!("{}", inferred.text),
+            }
+            eprintln!(
+                "inferred {} columns from {} records ({} lines skipped: not JSON objects){}",
+                inferred.dataset.columns().len(),
+                inferred.records,
+                inferred.skipped,
+                out.map(|p| format!(", written to {}", p.display()))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn tail(args: TailArgs) -> Result<ExitCode> {

@@ -34,6 +34,7 @@ mod error;
 pub mod evolution;
 mod file;
 pub mod generate;
+pub mod infer;
 mod record;
 mod time_format;
 

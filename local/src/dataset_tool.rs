@@ -1,0 +1,140 @@
+//! `streamlake dataset`: what a dataset file implies (`check`), and a starting one from a
+//! sample of records (`infer`).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use query::athena::TableNames;
+use streamlake_core::dataset::{Dataset, Derived, Source};
+
+/// What a checked dataset implies: the lake's layout, the event time, the columns with
+/// their Glue types and sources, and the tables `query` and Athena get.
+pub fn describe(dataset: &Dataset) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "dataset {}: valid", dataset.name());
+    let granularity = dataset.partition();
+    let _ = writeln!(
+        out,
+        "  lake       s3://BUCKET/{}{}/ (stored beside it: {}_dataset.toml)",
+        dataset.prefix(),
+        granularity
+            .columns()
+            .iter()
+            .map(|c| format!("{c}=.."))
+            .collect::<Vec<_>>()
+            .join("/"),
+        dataset.prefix()
+    );
+    let _ = match dataset.event_time() {
+        Some(event) => writeln!(
+            out,
+            "  partition  by the event time in {} ({}), UTC {}",
+            event.path.join("."),
+            event.format.as_setting(),
+            granularity.as_str()
+        ),
+        None => writeln!(
+            out,
+            "  partition  by the arrival time in the stream, UTC {}",
+            granularity.as_str()
+        ),
+    };
+    let _ = writeln!(
+        out,
+        "  unknown    fields not listed are {}",
+        match dataset.unknown_fields() {
+            streamlake_core::dataset::UnknownFields::Drop => "dropped",
+            streamlake_core::dataset::UnknownFields::Reject => "refused (the record fails)",
+        }
+    );
+    if let Some(key) = dataset.partition_key() {
+        let _ = writeln!(out, "  producer   keys Kinesis records by {key}");
+    }
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header(["column", "type", "Glue type", "from", "null"]);
+    for column in dataset.columns() {
+        let from = match &column.source {
+            Source::Read(read) => read.dotted(),
+            Source::Derived(Derived::EventTime) => "(event time)".to_owned(),
+            Source::Derived(Derived::EventDate) => "(event time's UTC day)".to_owned(),
+            Source::Derived(Derived::ArrivalTime) => "(arrival time)".to_owned(),
+        };
+        let null = if column.nullable() { "yes" } else { "no" };
+        table.add_row([
+            column.name.as_str(),
+            column.ty.as_str(),
+            column.ty.glue_type(),
+            &from,
+            null,
+        ]);
+    }
+    for partition in granularity.columns() {
+        table.add_row([partition, "string", "string", "(partition)", "no"]);
+    }
+    let _ = writeln!(out, "{table}");
+    let names = TableNames::of(dataset);
+    let _ = writeln!(
+        out,
+        "tables: {} (the view to query), {} (the partition folders), {} (the compaction log)",
+        names.view, names.raw, names.log
+    );
+    out
+}
+
+/// A dataset name from a sample's file name (its folder's, for a generic name such as
+/// `records.ndjson`): `[a-z][a-z0-9_]*`, `records` when nothing of it fits.
+pub fn name_of(sample: &Path) -> String {
+    let lower = |p: Option<&std::ffi::OsStr>| {
+        p.map(|s| s.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default()
+    };
+    let mut stem = lower(sample.file_stem());
+    if ["records", "sample", "samples", "data"].contains(&stem.as_str()) {
+        stem = lower(sample.parent().and_then(Path::file_name));
+    }
+    let name: String = stem
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    match name.trim_start_matches(|c: char| !c.is_ascii_lowercase()) {
+        "" => "records".to_owned(),
+        name => name.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describes_the_weather_dataset() {
+        let text = describe(&Dataset::weather());
+        for expected in [
+            "dataset weather: valid",
+            "s3://BUCKET/data/year=../month=../day=../",
+            "by the event time in date",
+            "station_name",
+            "┆ location ",
+            "(arrival time)",
+            "tables: weather (the view to query), weather_raw",
+        ] {
+            assert!(text.contains(expected), "{expected:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn names_come_from_the_sample_file() {
+        assert_eq!(
+            name_of(Path::new("data/Unicorn-Status.ndjson")),
+            "unicorn_status"
+        );
+        assert_eq!(name_of(Path::new("2024.json")), "records");
+        assert_eq!(name_of(Path::new("-")), "records");
+        assert_eq!(
+            name_of(Path::new("examples/unicorns/records.ndjson")),
+            "unicorns"
+        );
+    }
+}
