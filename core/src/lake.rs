@@ -185,6 +185,13 @@ pub enum LakeError {
     },
 }
 
+/// Whether an object is outside the table: its name starts with `_` or `.`, which Athena
+/// and Hive skip ([`DATASET_OBJECT`] is one).
+pub fn is_hidden(key: &str) -> bool {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    name.starts_with(['_', '.'])
+}
+
 /// The name of the dataset file stored in the lake's folder, beside its partitions. Athena
 /// (and Hive) skip objects whose names start with `_`, so the table never reads it.
 pub const DATASET_OBJECT: &str = "_dataset.toml";

@@ -15,7 +15,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
-use streamlake_core::layout::{CONSUMER_DEAD_LETTER_PREFIX, DATA_ROOT, ERROR_ROOT};
+use streamlake_core::layout::{CONSUMER_DEAD_LETTER_PREFIX, ERROR_ROOT};
 use streamlake_core::{PartitionKeys, names};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -39,6 +39,8 @@ pub struct Status {
     pub stream: String,
     /// The lake's bucket.
     pub bucket: String,
+    /// The lake's prefix in the bucket (the dataset's).
+    pub prefix: String,
     /// Firehose delivery: read, in its buffer, delivered, failed, dropped.
     pub firehose: FirehoseStats,
     /// The consumer's event source mapping, iterator age included.
@@ -99,6 +101,7 @@ impl Status {
         let mut status = Self {
             stream: config.stream.clone(),
             bucket: config.bucket.clone(),
+            prefix: config.dataset.prefix().to_owned(),
             firehose: stack.firehose_stats(),
             mapping: stack.mapping_stats(),
             checkpoints: stack.checkpoints(),
@@ -163,7 +166,7 @@ impl Status {
                     key.to_owned(),
                 );
                 let group = if let Some(p) = key
-                    .strip_prefix(DATA_ROOT)
+                    .strip_prefix(config.dataset.prefix())
                     .and_then(|_| PartitionKeys::from_path(key))
                 {
                     newest_data = newest_data.max(Some(modified));
@@ -211,8 +214,8 @@ impl fmt::Display for Status {
         let (h, m) = (&self.firehose, &self.mapping);
         writeln!(
             f,
-            "stream {}  ->  s3://{}/{DATA_ROOT}",
-            self.stream, self.bucket
+            "stream {}  ->  s3://{}/{}",
+            self.stream, self.bucket, self.prefix
         )?;
         writeln!(
             f,

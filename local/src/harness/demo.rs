@@ -385,7 +385,9 @@ fn lines(body: &[u8]) -> u64 {
         .count() as u64
 }
 
-/// Every object under a prefix, with its content.
+/// Every object under a prefix that a table reads (not the hidden ones, such as the
+/// dataset file stored beside the lake: [`streamlake_core::lake::is_hidden`]), with its
+/// content.
 pub async fn read_prefix(
     clients: &Clients,
     bucket: &str,
@@ -403,7 +405,12 @@ pub async fn read_prefix(
         let page =
             page.map_err(|e| StackError::aws(format!("ListObjectsV2 s3://{bucket}/{prefix}"), e))?;
         for object in page.contents() {
-            let Some(key) = object.key() else { continue };
+            let Some(key) = object
+                .key()
+                .filter(|k| !streamlake_core::lake::is_hidden(k))
+            else {
+                continue;
+            };
             let body = read_object(clients, bucket, key).await?;
             out.push((key.to_owned(), body));
         }

@@ -45,7 +45,14 @@ async fn objects(clients: &Clients, bucket: &str) -> usize {
         .collect::<Vec<_>>()
         .await
         .into_iter()
-        .map(|page| page.map_or(0, |p| p.contents().len()))
+        .map(|page| {
+            page.map_or(0, |p| {
+                p.contents()
+                    .iter()
+                    .filter(|o| !streamlake_core::lake::is_hidden(o.key().unwrap_or_default()))
+                    .count()
+            })
+        })
         .sum()
 }
 

@@ -146,9 +146,6 @@ async fn run_example(name: &str, direct_put: bool) -> LocalStack {
         .await
         .unwrap()
     {
-        if key.ends_with(streamlake_core::lake::DATASET_OBJECT) {
-            continue;
-        }
         let partition = PartitionKeys::from_path(&key).unwrap_or_else(|| panic!("{key}"));
         assert_eq!(partition.granularity(), dataset.partition(), "{key}");
         for line in body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {

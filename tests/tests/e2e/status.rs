@@ -90,6 +90,9 @@ async fn status_json_and_the_dashboard_equal_what_the_lake_and_tables_hold() {
         .await
         .unwrap();
     for object in listed.contents() {
+        if streamlake_core::lake::is_hidden(object.key().unwrap()) {
+            continue;
+        }
         let partition = PartitionKeys::from_path(object.key().unwrap()).unwrap();
         let entry = partitions.entry(partition.to_string()).or_default();
         entry.objects += 1;
