@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The deployment checks that need no AWS account:
-#   1. cfn-lint on the template (no errors);
-#   2. checkov on the template (no failed check; skips are annotated in the template);
+#   1. cfn-lint on the template, and on each template given (`streamlake dataset template`
+#      output: infra/check.sh [TEMPLATE ...]) (no errors);
+#   2. checkov on them (no failed check; skips are annotated in the template);
 #   3. a smoke deploy to moto with `aws cloudformation create-stack`, then teardown.sh;
 #   4. deploy.sh run without credentials stops early, with a clear message.
 # The Python tools (pinned) are installed into a virtualenv under the build directory
@@ -40,17 +41,19 @@ mkdir -p "$state"
 export PATH="${venv}/bin:${PATH}"
 template="${root}/infra/template.yaml"
 
-echo "== cfn-lint"
-# Exit codes 0 (clean) and 4 (warnings only) pass; errors fail.
-status=0
-cfn-lint "$template" || status=$?
-if [ "$status" -ne 0 ] && [ "$status" -ne 4 ]; then
-    echo "cfn-lint found errors" >&2
-    exit 1
-fi
+for checked in "$template" "$@"; do
+    echo "== cfn-lint ${checked}"
+    # Exit codes 0 (clean) and 4 (warnings only) pass; errors fail.
+    status=0
+    cfn-lint "$checked" || status=$?
+    if [ "$status" -ne 0 ] && [ "$status" -ne 4 ]; then
+        echo "cfn-lint found errors in ${checked}" >&2
+        exit 1
+    fi
 
-echo "== checkov"
-checkov --file "$template" --framework cloudformation --compact --quiet --skip-download
+    echo "== checkov ${checked}"
+    checkov --file "$checked" --framework cloudformation --compact --quiet --skip-download
+done
 
 echo "== smoke deploy to moto"
 python "${root}/infra/checks/smoke_deploy.py" "$template" "${venv}/bin/moto_server"

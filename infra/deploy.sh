@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Builds both Lambdas for arm64, uploads them, and deploys infra/template.yaml.
+# Builds both Lambdas for arm64, uploads them with the dataset file in the transform's
+# package, deploys infra/template.yaml (or, with --dataset, the template rendered for that
+# dataset by `streamlake dataset template`), and stores the dataset beside the lake.
 #
-# Usage: infra/deploy.sh [Parameter=Value ...]
+# Usage: infra/deploy.sh [--dataset FILE|DIR] [--allow-breaking-dataset] [Parameter=Value ...]
 #   e.g. infra/deploy.sh OutputFormat=parquet ShardCount=0
+#        infra/deploy.sh --dataset examples/unicorns
 # Environment: STACK_NAME (default streamlake), NAME_PREFIX (default streamlake), and the
 # standard AWS configuration (AWS_PROFILE, AWS_REGION, ...). Credentials come only from
 # the standard provider chain.
@@ -16,6 +19,23 @@ fail() {
     echo "deploy: $*" >&2
     exit 1
 }
+
+dataset=""
+allow_breaking=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --dataset)
+        [ $# -ge 2 ] || fail "--dataset needs a file or folder"
+        dataset="$2"
+        shift 2
+        ;;
+    --allow-breaking-dataset)
+        allow_breaking="--allow-breaking"
+        shift
+        ;;
+    *) break ;;
+    esac
+done
 
 # Tools first: nothing is built or created when one is missing.
 command -v aws >/dev/null || fail "the AWS CLI is missing: pip install awscli (or see https://aws.amazon.com/cli/)"
@@ -31,9 +51,39 @@ region="${AWS_REGION:-${AWS_DEFAULT_REGION:-$(aws configure get region || true)}
 [ -n "$region" ] || fail "no AWS region: set AWS_REGION or configure a default region"
 echo "deploy: account ${account}, region ${region}, stack ${STACK_NAME}"
 
+# The dataset and its template: checked before anything is built or created.
+target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+work="${target_dir}/streamlake/deploy"
+mkdir -p "$work"
+template="infra/template.yaml"
+dataset_file="examples/weather/dataset.toml"
+if [ -n "$dataset" ]; then
+    dataset_file="$dataset"
+    [ -d "$dataset" ] && dataset_file="${dataset%/}/dataset.toml"
+    template="${work}/template.yaml"
+    cargo run --quiet --bin streamlake -- dataset template "$dataset" -o "$template"
+fi
+cargo run --quiet --bin streamlake -- dataset check "$dataset_file" >&2
+
 # Build both Lambdas for Graviton (provided.al2023, arm64).
 cargo lambda build --release --arm64 --output-format zip --package transform_lambda --package consumer_lambda
-target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+# The transform reads its dataset at cold start from dataset.toml in its package
+# (STREAMLAKE_DATASET in the template, read from LAMBDA_TASK_ROOT).
+python3 - "${target_dir}/lambda/transform_lambda/bootstrap.zip" "$dataset_file" <<'PY'
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1], "a") as z:
+    if "dataset.toml" not in z.namelist():
+        z.write(sys.argv[2], "dataset.toml")
+PY
+
+# A deployed lake keeps its dataset: a change that older objects cannot be read with is
+# refused before anything changes, unless --allow-breaking-dataset.
+bucket=$(aws cloudformation describe-stacks --stack-name "$STACK_NAME" \
+    --query "Stacks[0].Outputs[?OutputKey=='LakeBucket'].OutputValue" --output text 2>/dev/null || true)
+if [ -n "$bucket" ] && [ "$bucket" != None ]; then
+    cargo run --quiet --bin streamlake -- dataset check "$dataset_file" --bucket "$bucket" \
+        $allow_breaking >/dev/null || fail "the dataset cannot replace the one stored with the lake"
+fi
 
 # A private, encrypted bucket for the zips.
 artifacts="${NAME_PREFIX}-artifacts-${account}-${region}"
@@ -62,7 +112,7 @@ transform_key=$(upload transform_lambda)
 consumer_key=$(upload consumer_lambda)
 
 aws cloudformation deploy \
-    --template-file infra/template.yaml \
+    --template-file "$template" \
     --stack-name "$STACK_NAME" \
     --capabilities CAPABILITY_NAMED_IAM \
     --no-fail-on-empty-changeset \
@@ -79,9 +129,11 @@ stream=$(aws cloudformation describe-stacks --stack-name "$STACK_NAME" \
     --query "Stacks[0].Outputs[?OutputKey=='StreamName'].OutputValue" --output text)
 lake=$(aws cloudformation describe-stacks --stack-name "$STACK_NAME" \
     --query "Stacks[0].Outputs[?OutputKey=='Lake'].OutputValue" --output text)
+# The dataset travels with the lake: query --lake finds it there.
+aws s3 cp --only-show-errors "$dataset_file" "${lake}_dataset.toml"
 cat <<NEXT
 
-Send data:   cargo run --bin producer -- --stream ${stream} --generate weather --count 1000
+Send data:   cargo run --bin producer -- --stream ${stream} --generate ${dataset_file} --count 1000
 Read it:     cargo run --bin query -- --lake ${lake} partitions
 Tear down:   STACK_NAME=${STACK_NAME} infra/teardown.sh --empty-bucket
 NEXT

@@ -1,12 +1,17 @@
-//! `streamlake dataset`: what a dataset file implies (`check`), and a starting one from a
-//! sample of records (`infer`).
+//! `streamlake dataset`: what a dataset file implies (`check`), a starting one from a
+//! sample of records (`infer`), and the CloudFormation template that deploys it
+//! (`template`).
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use query::athena::TableNames;
+use query::cloudformation::{self, SavedQuery, TemplateError};
 use streamlake_core::dataset::{Dataset, Derived, Source};
+use streamlake_core::lake::{Lake, LakeLocation};
+
+use crate::error::StackError;
 
 /// What a checked dataset implies: the lake's layout, the event time, the columns with
 /// their Glue types and sources, and the tables `query` and Athena get.
@@ -102,6 +107,68 @@ pub fn name_of(sample: &Path) -> String {
         "" => "records".to_owned(),
         name => name.to_owned(),
     }
+}
+
+/// The dataset stored beside `dataset`'s lake in `bucket`, if there is one, and its URL.
+pub async fn stored_dataset(
+    bucket: &str,
+    dataset: &Dataset,
+) -> Result<Option<(Dataset, String)>, StackError> {
+    let location = LakeLocation::S3 {
+        bucket: bucket.to_owned(),
+        prefix: dataset.prefix().to_owned(),
+    };
+    let lake = Lake::open(location).await;
+    let url = lake.url_of(&lake.dataset_key());
+    let text = lake
+        .read_dataset()
+        .await
+        .map_err(|source| StackError::Lake {
+            context: format!("reading {url}"),
+            source,
+        })?;
+    match text {
+        Some(text) => Ok(Some((Dataset::from_toml(&text, &url)?, url))),
+        None => Ok(None),
+    }
+}
+
+/// The CloudFormation template every deploy starts from (the weather dataset's).
+pub const BASE_TEMPLATE: &str = include_str!("../../infra/template.yaml");
+
+/// The saved queries of a folder's `*.sql` files, by name; none when it has no such file.
+pub fn saved_queries(folder: &Path) -> std::io::Result<Vec<SavedQuery>> {
+    let mut queries = Vec::new();
+    let entries = match std::fs::read_dir(folder) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(queries),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "sql") {
+            let name = path.file_stem().unwrap_or_default().to_string_lossy();
+            queries.push(SavedQuery::from_file(
+                &name,
+                &std::fs::read_to_string(&path)?,
+            ));
+        }
+    }
+    queries.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(queries)
+}
+
+/// The CloudFormation template for `dataset`, with `queries` as its saved queries (the
+/// dataset's records per day when there are none).
+pub fn template(dataset: &Dataset, queries: &[SavedQuery]) -> Result<String, TemplateError> {
+    let generic;
+    let queries = if queries.is_empty() {
+        generic = [SavedQuery::records_per_day(dataset)];
+        &generic[..]
+    } else {
+        queries
+    };
+    cloudformation::render(BASE_TEMPLATE, dataset, queries)
 }
 
 #[cfg(test)]

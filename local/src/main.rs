@@ -73,6 +73,32 @@ enum DatasetCommand {
     Check {
         /// The dataset file.
         file: PathBuf,
+        /// The dataset stored with the lake (its `_dataset.toml`): fail when the file
+        /// changes it in a way older objects cannot be read with.
+        #[arg(long, value_name = "FILE", conflicts_with = "bucket")]
+        stored: Option<PathBuf>,
+        /// As --stored, with the dataset stored in this bucket beside the dataset's lake
+        /// (`s3://BUCKET/<prefix>_dataset.toml`), if there is one (the standard AWS
+        /// configuration reaches it).
+        #[arg(long)]
+        bucket: Option<String>,
+        /// With --stored or --bucket: report a breaking change without failing.
+        #[arg(long)]
+        allow_breaking: bool,
+    },
+    /// Write the CloudFormation template that deploys a dataset (infra/deploy.sh
+    /// --dataset FILE runs this): infra/template.yaml with its Glue tables, view, Firehose
+    /// prefixes and saved queries for the dataset.
+    Template {
+        /// The dataset file.
+        file: PathBuf,
+        /// A folder of saved Athena queries (NAME.sql) [default: the dataset folder's
+        /// queries/; without any, one query of the records per day].
+        #[arg(long)]
+        queries: Option<PathBuf>,
+        /// Write the template here instead of to standard output.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
     },
     /// Write a starting dataset file from sample records (NDJSON, `-` for stdin): each key
     /// a column (nested objects as dotted paths) of the narrowest type its values fit,
@@ -366,7 +392,7 @@ async fn main() -> Result<ExitCode> {
             up(args.config()?, &generate).await
         }
         Command::Tail(args) => tail(args).await,
-        Command::Dataset(command) => dataset(command),
+        Command::Dataset(command) => dataset(command).await,
         Command::Status(args) => status(args).await,
         Command::Demo {
             stack,
@@ -400,10 +426,51 @@ async fn main() -> Result<ExitCode> {
     }
 }
 
-fn dataset(command: DatasetCommand) -> Result<ExitCode> {
+async fn dataset(command: DatasetCommand) -> Result<ExitCode> {
     match command {
-        DatasetCommand::Check { file } => {
-            print!("{}", dataset_tool::describe(&Dataset::load_path(&file)?));
+        DatasetCommand::Check {
+            file,
+            stored,
+            bucket,
+            allow_breaking,
+        } => {
+            let dataset = Dataset::load_path(&file)?;
+            print!("{}", dataset_tool::describe(&dataset));
+            let older = match (stored, bucket) {
+                (Some(path), _) => Some((Dataset::load_path(&path)?, path.display().to_string())),
+                (None, Some(bucket)) => dataset_tool::stored_dataset(&bucket, &dataset).await?,
+                (None, None) => None,
+            };
+            if let Some((older, origin)) = older {
+                let changes = dataset.breaking_changes_from(&older);
+                for change in &changes {
+                    eprintln!("breaking change from {origin}: {change}");
+                }
+                anyhow::ensure!(
+                    changes.is_empty() || allow_breaking,
+                    "{} cannot replace {origin}: older objects would not read (--allow-breaking to go on)",
+                    file.display()
+                );
+            }
+        }
+        DatasetCommand::Template { file, queries, out } => {
+            let dataset = Dataset::load_path(&file)?;
+            let folder = queries.unwrap_or_else(|| {
+                let dir = if file.is_dir() {
+                    file.as_path()
+                } else {
+                    file.parent().unwrap_or(&file)
+                };
+                dir.join("queries")
+            });
+            let queries = dataset_tool::saved_queries(&folder)
+                .with_context(|| format!("cannot read the queries in {}", folder.display()))?;
+            let text = dataset_tool::template(&dataset, &queries)?;
+            match &out {
+                Some(path) => std::fs::write(path, text)
+                    .with_context(|| format!("cannot write {}", path.display()))?,
+                None => print!("{text}"),
+            }
         }
         DatasetCommand::Infer {
             sample,

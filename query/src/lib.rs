@@ -8,6 +8,7 @@
 
 pub mod athena;
 pub mod chart;
+pub mod cloudformation;
 pub mod compaction;
 pub mod compaction_log;
 pub mod convert;

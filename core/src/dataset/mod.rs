@@ -309,9 +309,19 @@ impl Dataset {
     /// The dataset of a Lambda function: the file named by [`DATASET_ENV`] (a path in the
     /// function's package). Unset, unreadable or invalid is an error: the function must
     /// fail its cold start rather than transform records against a guess.
+    ///
+    /// A relative path is read from `LAMBDA_TASK_ROOT`, where Lambda extracts the
+    /// function's package ("The path to your Lambda function code":
+    /// <https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html#configuration-envvars-runtime>).
     pub fn from_env() -> Result<Self, DatasetError> {
         match std::env::var_os(DATASET_ENV) {
-            Some(path) => Self::load(Path::new(&path)),
+            Some(path) => {
+                let path = Path::new(&path);
+                match std::env::var_os("LAMBDA_TASK_ROOT") {
+                    Some(root) if path.is_relative() => Self::load(&Path::new(&root).join(path)),
+                    _ => Self::load(path),
+                }
+            }
             None => Err(DatasetError::missing(
                 DATASET_ENV,
                 "is not set: it names the dataset file (dataset.toml in the function's package)",

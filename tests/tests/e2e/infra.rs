@@ -22,6 +22,91 @@ fn template() -> Yaml {
     YamlLoader::load_from_str(&text).unwrap().remove(0)
 }
 
+/// The template `deploy.sh --dataset examples/unicorns` deploys, written where check.sh
+/// can read it.
+fn unicorns_template() -> (PathBuf, String) {
+    let dataset = Dataset::load_path(&root().join("examples/unicorns")).unwrap();
+    let text = streamlake::dataset_tool::template(&dataset, &[]).unwrap();
+    let path = default_state_dir().join("template-unicorns.yaml");
+    std::fs::create_dir_all(default_state_dir()).unwrap();
+    std::fs::write(&path, &text).unwrap();
+    (path, text)
+}
+
+/// The checked-in template is the weather dataset's rendering: nothing in it drifts from
+/// what `dataset template` writes for another dataset.
+#[test]
+fn the_template_is_the_weather_datasets_rendering() {
+    let queries =
+        streamlake::dataset_tool::saved_queries(&root().join("infra/athena/queries")).unwrap();
+    let rendered = streamlake::dataset_tool::template(&Dataset::weather(), &queries).unwrap();
+    let checked_in = std::fs::read_to_string(root().join("infra/template.yaml")).unwrap();
+    assert!(
+        rendered == checked_in,
+        "run `cargo run --bin streamlake -- dataset template examples/weather --queries infra/athena/queries -o infra/template.yaml`"
+    );
+}
+
+/// Another dataset's template holds its table, columns, hourly or daily projection, view
+/// and prefixes, and no weather name outside the consumer's branch.
+#[test]
+fn a_datasets_template_describes_its_lake() {
+    let (_, text) = unicorns_template();
+    let t = YamlLoader::load_from_str(&text).unwrap().remove(0);
+    let input = |name: &str| &t["Resources"][name]["Properties"]["TableInput"];
+    assert_eq!(text_of(&input("ObservationsTable")["Name"]), "unicorns_raw");
+    assert_eq!(text_of(&input("LakeView")["Name"]), "unicorns");
+    assert_eq!(
+        text_of(&input("CompactionLogTable")["Name"]),
+        "unicorns_compaction_log"
+    );
+    let columns: Vec<String> = input("ObservationsTable")["StorageDescriptor"]["Columns"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .map(|c| format!("{} {}", text_of(&c["Name"]), text_of(&c["Type"])))
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            "Name string",
+            "StatusTime timestamp",
+            "Latitude double",
+            "Longitude double",
+            "Distance bigint",
+            "MagicPoints bigint",
+            "HealthPoints bigint",
+            "date date"
+        ]
+    );
+    let saved: Vec<&str> = t["Resources"]
+        .as_hash()
+        .unwrap()
+        .values()
+        .filter(|r| r["Type"].as_str() == Some("AWS::Athena::NamedQuery"))
+        .map(|r| r["Properties"]["QueryString"].as_str().unwrap())
+        .collect();
+    assert_eq!(saved.len(), 1);
+    assert!(saved[0].contains("FROM unicorns\n"), "{saved:?}");
+    let events = Dataset::load_path(&root().join("examples/events")).unwrap();
+    let hourly = streamlake::dataset_tool::template(&events, &[]).unwrap();
+    assert!(hourly.contains("Prefix: \"json_data/year=!{partitionKeyFromLambda:year}/month=!{partitionKeyFromLambda:month}/day=!{partitionKeyFromLambda:day}/hour=!{partitionKeyFromLambda:hour}/\""));
+    assert!(hourly.contains("projection.hour.range: \"0,23\""));
+    for (i, line) in text.lines().enumerate() {
+        let lower = line.to_ascii_lowercase();
+        if lower.contains("weather") && !lower.contains("consumer") {
+            panic!("line {}: {line}", i + 1);
+        }
+    }
+}
+
+/// A string property as written.
+fn text_of(node: &Yaml) -> String {
+    node.as_str()
+        .unwrap_or_else(|| panic!("not a string: {node:?}"))
+        .to_owned()
+}
+
 /// A string property, with `${NamePrefix}` and `${TableNamePrefix}` at their defaults.
 fn text(node: &Yaml) -> String {
     node.as_str()
@@ -193,7 +278,7 @@ fn athena_resources_are_the_generated_ddl() {
     let names = TableNames::for_view("weather");
     assert_eq!(text(&input("ObservationsTable")["Name"]), names.raw);
     assert_eq!(text(&input("CompactionLogTable")["Name"]), names.log);
-    assert_eq!(text(&input("WeatherView")["Name"]), names.view);
+    assert_eq!(text(&input("LakeView")["Name"]), names.view);
 
     let log = &input("CompactionLogTable")["StorageDescriptor"];
     let columns: Vec<(String, String)> = log["Columns"]
@@ -212,7 +297,7 @@ fn athena_resources_are_the_generated_ddl() {
 
     // The view: Presto's definition (JSON) in ViewOriginalText, the columns of the schema
     // and the partitions, the query `query sql` runs offline.
-    let view = input("WeatherView");
+    let view = input("LakeView");
     assert_eq!(text(&view["TableType"]), "VIRTUAL_VIEW");
     let parts = view["ViewOriginalText"][1].as_vec().unwrap();
     assert_eq!(text(&parts[0]), "/* Presto View: ");
@@ -267,7 +352,14 @@ fn athena_resources_are_the_generated_ddl() {
 
 #[test]
 fn no_policy_allows_every_action() {
-    let t = template();
+    let (_, unicorns) = unicorns_template();
+    let unicorns = YamlLoader::load_from_str(&unicorns).unwrap().remove(0);
+    for t in [template(), unicorns] {
+        no_wildcard_action(&t);
+    }
+}
+
+fn no_wildcard_action(t: &Yaml) {
     for (name, resource) in t["Resources"].as_hash().unwrap() {
         if resource["Type"].as_str() != Some("AWS::IAM::Role") {
             continue;
@@ -289,8 +381,10 @@ fn no_policy_allows_every_action() {
 
 #[test]
 fn deployment_checks_pass_without_an_aws_account() {
+    let (unicorns, _) = unicorns_template();
     let output = Command::new("bash")
         .arg(root().join("infra/check.sh"))
+        .arg(&unicorns)
         .env("STREAMLAKE_STATE_DIR", default_state_dir())
         .output()
         .expect("bash runs infra/check.sh");
@@ -301,6 +395,7 @@ fn deployment_checks_pass_without_an_aws_account() {
     );
     assert!(output.status.success(), "infra/check.sh failed:\n{report}");
     assert!(report.contains("infra checks passed"), "{report}");
+    assert!(report.contains("template-unicorns.yaml"), "{report}");
 }
 
 #[test]
