@@ -10,6 +10,9 @@
 //!   decode into `KinesisFirehoseEvent`, copy every record into a
 //!   `KinesisFirehoseResponse` unchanged, encode it.
 //!
+//! - `wide_40_columns`: a 40-column dataset (every type, nested paths, optional fields
+//!   null or missing), its generated records in an event of the same size.
+//!
 //! Throughput is in bytes of the input event. After criterion's report, a summary prints
 //! the best of 60 runs of each path and their ratio: on a shared, noisy machine those
 //! are the repeatable figures. `TRANSFORM_PROFILE=1` runs only the handler's work, for
@@ -28,7 +31,8 @@ use criterion::{Criterion, Throughput, criterion_group};
 use serde_json::value::RawValue;
 use std::sync::LazyLock;
 use streamlake_core::dataset::Dataset;
-use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
+use streamlake_core::dataset::generate::DatasetGenerator;
+use streamlake_core::generate::{GeneratedRecord, GeneratorConfig, WeatherGenerator};
 use streamlake_core::normalize;
 use transform_lambda::{FirehoseEvent, transform_json, transform_with};
 
@@ -38,9 +42,49 @@ static WEATHER: LazyLock<Dataset> = LazyLock::new(Dataset::weather);
 /// Records in the event: about 5.8 MB with the Kinesis record metadata.
 const RECORDS: usize = 10_000;
 
-fn event() -> Vec<u8> {
-    let records: Vec<serde_json::Value> = WeatherGenerator::new(GeneratorConfig::default())
-        .take(RECORDS)
+/// Records of the 40-column event: about the same 5.6 MB.
+const WIDE_RECORDS: usize = 4_100;
+
+/// A dataset of 40 columns: the seven types in turn, every fifth one nested, the even
+/// ones required, an RFC 3339 event time.
+static WIDE: LazyLock<Dataset> = LazyLock::new(|| {
+    let types = [
+        "string",
+        "long",
+        "double",
+        "boolean",
+        "timestamp",
+        "date",
+        "json",
+    ];
+    let mut text = String::from(
+        "name = \"wide\"\n[event_time]\nfield = \"at\"\n\n[[fields]]\nname = \"at\"\ntype = \"timestamp\"\n",
+    );
+    for i in 1..40 {
+        let from = if i % 5 == 0 {
+            format!("group.f{i}")
+        } else {
+            format!("f{i}")
+        };
+        text.push_str(&format!(
+            "\n[[fields]]\nname = \"c{i}\"\nfrom = \"{from}\"\ntype = \"{}\"\nrequired = {}\n",
+            types[i % types.len()],
+            i % 2 == 0
+        ));
+    }
+    Dataset::from_toml(&text, "wide.toml").expect("a valid dataset")
+});
+
+fn weather_event() -> Vec<u8> {
+    event(WeatherGenerator::new(GeneratorConfig::default()).take(RECORDS))
+}
+
+fn wide_event() -> Vec<u8> {
+    event(DatasetGenerator::new(&WIDE, GeneratorConfig::default()).take(WIDE_RECORDS))
+}
+
+fn event(generated: impl Iterator<Item = GeneratedRecord>) -> Vec<u8> {
+    let records: Vec<serde_json::Value> = generated
         .enumerate()
         .map(|(i, r)| {
             let seq = format!("4959033827149025660855969253836157109592157598913658{i:04}");
@@ -70,9 +114,18 @@ fn event() -> Vec<u8> {
 
 /// What `lambda_runtime` does with the body, then what the handler does.
 fn streamlake(body: &[u8]) -> Vec<u8> {
+    with_dataset(body, &WEATHER)
+}
+
+/// [`streamlake`] over the 40-column dataset.
+fn wide(body: &[u8]) -> Vec<u8> {
+    with_dataset(body, &WIDE)
+}
+
+fn with_dataset(body: &[u8], dataset: &Dataset) -> Vec<u8> {
     let de = &mut serde_json::Deserializer::from_slice(body);
     let event: Box<RawValue> = serde_path_to_error::deserialize(de).unwrap();
-    let (response, stats) = transform_json(event.get(), &WEATHER).unwrap();
+    let (response, stats) = transform_json(event.get(), dataset).unwrap();
     assert_eq!(stats.failed, 0);
     serde_json::to_vec(&response).unwrap()
 }
@@ -115,7 +168,8 @@ fn aws_lambda_events_echo(body: &[u8]) -> Vec<u8> {
 }
 
 fn bench(c: &mut Criterion) {
-    let body = event();
+    let body = weather_event();
+    let wide_body = wide_event();
     eprintln!("event: {} records, {} bytes", RECORDS, body.len());
     let mut group = c.benchmark_group("firehose_6mb_event");
     group.throughput(Throughput::Bytes(body.len() as u64));
@@ -125,6 +179,8 @@ fn bench(c: &mut Criterion) {
     group.bench_function("aws_lambda_events_echo", |b| {
         b.iter(|| aws_lambda_events_echo(&body))
     });
+    group.throughput(Throughput::Bytes(wide_body.len() as u64));
+    group.bench_function("wide_40_columns", |b| b.iter(|| wide(&wide_body)));
     group.finish();
 }
 
@@ -143,7 +199,8 @@ fn best_of(runs: usize, f: impl Fn() -> Vec<u8>) -> Duration {
 
 /// Prints best-of-N throughput of both paths and their ratio (same run, same event).
 fn summary() {
-    let body = event();
+    let body = weather_event();
+    let wide_body = wide_event();
     let mb = body.len() as f64 / 1e6;
     assert_eq!(streamlake(&body), compiled_in(&body), "the same response");
     let ours = best_of(60, || streamlake(&body));
@@ -172,6 +229,14 @@ fn summary() {
         "summary: streamlake is {:.2}x the throughput of the typed echo",
         echo.as_secs_f64() / ours.as_secs_f64()
     );
+    let wide_time = best_of(60, || wide(&wide_body));
+    let wide_mb = wide_body.len() as f64 / 1e6;
+    println!(
+        "summary: wide_40_columns          {:>7.2} ms  {:>7.1} MB/s  {:>9.0} records/s ({WIDE_RECORDS} records, {wide_mb:.2} MB)",
+        wide_time.as_secs_f64() * 1e3,
+        wide_mb / wide_time.as_secs_f64(),
+        WIDE_RECORDS as f64 / wide_time.as_secs_f64()
+    );
 }
 
 criterion_group!(benches, bench);
@@ -179,7 +244,7 @@ criterion_group!(benches, bench);
 fn main() {
     if std::env::var_os("TRANSFORM_PROFILE").is_some() {
         // For `perf record`: nothing but the handler's own work, many times.
-        let body = String::from_utf8(event()).unwrap();
+        let body = String::from_utf8(weather_event()).unwrap();
         for _ in 0..200 {
             black_box(transform_json(&body, &WEATHER).unwrap());
         }
