@@ -161,7 +161,9 @@ pub(crate) async fn wait_until_ready<F: Future<Output = bool>>(
 ) -> Result<(), EmulatorError> {
     let deadline = Instant::now() + READY_WITHIN;
     loop {
-        if ready().await {
+        // Ready, and from our own process: a server that could not bind its port exits,
+        // and the answer came from whoever holds the port.
+        if ready().await && child.try_wait().is_ok_and(|s| s.is_none()) {
             return Ok(());
         }
         let exited = child.try_wait().ok().flatten();
@@ -179,9 +181,19 @@ pub(crate) async fn wait_until_ready<F: Future<Output = bool>>(
     }
 }
 
-/// A loopback port nobody listens on right now.
+/// A loopback port nobody listens on right now, and that this process has not handed
+/// out before: servers started at once (the tests start many) never get the same port
+/// between this call and their own bind, where one would fail to bind and the other's
+/// answers would seem to be its own.
 pub fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let port = TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port();
+        if GIVEN.lock().expect("not poisoned").insert(port) {
+            return Ok(port);
+        }
+    }
 }
 
 /// Whether moto answers `GET /moto-api/` with a success status within [`PROBE_TIMEOUT`].
