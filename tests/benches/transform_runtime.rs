@@ -1,0 +1,143 @@
+//! The transform's round trip through the Lambda Runtime API, against an echo function's.
+//!
+//! `cargo bench -p streamlake-e2e --bench transform_runtime` builds the transform
+//! (release), starts it and `echo_lambda` (the generic typed path returning every record
+//! unchanged) under the local Lambda host, and invokes each with the same 6 MB Firehose
+//! event of generated weather records: what Firehose waits for per invocation, the
+//! Runtime API's HTTP, `lambda_runtime`'s decoding and encoding and the work included.
+//! Prints the best of 30 invocations of each and the ratio, in the same run.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use streamlake::emulated::lambda_host::{FunctionSpec, LambdaFunction};
+use streamlake_core::dataset::DATASET_ENV;
+use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
+
+const RECORDS: usize = 10_000;
+const RUNS: usize = 30;
+
+fn event() -> Vec<u8> {
+    let records: Vec<serde_json::Value> = WeatherGenerator::new(GeneratorConfig::default())
+        .take(RECORDS)
+        .enumerate()
+        .map(|(i, r)| {
+            serde_json::json!({
+                "recordId": format!("{i:056}"),
+                "approximateArrivalTimestamp": 1_633_046_400_000_i64 + i as i64,
+                "data": STANDARD.encode(&r.data),
+            })
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({
+        "invocationId": "bench",
+        "deliveryStreamArn": "arn:aws:firehose:us-east-1:123456789012:deliverystream/streamlake-delivery",
+        "region": "us-east-1",
+        "records": records,
+    }))
+    .unwrap()
+}
+
+/// The release transform binary, built now with the cargo that runs the bench.
+fn transform_binary() -> PathBuf {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args(["build", "--release", "--quiet", "-p", "transform_lambda"])
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "cargo build of transform_lambda failed");
+    let echo = PathBuf::from(env!("CARGO_BIN_EXE_echo_lambda"));
+    echo.with_file_name("transform_lambda")
+}
+
+async fn start(
+    name: &str,
+    binary: PathBuf,
+    env: Vec<(String, String)>,
+    dir: &std::path::Path,
+) -> LambdaFunction {
+    LambdaFunction::start(FunctionSpec {
+        name: name.into(),
+        binary,
+        env,
+        timeout: Duration::from_secs(60),
+        memory_mb: 512,
+        log_path: dir.join(format!("{name}.log")),
+        region: "us-east-1".into(),
+        faults: None,
+    })
+    .await
+    .unwrap()
+}
+
+/// Best of [`RUNS`] invocations (after two to warm up).
+async fn best(function: &LambdaFunction, payload: &bytes::Bytes) -> Duration {
+    for _ in 0..2 {
+        function.invoke(payload.clone()).await.unwrap();
+    }
+    let mut best = Duration::MAX;
+    for _ in 0..RUNS {
+        let start = Instant::now();
+        let response = function.invoke(payload.clone()).await.unwrap();
+        best = best.min(start.elapsed());
+        assert!(response.len() > payload.len() / 2);
+    }
+    best
+}
+
+#[tokio::main]
+async fn main() {
+    let dir = std::env::temp_dir().join(format!(
+        "streamlake-transform-runtime-{}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dataset = dir.join("dataset.toml");
+    std::fs::write(
+        &dataset,
+        streamlake_core::dataset::Dataset::weather().text(),
+    )
+    .unwrap();
+    let transform = start(
+        "transform",
+        transform_binary(),
+        vec![(DATASET_ENV.into(), dataset.display().to_string())],
+        &dir,
+    )
+    .await;
+    let echo = start(
+        "echo",
+        env!("CARGO_BIN_EXE_echo_lambda").into(),
+        vec![],
+        &dir,
+    )
+    .await;
+    let payload = bytes::Bytes::from(event());
+    let mb = payload.len() as f64 / 1e6;
+    let (ours, baseline) = (
+        best(&transform, &payload).await,
+        best(&echo, &payload).await,
+    );
+    println!(
+        "summary: event {mb:.2} MB, {RECORDS} records, best of {RUNS} invocations through the Runtime API"
+    );
+    for (name, t) in [
+        ("transform (weather dataset)", ours),
+        ("echo (typed, no work)", baseline),
+    ] {
+        println!(
+            "summary: {name:<28} {:>7.2} ms  {:>6.1} MB/s",
+            t.as_secs_f64() * 1e3,
+            mb / t.as_secs_f64()
+        );
+    }
+    println!(
+        "summary: the transform takes {:.2}x the echo function's time",
+        ours.as_secs_f64() / baseline.as_secs_f64()
+    );
+    transform.stop().await;
+    echo.stop().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
