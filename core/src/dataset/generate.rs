@@ -35,19 +35,7 @@ impl<'d> DatasetGenerator<'d> {
             && !reads.iter().any(|(r, _)| r.path == event.path)
         {
             // The event time is read, not kept (a column derives from it).
-            reads.push((
-                Read {
-                    path: event.path.clone(),
-                    required: true,
-                    non_empty: false,
-                    blank_as_null: false,
-                    pattern: None,
-                    case: None,
-                    accept_strings: true,
-                    format: event.format.clone(),
-                },
-                ColumnType::Timestamp,
-            ));
+            reads.push((Read::of_event_time(event), ColumnType::Timestamp));
         }
         Self {
             dataset,

@@ -217,6 +217,20 @@ pub struct Read {
 }
 
 impl Read {
+    /// The read of an event time that no column keeps: required, in its own format.
+    pub fn of_event_time(event: &EventTime) -> Self {
+        Self {
+            path: event.path.clone(),
+            required: true,
+            non_empty: false,
+            blank_as_null: false,
+            pattern: None,
+            case: None,
+            accept_strings: true,
+            format: event.format.clone(),
+        }
+    }
+
     /// The path as written in the dataset file (`meta.ts`).
     pub fn dotted(&self) -> String {
         self.path.join(".")

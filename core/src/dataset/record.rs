@@ -213,17 +213,7 @@ impl Plan {
             && plan.event.is_none()
         {
             // Read only to place the record (a column derives from it).
-            let read = Read {
-                path: event.path.clone(),
-                required: true,
-                non_empty: false,
-                blank_as_null: false,
-                pattern: None,
-                case: None,
-                accept_strings: true,
-                format: event.format.clone(),
-            };
-            plan.event = Some(plan.add_slot(read, ColumnType::Timestamp));
+            plan.event = Some(plan.add_slot(Read::of_event_time(event), ColumnType::Timestamp));
         }
         plan.presence = plan.event.into_iter().collect();
         plan.presence
