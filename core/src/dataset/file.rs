@@ -10,7 +10,7 @@ use super::error::DatasetError;
 use super::time_format::{TimeFormat, parse_offset};
 use super::{
     Case, Column, ColumnType, Dataset, Derived, EventTime, Granularity, Read, Source,
-    UnknownFields, record,
+    UnknownFields, dynamodb, record,
 };
 
 #[derive(Deserialize)]
@@ -31,6 +31,8 @@ struct RawDataset {
     event_time: Option<Spanned<RawEventTime>>,
     #[serde(default)]
     fields: Option<Spanned<Vec<Spanned<RawField>>>>,
+    #[serde(default)]
+    dynamodb: Option<dynamodb::file::RawDynamoDb>,
 }
 
 #[derive(Deserialize, Clone, Copy)]
@@ -147,13 +149,15 @@ pub(super) fn parse(text: &str, origin: &str) -> Result<Dataset, DatasetError> {
     Checker { text, origin }.check(raw)
 }
 
-struct Checker<'a> {
+/// Checks a file's keys, and refuses with the line and key at fault.
+pub(super) struct Checker<'a> {
     text: &'a str,
     origin: &'a str,
 }
 
 impl Checker<'_> {
-    fn error<T>(
+    /// A refusal at `span` of the file.
+    pub(super) fn error<T>(
         &self,
         span: std::ops::Range<usize>,
         key: impl Into<String>,
@@ -307,6 +311,18 @@ impl Checker<'_> {
             }
         };
 
+        let dynamodb = match raw.dynamodb {
+            None => None,
+            Some(section) => {
+                let cx = dynamodb::file::Context {
+                    columns: &columns,
+                    event_time: event_time.is_some(),
+                    stream_key: partition_key.as_deref(),
+                };
+                Some(dynamodb::file::check(self, section, &cx)?)
+            }
+        };
+
         let mut dataset = Dataset {
             name: name.into_inner(),
             prefix,
@@ -315,6 +331,7 @@ impl Checker<'_> {
             event_time,
             partition_key,
             columns,
+            dynamodb,
             text: self.text.to_owned(),
             plan: record::Plan::default(),
         };

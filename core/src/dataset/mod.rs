@@ -30,6 +30,7 @@
 //! type = "timestamp"
 //! ```
 
+pub mod dynamodb;
 mod error;
 pub mod evolution;
 mod file;
@@ -287,6 +288,7 @@ pub struct Dataset {
     event_time: Option<EventTime>,
     partition_key: Option<String>,
     columns: Vec<Column>,
+    dynamodb: Option<dynamodb::DynamoDb>,
     text: String,
     plan: record::Plan,
 }
@@ -431,6 +433,11 @@ impl Dataset {
     /// The column holding the partition time's UTC day (the event date), if there is one.
     pub fn partition_date_column(&self) -> Option<&Column> {
         self.event_date_column()
+    }
+
+    /// The consumer's tables (`[dynamodb]`); `None`: the dataset has no consumer branch.
+    pub fn dynamodb(&self) -> Option<&dynamodb::DynamoDb> {
+        self.dynamodb.as_ref()
     }
 
     /// The dataset file's text, as read.
