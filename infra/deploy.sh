@@ -67,14 +67,16 @@ cargo run --quiet --bin streamlake -- dataset check "$dataset_file" >&2
 
 # Build both Lambdas for Graviton (provided.al2023, arm64).
 cargo lambda build --release --arm64 --output-format zip --package transform_lambda --package consumer_lambda
-# The transform reads its dataset at cold start from dataset.toml in its package
+# Both Lambdas read the dataset at cold start from dataset.toml in their package
 # (STREAMLAKE_DATASET in the template, read from LAMBDA_TASK_ROOT).
-python3 - "${target_dir}/lambda/transform_lambda/bootstrap.zip" "$dataset_file" <<'PY'
+for function in transform_lambda consumer_lambda; do
+    python3 - "${target_dir}/lambda/${function}/bootstrap.zip" "$dataset_file" <<'PY'
 import sys, zipfile
 with zipfile.ZipFile(sys.argv[1], "a") as z:
     if "dataset.toml" not in z.namelist():
         z.write(sys.argv[2], "dataset.toml")
 PY
+done
 
 # A deployed lake keeps its dataset: a change that older objects cannot be read with is
 # refused before anything changes, unless --allow-breaking-dataset.

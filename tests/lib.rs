@@ -3,22 +3,45 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use streamlake_core::routing::Routing;
 use streamlake_core::time::from_epoch_millis;
 use streamlake_core::{normalize, seqnum};
 
 /// A DynamoDB row: (table, station, date) -> attribute -> value as text.
 pub type Rows = BTreeMap<(String, String, String), BTreeMap<String, String>>;
 
-/// The rows the consumer should leave for these records (in stream order): per row,
-/// every datatype's newest value and the station name.
-pub fn expected_rows<'a>(records: impl IntoIterator<Item = &'a [u8]>, routing: &Routing) -> Rows {
+/// The weather dataset's item tables (`examples/weather/dataset.toml`).
+pub const WEATHER_TABLES: [&str; 2] = ["Precipitation", "Temperature"];
+
+/// The weather dataset file, as a Lambda's `STREAMLAKE_DATASET` names it.
+pub fn weather_dataset_env() -> (String, String) {
+    (
+        streamlake_core::dataset::DATASET_ENV.to_owned(),
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../examples/weather/dataset.toml"
+        )
+        .to_owned(),
+    )
+}
+
+/// The weather table a datatype goes to: the model of the dataset's `when` filters.
+pub fn weather_table(datatype: &str) -> Option<&'static str> {
+    match datatype {
+        "PRCP" | "SNOW" => Some("Precipitation"),
+        "TMAX" | "TMIN" => Some("Temperature"),
+        _ => None,
+    }
+}
+
+/// The weather rows the consumer should leave for these records (in stream order): per
+/// row, every datatype's newest value and the station name.
+pub fn expected_rows<'a>(records: impl IntoIterator<Item = &'a [u8]>) -> Rows {
     let mut rows = Rows::new();
     for data in records {
         let Ok(o) = normalize(data, from_epoch_millis(0)) else {
             continue;
         };
-        let Some(table) = routing.table_for(&o.datatype) else {
+        let Some(table) = weather_table(&o.datatype) else {
             continue;
         };
         let row = rows
@@ -36,7 +59,7 @@ pub fn expected_rows<'a>(records: impl IntoIterator<Item = &'a [u8]>, routing: &
     rows
 }
 
-/// Every row of the tables, attributes as text (without the `_seq` bookkeeping unless
+/// Every row of the weather tables, attributes as text (without the `_seq` bookkeeping unless
 /// `with_sequences`).
 pub async fn table_rows(
     client: &aws_sdk_dynamodb::Client,

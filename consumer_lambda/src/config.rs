@@ -2,51 +2,52 @@
 
 use std::env;
 
+use streamlake_core::dataset::{Dataset, DatasetError};
 use streamlake_core::lake::LakeLocation;
-use streamlake_core::routing::{Routing, RoutingParseError};
 use thiserror::Error;
 
 use crate::dead_letter::DeadLetter;
+use crate::tables::Tables;
 
-/// Environment variable holding the routing (`PRCP=Precipitation,...`).
-pub const ROUTING_VAR: &str = "STREAMLAKE_ROUTING";
+/// Environment variable holding the prefix of the tables' names (the deploy's
+/// `TablePrefix`; empty by default).
+pub const TABLE_PREFIX_VAR: &str = "STREAMLAKE_TABLE_PREFIX";
 /// Environment variable holding the number of concurrent writes.
 pub const CONCURRENCY_VAR: &str = "STREAMLAKE_WRITE_CONCURRENCY";
-/// Environment variable naming the tumbling-window summary table.
-pub const SUMMARY_TABLE_VAR: &str = "STREAMLAKE_SUMMARY_TABLE";
 /// Environment variable naming where invalid records go (`s3://bucket/prefix/`).
 pub const DEAD_LETTER_VAR: &str = "STREAMLAKE_DEAD_LETTER";
 
-/// How the consumer routes and writes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the consumer writes, and how.
+#[derive(Debug, Clone)]
 pub struct ConsumerConfig {
-    /// Datatype -> table.
-    pub routing: Routing,
+    /// The dataset and its tables.
+    pub tables: Tables,
     /// At most this many requests in flight.
     pub write_concurrency: usize,
     /// Where invalid records are kept; without it they are only logged.
     pub dead_letter: Option<DeadLetter>,
-    /// Table of the tumbling-window aggregates.
-    pub summary_table: String,
 }
 
-impl Default for ConsumerConfig {
-    fn default() -> Self {
+impl ConsumerConfig {
+    /// A configuration writing `tables`, 16 requests at a time, without dead letters.
+    pub fn new(tables: Tables) -> Self {
         Self {
-            routing: Routing::default(),
+            tables,
             write_concurrency: 16,
             dead_letter: None,
-            summary_table: crate::window::SUMMARY_TABLE.to_owned(),
         }
     }
 }
 
-/// A configuration variable that cannot be read.
+/// A configuration that cannot be read.
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    /// The routing does not parse.
-    #[error("{ROUTING_VAR}: {0}")]
-    Routing(#[from] RoutingParseError),
+    /// The dataset file cannot be used.
+    #[error(transparent)]
+    Dataset(#[from] DatasetError),
+    /// The dataset has no `[dynamodb]` section.
+    #[error("dataset {0:?} has no [dynamodb] section: it names no table for the consumer")]
+    NoTables(String),
     /// The concurrency is not a positive integer.
     #[error("{CONCURRENCY_VAR}: {0:?} is not a positive integer")]
     Concurrency(String),
@@ -56,23 +57,17 @@ pub enum ConfigError {
 }
 
 impl ConsumerConfig {
-    /// Reads the configuration from the environment; unset variables keep their defaults.
+    /// Reads the configuration from the environment: the dataset file named by
+    /// `STREAMLAKE_DATASET` (required), and the optional variables above.
     pub fn from_env() -> Result<Self, ConfigError> {
-        let mut config = Self::default();
-        if let Ok(routing) = env::var(ROUTING_VAR) {
-            config.routing = routing.parse()?;
-        }
+        let prefix = env::var(TABLE_PREFIX_VAR).unwrap_or_default();
+        let mut config = Self::new(Tables::new(Dataset::from_env()?, prefix.trim())?);
         if let Ok(n) = env::var(CONCURRENCY_VAR) {
             config.write_concurrency = n
                 .parse()
                 .ok()
                 .filter(|&n: &usize| n > 0)
                 .ok_or(ConfigError::Concurrency(n))?;
-        }
-        if let Ok(table) = env::var(SUMMARY_TABLE_VAR).map(|t| t.trim().to_owned())
-            && !table.is_empty()
-        {
-            config.summary_table = table;
         }
         if let Ok(location) = env::var(DEAD_LETTER_VAR).map(|l| l.trim().to_owned())
             && !location.is_empty()

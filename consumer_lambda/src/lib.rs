@@ -1,17 +1,17 @@
-//! Kinesis consumer Lambda for streamlake: weather observations into DynamoDB.
+//! Kinesis consumer Lambda for streamlake: records into the DynamoDB tables their dataset
+//! file names (`[dynamodb]`).
 //!
-//! Each batch is decoded and normalized with the one schema of [`streamlake_core`],
-//! routed by datatype (by default `PRCP`/`SNOW` into `Precipitation`, `TMAX`/`TMIN`
-//! into `Temperature`; `STREAMLAKE_ROUTING` changes it), and merged per row: one
-//! conditional `UpdateItem` per (table, station, day) sets every datatype value the batch
-//! holds for that row, plus `StationName`, each with the sequence number of the record
-//! that set it, never replacing a newer value with an older one.
+//! Each batch is read against the dataset (the one definition of a record's shape), each
+//! record goes to the tables whose `when` it passes, and the batch is merged per row: one
+//! conditional `UpdateItem` per row sets every attribute the batch holds for it, each
+//! with the sequence number of the record that set it, never replacing a newer value with
+//! an older one.
 //!
 //! Failure behaviour, so that a shard never stalls and nothing is lost silently:
 //! - an invalid record is logged with its sequence number and reason, and written to the
 //!   dead-letter location (`STREAMLAKE_DEAD_LETTER`, `s3://bucket/prefix/`); it is never
 //!   retried, unless that write fails;
-//! - a datatype without a route is counted and skipped;
+//! - a record no table takes is counted and skipped;
 //! - throttled and transient writes are retried with backoff and jitter within the
 //!   invocation's time budget; a row that still fails is reported in `batchItemFailures`
 //!   with the lowest sequence number that contributed to it, so the event source mapping
@@ -19,12 +19,13 @@
 //!
 //! With tumbling windows (`TumblingWindowInSeconds` on the mapping), each batch is also
 //! folded into the window's state, and the window's final invocation adds the aggregates
-//! per station and day to the `DailySummary` table (see [`window`]).
+//! to the summary tables (`[[dynamodb.summaries]]`, see [`window`]).
 
 pub mod config;
 pub mod dead_letter;
 pub mod metrics;
 pub mod plan;
+pub mod tables;
 pub mod window;
 pub mod write;
 
@@ -35,12 +36,13 @@ use aws_lambda_events::event::streams::KinesisBatchItemFailure;
 use chrono::{DateTime, Utc};
 use lambda_runtime::{Error, LambdaEvent};
 use serde::{Deserialize, Serialize};
-use streamlake_core::{kpl, normalize, seqnum};
+use streamlake_core::{kpl, seqnum};
 use tokio::time::Instant;
 use window::WindowState;
 
 pub use config::{ConfigError, ConsumerConfig};
 pub use plan::{BatchPlan, InputRecord, RowKey, RowUpdate, plan_batch};
+pub use tables::Tables;
 pub use write::{WriteOptions, WriteOutcome, apply};
 
 /// The AWS clients the consumer uses.
@@ -104,17 +106,34 @@ pub async fn handler(
     let event = event.payload;
     if let (Some(window), true) = (event.window, event.is_final_invoke_for_window) {
         let state = event.state.unwrap_or_default();
-        let failed = window::write_summary(
+        let outcome = window::write_summary(
             &clients.dynamodb,
-            &config.summary_table,
+            &config.tables,
             window.end,
             &state,
             config.write_concurrency,
+            deadline,
         )
         .await;
-        tracing::info!(rows = state.len(), failed = failed.len(), end = %window.end, "window closed");
-        if !failed.is_empty() {
-            return Err(format!("{} summary rows could not be written", failed.len()).into());
+        tracing::info!(
+            rows = state.len(),
+            written = outcome.written,
+            failed = outcome.failed.len(),
+            deferred = outcome.deferred,
+            end = %window.end,
+            "window closed"
+        );
+        if !outcome.failed.is_empty() || outcome.deferred > 0 {
+            // Lambda retries a failed final invocation until it succeeds; the retry
+            // writes only the rows this one did not.
+            return Err(format!(
+                "{} of {} summary rows not written ({} failed, {} left at the time budget)",
+                outcome.failed.len() + outcome.deferred,
+                state.len(),
+                outcome.failed.len(),
+                outcome.deferred
+            )
+            .into());
         }
         return Ok(ConsumerResponse {
             batch_item_failures: Vec::new(),
@@ -130,7 +149,7 @@ pub async fn handler(
         data: &u.data,
         arrival: u.arrival,
     });
-    let plan = plan_batch(inputs.clone(), &config.routing);
+    let plan = plan_batch(inputs.clone(), &config.tables);
     for invalid in &plan.invalid {
         tracing::warn!(sequence_number = %invalid.sequence_number, reason = %invalid.reason, "invalid record");
     }
@@ -210,10 +229,11 @@ pub async fn handler(
                 .as_deref()
                 .is_none_or(|from| seqnum::compare(r.sequence_number, from).is_lt())
         });
-        let observations: Vec<_> = done
-            .filter_map(|r| normalize(r.data, r.arrival).ok())
+        let dataset = config.tables.dataset();
+        let records: Vec<_> = done
+            .filter_map(|r| dataset.normalize(r.data, r.arrival).ok())
             .collect();
-        window::fold(&mut state, &observations);
+        window::fold(&mut state, &config.tables, &records);
         state
     });
     let mut response = ConsumerResponse {

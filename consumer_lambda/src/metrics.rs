@@ -25,10 +25,10 @@ pub struct BatchReport<'a> {
     pub duration_ms: f64,
 }
 
-/// The metrics of a batch. `RecordsIn` = `RecordsOk` (valid and routed: their rows were
+/// The metrics of a batch. `RecordsIn` = `RecordsOk` (valid and taken by a table: their rows were
 /// written, found stale, or, for `RowsFailed`, handed back to be retried) + `RecordsFailed`
 /// (invalid: dead-lettered, or retried if that write failed) + `RecordsDropped` (no table
-/// for their datatype). `IteratorAge` is Lambda's: how old the event's last record is
+/// takes them). `IteratorAge` is Lambda's: how old the event's last record is
 /// when the function gets it.
 pub fn batch_metrics(function_name: &str, now: DateTime<Utc>, b: &BatchReport<'_>) -> Metrics {
     let invalid = b.plan.invalid.len();
@@ -66,10 +66,10 @@ pub fn batch_metrics(function_name: &str, now: DateTime<Utc>, b: &BatchReport<'_
 #[cfg(test)]
 mod tests {
     use chrono::TimeDelta;
-    use streamlake_core::routing::Routing;
+    use streamlake_core::dataset::Dataset;
 
     use super::*;
-    use crate::{InputRecord, plan_batch};
+    use crate::{InputRecord, Tables, plan_batch};
 
     #[test]
     fn a_known_batch_reads_back_with_its_counts() {
@@ -88,7 +88,7 @@ mod tests {
                 data,
                 arrival,
             }),
-            &Routing::default(),
+            &Tables::new(Dataset::weather(), "").unwrap(),
         );
         let outcome = WriteOutcome {
             written: 1,

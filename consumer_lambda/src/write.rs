@@ -2,8 +2,8 @@
 //! concurrently, retried with backoff within the invocation's time budget.
 //!
 //! Every attribute is stored with the sortable sequence number of the record that set
-//! it (`<attribute>_seq`), and the update's condition refuses to replace a newer value
-//! with an older one. When the condition fails, the current item comes back with the
+//! it (`<attribute>_seq`, or one `row_seq` for a table whose records set the whole row),
+//! and the update's condition refuses to replace a newer value with an older one. When the condition fails, the current item comes back with the
 //! error, and only the attributes that are really newer are written again. So a replayed
 //! batch, or records arriving out of order, leave the row holding the newest values.
 
@@ -16,7 +16,8 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use futures::StreamExt;
-use streamlake_core::routing::{PARTITION_KEY, SORT_KEY, sequence_attribute};
+use streamlake_core::dataset::dynamodb::expression::{max_versioned_attributes, versioned_update};
+use streamlake_core::dataset::dynamodb::{KeyValue, Versions};
 use streamlake_core::seqnum;
 use tokio::time::Instant;
 
@@ -91,9 +92,7 @@ pub async fn apply(client: &Client, plan: &BatchPlan, options: WriteOptions) -> 
             RowResult::Stale => outcome.stale += 1,
             RowResult::Failed(error) => {
                 tracing::error!(
-                    table = %row.key.table,
-                    stationid = %row.key.stationid,
-                    date = %row.key.date,
+                    row = %row.key,
                     sequence_number = row.lowest_sequence_number(),
                     %error,
                     "row write failed"
@@ -123,13 +122,17 @@ struct Counts {
     retries: usize,
 }
 
-/// Writes one row.
+/// Writes one row, in parts of at most the attributes one update expression holds.
 async fn write_row(
     client: &Client,
     row: &RowUpdate,
     options: &WriteOptions,
 ) -> (RowResult, Counts) {
     let mut pending: Vec<&str> = row.attributes.keys().map(String::as_str).collect();
+    let per_request = match row.versions {
+        Versions::Attribute => max_versioned_attributes(),
+        Versions::Row => pending.len().max(1),
+    };
     let mut delays = ExponentialBuilder::default()
         .with_min_delay(options.min_delay)
         .with_max_delay(options.max_delay)
@@ -137,15 +140,22 @@ async fn write_row(
         .with_jitter()
         .build();
     let mut counts = Counts::default();
-    loop {
+    let mut written = false;
+    let mut rounds = 0;
+    while !pending.is_empty() {
+        let mut part: Vec<&str> = pending.iter().take(per_request).copied().collect();
         counts.requests += 1;
-        let error = match update(client, row, &pending).await {
-            Ok(()) => return (RowResult::Written, counts),
+        let error = match update(client, row, &part).await {
+            Ok(()) => {
+                written = true;
+                pending.retain(|a| !part.contains(a));
+                continue;
+            }
             // DynamoDB returns the item with the failure (`ReturnValuesOnConditionCheckFailure`);
             // servers that do not (dynalite, older DynamoDB-compatible ones) get a read.
             Err(UpdateError::Condition(None)) => {
                 counts.reads += 1;
-                match read_versions(client, row, &pending).await {
+                match read_versions(client, row, &part).await {
                     Ok(current) => UpdateError::Condition(Some(current)),
                     Err(e) => e,
                 }
@@ -154,13 +164,17 @@ async fn write_row(
         };
         match error {
             UpdateError::Condition(current) => {
-                // Nothing was written: keep the attributes that are newer than stored.
+                // Nothing of this part was written: keep what is newer than stored.
                 let current = current.unwrap_or_default();
-                pending.retain(|attribute| newer_than_stored(row, attribute, &current));
-                if pending.is_empty() {
-                    return (RowResult::Stale, counts);
-                }
-                if counts.requests > MAX_CONDITION_ROUNDS {
+                let stale: Vec<&str> = part
+                    .iter()
+                    .copied()
+                    .filter(|a| !newer_than_stored(row, a, &current))
+                    .collect();
+                part.retain(|a| !stale.contains(a));
+                pending.retain(|a| !stale.contains(a));
+                rounds += 1;
+                if rounds > MAX_CONDITION_ROUNDS {
                     let error = "the row kept changing under concurrent writers".to_owned();
                     return (RowResult::Failed(error), counts);
                 }
@@ -177,6 +191,44 @@ async fn write_row(
             UpdateError::Fatal(error) => return (RowResult::Failed(error), counts),
         }
     }
+    let result = if written {
+        RowResult::Written
+    } else {
+        RowResult::Stale
+    };
+    (result, counts)
+}
+
+/// The key attributes of a row.
+fn key_of(row: &RowUpdate) -> HashMap<String, AttributeValue> {
+    std::iter::once(&row.key.partition)
+        .chain(&row.key.sort)
+        .map(|(name, value)| (name.clone(), key_value(value)))
+        .collect()
+}
+
+/// A key value as DynamoDB takes it.
+pub fn key_value(value: &KeyValue) -> AttributeValue {
+    match value {
+        KeyValue::String(s) => AttributeValue::S(s.clone()),
+        KeyValue::Number(n) => AttributeValue::N(n.clone()),
+    }
+}
+
+/// The distinct version attributes of `attributes`, each with the newest sortable
+/// sequence number among the attributes it versions.
+fn versions_of(row: &RowUpdate, attributes: &[&str]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for attribute in attributes {
+        let version = row.version_of(attribute);
+        let seq = seqnum::sortable(&row.attributes[*attribute].sequence_number);
+        match out.iter_mut().find(|(v, _)| *v == version) {
+            Some((_, newest)) if seq > *newest => *newest = seq,
+            Some(_) => {}
+            None => out.push((version, seq)),
+        }
+    }
+    out
 }
 
 /// The stored versions of `attributes` of the row (a strongly consistent read, so it sees
@@ -186,17 +238,16 @@ async fn read_versions(
     row: &RowUpdate,
     attributes: &[&str],
 ) -> Result<HashMap<String, AttributeValue>, UpdateError> {
+    let versions = versions_of(row, attributes);
     let mut request = client
         .get_item()
         .table_name(&row.key.table)
-        .key(PARTITION_KEY, AttributeValue::S(row.key.stationid.clone()))
-        .key(SORT_KEY, AttributeValue::S(row.key.date.to_string()))
+        .set_key(Some(key_of(row)))
         .consistent_read(true);
-    let mut projection = Vec::with_capacity(attributes.len());
-    for (i, attribute) in attributes.iter().enumerate() {
-        projection.push(format!("#s{i}"));
-        request =
-            request.expression_attribute_names(format!("#s{i}"), sequence_attribute(attribute));
+    let mut projection = Vec::with_capacity(versions.len());
+    for (j, (version, _)) in versions.iter().enumerate() {
+        projection.push(format!("#v{j}"));
+        request = request.expression_attribute_names(format!("#v{j}"), version);
     }
     let item = request
         .projection_expression(projection.join(", "))
@@ -215,7 +266,7 @@ fn newer_than_stored(
 ) -> bool {
     let ours = seqnum::sortable(&row.attributes[attribute].sequence_number);
     match item
-        .get(&sequence_attribute(attribute))
+        .get(&row.version_of(attribute))
         .and_then(|v| v.as_s().ok())
     {
         Some(stored) => ours.as_str() > stored.as_str(),
@@ -223,36 +274,61 @@ fn newer_than_stored(
     }
 }
 
+/// An attribute value as DynamoDB takes it (`None` for one that is removed).
+fn attribute_value(value: &Value) -> Option<AttributeValue> {
+    Some(match value {
+        Value::Number(n) => AttributeValue::N(n.clone()),
+        Value::Text(s) => AttributeValue::S(s.clone()),
+        Value::Bool(b) => AttributeValue::Bool(*b),
+        Value::Document(json) => match serde_json::from_str(json) {
+            Ok(v) => document(&v),
+            Err(_) => AttributeValue::S(json.clone()),
+        },
+        Value::Removed => return None,
+    })
+}
+
+/// A JSON value as a DynamoDB document.
+fn document(v: &serde_json::Value) -> AttributeValue {
+    match v {
+        serde_json::Value::Null => AttributeValue::Null(true),
+        serde_json::Value::Bool(b) => AttributeValue::Bool(*b),
+        serde_json::Value::Number(n) => AttributeValue::N(n.to_string()),
+        serde_json::Value::String(s) => AttributeValue::S(s.clone()),
+        serde_json::Value::Array(items) => AttributeValue::L(items.iter().map(document).collect()),
+        serde_json::Value::Object(map) => {
+            AttributeValue::M(map.iter().map(|(k, v)| (k.clone(), document(v))).collect())
+        }
+    }
+}
+
 /// One conditional `UpdateItem` setting `attributes` of the row.
 async fn update(client: &Client, row: &RowUpdate, attributes: &[&str]) -> Result<(), UpdateError> {
-    let mut sets = Vec::with_capacity(attributes.len() * 2);
-    let mut conditions = Vec::with_capacity(attributes.len());
+    let values: Vec<Option<AttributeValue>> = attributes
+        .iter()
+        .map(|a| attribute_value(&row.attributes[*a].value))
+        .collect();
+    let versions = versions_of(row, attributes);
+    let expressions = versioned_update(values.iter().map(Option::is_some), versions.len());
     let mut request = client
         .update_item()
         .table_name(&row.key.table)
-        .key(PARTITION_KEY, AttributeValue::S(row.key.stationid.clone()))
-        .key(SORT_KEY, AttributeValue::S(row.key.date.to_string()))
+        .set_key(Some(key_of(row)))
         .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-    for (i, attribute) in attributes.iter().enumerate() {
-        let versioned = &row.attributes[*attribute];
-        let value = match &versioned.value {
-            Value::Number(n) => AttributeValue::N(n.to_string()),
-            Value::Text(s) => AttributeValue::S(s.clone()),
-        };
-        sets.push(format!("#a{i} = :a{i}, #s{i} = :s{i}"));
-        conditions.push(format!("(attribute_not_exists(#s{i}) OR #s{i} < :s{i})"));
+    for (i, (attribute, value)) in attributes.iter().zip(values).enumerate() {
+        request = request.expression_attribute_names(format!("#a{i}"), *attribute);
+        if let Some(value) = value {
+            request = request.expression_attribute_values(format!(":a{i}"), value);
+        }
+    }
+    for (j, (version, seq)) in versions.into_iter().enumerate() {
         request = request
-            .expression_attribute_names(format!("#a{i}"), *attribute)
-            .expression_attribute_names(format!("#s{i}"), sequence_attribute(attribute))
-            .expression_attribute_values(format!(":a{i}"), value)
-            .expression_attribute_values(
-                format!(":s{i}"),
-                AttributeValue::S(seqnum::sortable(&versioned.sequence_number)),
-            );
+            .expression_attribute_names(format!("#v{j}"), version)
+            .expression_attribute_values(format!(":v{j}"), AttributeValue::S(seq));
     }
     request
-        .update_expression(format!("SET {}", sets.join(", ")))
-        .condition_expression(conditions.join(" AND "))
+        .update_expression(expressions.update)
+        .condition_expression(expressions.condition)
         .send()
         .await
         .map(|_| ())

@@ -51,9 +51,10 @@ fn responds_as_lambda_expects() {
 fn de_aggregates_kpl_records_into_user_records_at_their_positions() {
     use base64::Engine;
     use base64::engine::general_purpose::STANDARD;
+    use consumer_lambda::Tables;
     use consumer_lambda::{plan_batch, user_records};
+    use streamlake_core::dataset::Dataset;
     use streamlake_core::kpl::Aggregator;
-    use streamlake_core::routing::Routing;
 
     let valid = |station: &str| {
         format!(r#"{{"date":"2021-10-01","stationid":"{station}","datatype":"PRCP","value":1}}"#)
@@ -110,7 +111,7 @@ fn de_aggregates_kpl_records_into_user_records_at_their_positions() {
             data: &u.data,
             arrival: u.arrival,
         }),
-        &Routing::default(),
+        &Tables::new(Dataset::weather(), "").unwrap(),
     );
     let invalid: Vec<&str> = plan
         .invalid

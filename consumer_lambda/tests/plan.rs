@@ -1,9 +1,10 @@
 //! Planning a real-shaped Kinesis event (as the event source mapping delivers it).
 
 use aws_lambda_events::event::kinesis::KinesisEvent;
+use consumer_lambda::Tables;
 use consumer_lambda::plan::Value;
 use consumer_lambda::{InputRecord, plan_batch};
-use streamlake_core::routing::Routing;
+use streamlake_core::dataset::Dataset;
 
 #[test]
 fn plans_a_kinesis_event() {
@@ -15,13 +16,19 @@ fn plans_a_kinesis_event() {
         data: &r.kinesis.data.0,
         arrival: r.kinesis.approximate_arrival_timestamp.0,
     });
-    let plan = plan_batch(records, &Routing::default());
+    let plan = plan_batch(records, &Tables::new(Dataset::weather(), "").unwrap());
 
     let tables: Vec<&str> = plan.updates.iter().map(|u| u.key.table.as_str()).collect();
     assert_eq!(tables, ["Precipitation", "Temperature"]);
     let temperature = &plan.updates[1];
-    assert_eq!(temperature.attributes["TMAX"].value, Value::Number(22.8));
-    assert_eq!(temperature.attributes["TMIN"].value, Value::Number(13.3));
+    assert_eq!(
+        temperature.attributes["TMAX"].value,
+        Value::Number("22.8".into())
+    );
+    assert_eq!(
+        temperature.attributes["TMIN"].value,
+        Value::Number("13.3".into())
+    );
     assert_eq!(temperature.sequence_numbers.len(), 2);
     assert_eq!(plan.unrouted, 1, "AWND has no table");
     assert_eq!(plan.invalid.len(), 1);

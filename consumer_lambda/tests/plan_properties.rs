@@ -6,11 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use consumer_lambda::plan::{BatchPlan, Value};
-use consumer_lambda::{InputRecord, plan_batch};
+use consumer_lambda::{InputRecord, Tables, plan_batch};
 use proptest::prelude::*;
 use serde_json::json;
+use streamlake_core::dataset::Dataset;
 use streamlake_core::normalize;
-use streamlake_core::routing::{Routing, STATION_NAME_ATTRIBUTE};
 use streamlake_core::time::from_epoch_millis;
 
 /// One generated record: its sequence number and its data.
@@ -80,8 +80,17 @@ fn plan(records: &[Generated]) -> BatchPlan {
             data: &r.data,
             arrival: arrival(),
         }),
-        &Routing::default(),
+        &Tables::new(Dataset::weather(), "").unwrap(),
     )
+}
+
+/// The weather tables, as the model sees them.
+fn table_for(datatype: &str) -> Option<&'static str> {
+    match datatype {
+        "PRCP" | "SNOW" => Some("Precipitation"),
+        "TMAX" | "TMIN" => Some("Temperature"),
+        _ => None,
+    }
 }
 
 /// The plan with each row's sequence numbers sorted and invalid entries in sequence order:
@@ -133,11 +142,10 @@ proptest! {
     #[test]
     fn each_attribute_holds_its_newest_value(records in batch()) {
         // The model: the newest record per (row, attribute), from each record alone.
-        let routing = Routing::default();
         let mut newest: BTreeMap<(String, String, String, String), (u128, Value)> = BTreeMap::new();
         for record in &records {
             let Ok(o) = normalize(&record.data, arrival()) else { continue };
-            let Some(table) = routing.table_for(&o.datatype) else { continue };
+            let Some(table) = table_for(&o.datatype) else { continue };
             if !(o.value == 0.0 || (1e-130..1e126).contains(&o.value.abs())) {
                 continue;
             }
@@ -149,16 +157,20 @@ proptest! {
                     newest.insert(key, (s, value));
                 }
             };
-            set(o.datatype.to_string(), Value::Number(o.value));
+            set(o.datatype.to_string(), Value::Number(o.value.to_string()));
             if let Some(name) = o.station_name {
-                set(STATION_NAME_ATTRIBUTE.to_owned(), Value::Text(name.to_string()));
+                set("StationName".to_owned(), Value::Text(name.to_string()));
             }
         }
         let planned: BTreeMap<_, _> = plan(&records)
             .updates
             .into_iter()
             .flat_map(|u| {
-                let row = (u.key.table, u.key.stationid, u.key.date.to_string());
+                let row = (
+                    u.key.table,
+                    u.key.partition.1.as_str().to_owned(),
+                    u.key.sort.map(|(_, v)| v.as_str().to_owned()).unwrap_or_default(),
+                );
                 u.attributes.into_iter().map(move |(attribute, v)| {
                     ((row.0.clone(), row.1.clone(), row.2.clone(), attribute), (seq(&v.sequence_number), v.value))
                 })

@@ -16,8 +16,6 @@ pub const TRANSFORM_FUNCTION: &str = "streamlake-transform";
 pub const CONSUMER_FUNCTION: &str = "streamlake-consumer";
 /// SQS queue receiving the consumer's event source mapping failures (metadata only).
 pub const CONSUMER_FAILURE_QUEUE: &str = "streamlake-consumer-failures";
-/// DynamoDB table of the consumer's tumbling-window aggregates per station and day.
-pub const SUMMARY_TABLE: &str = "DailySummary";
 /// Region used when none is configured.
 pub const DEFAULT_REGION: &str = "us-east-1";
 /// Account id the local stack uses in ARNs (moto's default account).

@@ -107,6 +107,16 @@ fn the_unicorn_tables_are_tutorial_003s() {
             "HealthPoints_max"
         ]
     );
+    let position = dynamodb.position.as_ref().unwrap();
+    assert_eq!(
+        (position.table.as_str(), position.key.as_str()),
+        ("UnicornSensorData", "Name")
+    );
+    assert_eq!(position.order.as_deref(), Some("StatusTime"));
+    assert_eq!(
+        (position.latitude.as_str(), position.longitude.as_str()),
+        ("Latitude", "Longitude")
+    );
 }
 
 #[test]
@@ -203,6 +213,21 @@ fn every_mistake_is_refused_with_file_line_and_key() {
             "\n[[dynamodb.summaries]]\ntable = \"Sums\"\ngroup_by = [\"Name\"]\n",
             "[[dynamodb.summaries]]",
             "the summary aggregates nothing",
+        ),
+        (
+            "\n[[dynamodb.tables]]\nname = \"Items\"\npartition_key = \"Name\"\n\n[dynamodb.position]\ntable = \"Other\"\nlatitude = \"Distance\"\nlongitude = \"Distance\"\n",
+            "table = \"Other\"",
+            "`dynamodb.position.table`: \"Other\" is not a table of [[dynamodb.tables]] (tables: Items)",
+        ),
+        (
+            "\n[[dynamodb.tables]]\nname = \"Items\"\npartition_key = \"Name\"\n\n[dynamodb.position]\ntable = \"Items\"\nlatitude = \"Kind\"\nlongitude = \"Distance\"\n",
+            "latitude = \"Kind\"",
+            "`dynamodb.position.latitude`: column \"Kind\" is a string: a coordinate is a double or a long",
+        ),
+        (
+            "\n[[dynamodb.tables]]\nname = \"Items\"\npartition_key = \"Name\"\nattributes = [\"Kind\"]\n\n[dynamodb.position]\ntable = \"Items\"\nlatitude = \"Distance\"\nlongitude = \"Distance\"\n",
+            "latitude = \"Distance\"",
+            "`dynamodb.position.latitude`: column \"Distance\" is not an attribute of table \"Items\"",
         ),
         (
             "\n[[dynamodb.tables]]\nname = \"Items\"\npartition_key = \"Name\"\nsort = \"Kind\"\n",

@@ -8,6 +8,7 @@ use std::path::Path;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use query::athena::TableNames;
 use query::cloudformation::{self, SavedQuery, TemplateError};
+use streamlake_core::dataset::dynamodb::{Key, KeySource, Versions};
 use streamlake_core::dataset::{Dataset, Derived, Source};
 use streamlake_core::lake::{Lake, LakeLocation};
 
@@ -85,7 +86,73 @@ pub fn describe(dataset: &Dataset) -> String {
         "tables: {} (the view to query), {} (the partition folders), {} (the compaction log)",
         names.view, names.raw, names.log
     );
+    describe_dynamodb(&mut out, dataset);
     out
+}
+
+/// The consumer's tables: keys and what each item or row holds.
+fn describe_dynamodb(out: &mut String, dataset: &Dataset) {
+    let Some(dynamodb) = dataset.dynamodb() else {
+        let _ = writeln!(
+            out,
+            "DynamoDB: none (no [dynamodb] section: no consumer is deployed or started)"
+        );
+        return;
+    };
+    let key_text = |k: &Key| format!("{} ({})", k.attribute, k.ty.as_str());
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header(["DynamoDB table", "partition key", "sort key", "holds"]);
+    for t in &dynamodb.tables {
+        let mut holds: Vec<String> = t.attributes.iter().map(|a| a.name.clone()).collect();
+        if let Some(pivot) = t.pivot {
+            let columns = dataset.columns();
+            holds.push(format!(
+                "<{}> = {}",
+                columns[pivot.name].name, columns[pivot.value].name
+            ));
+        }
+        let versions = match t.versions {
+            Versions::Attribute => "versioned per attribute",
+            Versions::Row => "versioned per row",
+        };
+        table.add_row([
+            t.name.clone(),
+            key_text(&t.partition_key),
+            t.sort_key.as_ref().map(key_text).unwrap_or_default(),
+            format!("{} ({versions})", holds.join(", ")),
+        ]);
+    }
+    for s in &dynamodb.summaries {
+        let pivot = s
+            .pivot
+            .map(|p| format!("<{}>", dataset.columns()[p.name].name));
+        let mut holds: Vec<String> = s.count.iter().cloned().collect();
+        holds.extend(pivot.iter().map(|p| format!("{p}_count")));
+        holds.extend(s.measures.iter().map(|m| m.attribute_for(pivot.as_deref())));
+        table.add_row([
+            s.name.clone(),
+            key_text(&s.partition_key),
+            s.sort_key.as_ref().map(key_text).unwrap_or_default(),
+            format!(
+                "{} ({}each tumbling window added once)",
+                holds.join(", "),
+                match s.sort_key.as_ref().map(|k| k.source) {
+                    Some(KeySource::WindowStart(w)) =>
+                        format!("per {} of event time, ", w.as_str()),
+                    _ => String::new(),
+                }
+            ),
+        ]);
+    }
+    let _ = writeln!(out, "{table}");
+    if let Some(p) = &dynamodb.position {
+        let _ = writeln!(
+            out,
+            "positions: each {}'s newest item of {} at ({}, {})",
+            p.key, p.table, p.latitude, p.longitude
+        );
+    }
 }
 
 /// A dataset name from a sample's file name (its folder's, for a generic name such as
@@ -186,6 +253,8 @@ mod tests {
             "┆ location ",
             "(arrival time)",
             "tables: weather (the view to query), weather_raw",
+            "Precipitation",
+            "DailySummary",
         ] {
             assert!(text.contains(expected), "{expected:?} in\n{text}");
         }

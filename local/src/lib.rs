@@ -26,6 +26,7 @@ pub mod error;
 pub mod faults;
 pub mod harness;
 pub mod http;
+pub mod positions;
 pub mod status;
 pub mod tail;
 

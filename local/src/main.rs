@@ -192,12 +192,6 @@ struct StackArgs {
     /// Bucket of the lake.
     #[arg(long, default_value = names::BUCKET)]
     bucket: String,
-    /// Datatype routing to DynamoDB tables.
-    #[arg(
-        long,
-        default_value = "PRCP=Precipitation,SNOW=Precipitation,TMAX=Temperature,TMIN=Temperature"
-    )]
-    routing: String,
     /// Format of the lake's objects: ndjson, ndjson-gzip or parquet.
     #[arg(long, default_value = "ndjson")]
     output_format: streamlake_core::layout::OutputFormat,
@@ -231,8 +225,8 @@ struct StackArgs {
     /// Concurrent consumer batches per shard (1 to 10).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10))]
     parallelization_factor: u32,
-    /// Tumbling windows of this many seconds (1 to 900): the consumer aggregates each
-    /// window per station and day into the DailySummary table (0: off).
+    /// Tumbling windows of this many seconds (1 to 900): the consumer adds each window to
+    /// the dataset's summary tables, `[[dynamodb.summaries]]` (0: off).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=900))]
     tumbling_window: u64,
     /// SQS queue receiving what the event source mapping skips (metadata only).
@@ -312,7 +306,6 @@ impl StackArgs {
         config.stream.clone_from(&self.stream);
         config.shards = self.shards;
         config.bucket.clone_from(&self.bucket);
-        config.routing = self.routing.parse().context("--routing")?;
         config.buffer_bytes = self.buffer_bytes;
         config.output_format = self.output_format;
         config.buffer_interval =
@@ -610,11 +603,17 @@ async fn up(config: StackConfig, generate: &str) -> Result<ExitCode> {
         c.dataset.prefix(),
         c.dataset.name()
     );
-    println!(
-        "  tables    {}{}",
-        c.routing.tables().join(", "),
-        served_by(c.dynamodb, " (dynalite)")
-    );
+    match c.table_names().as_slice() {
+        [] => println!(
+            "  tables    none: dataset {} has no [dynamodb] section (no consumer)",
+            c.dataset.name()
+        ),
+        tables => println!(
+            "  tables    {}{}",
+            tables.join(", "),
+            served_by(c.dynamodb, " (dynalite)")
+        ),
+    }
     println!("  logs      {}", stack.log_dir().display());
     println!("  dashboard {}/", status_server.endpoint());
     println!(

@@ -25,6 +25,7 @@ use crate::emulated::firehose::FirehoseStats;
 use crate::error::StackError;
 use crate::harness::demo::{count_rows, read_object};
 use crate::harness::stack::LocalStack;
+use crate::positions::{self, Position};
 
 /// How often `up` takes a snapshot.
 pub const REFRESH: Duration = Duration::from_secs(2);
@@ -49,8 +50,16 @@ pub struct Status {
     pub checkpoints: BTreeMap<String, BTreeMap<String, String>>,
     /// Messages in the mapping's on-failure queue.
     pub failure_queue_depth: u64,
+    /// Whether the dataset has a consumer branch (`[dynamodb]`); without one there are
+    /// no tables and no consumer.
+    #[serde(default)]
+    pub consumer: bool,
     /// Rows per DynamoDB table.
     pub rows: BTreeMap<String, u64>,
+    /// The latest position of each partition key, when the dataset names one
+    /// (`[dynamodb.position]`).
+    #[serde(default)]
+    pub positions: Vec<Position>,
     /// The lake's data, per partition (`year=YYYY/month=MM/day=DD`).
     pub partitions: BTreeMap<String, Objects>,
     /// Error objects, per folder of `errors/` (the consumer's dead letters included).
@@ -105,9 +114,14 @@ impl Status {
             firehose: stack.firehose_stats(),
             mapping: stack.mapping_stats(),
             checkpoints: stack.checkpoints(),
-            rows: count_rows(clients, &config.routing.tables()).await?,
+            consumer: config.dataset.dynamodb().is_some(),
+            rows: count_rows(clients, &config.table_names()).await?,
             ..Self::default()
         };
+        if let Some(position) = config.dataset.dynamodb().and_then(|d| d.position.as_ref()) {
+            status.positions =
+                positions::latest(&clients.dynamodb, &position.table, position).await?;
+        }
         let metrics = stack.lambda_metrics();
         for (stage, function, metric) in [
             ("transformed", names::TRANSFORM_FUNCTION, "RecordsOk"),
@@ -222,16 +236,20 @@ impl fmt::Display for Status {
             "firehose   read {}  buffered {}  delivered {}  failed {}  dropped {}",
             h.records_read, h.in_flight, h.delivered, h.failed, h.dropped
         )?;
-        writeln!(
-            f,
-            "consumer   read {}  succeeded {}  discarded {}  iterator age {} ms (max {} ms)  on-failure queue {}",
-            m.records_read,
-            m.succeeded,
-            m.discarded,
-            m.iterator_age_ms,
-            m.max_iterator_age_ms,
-            self.failure_queue_depth
-        )?;
+        if self.consumer {
+            writeln!(
+                f,
+                "consumer   read {}  succeeded {}  discarded {}  iterator age {} ms (max {} ms)  on-failure queue {}",
+                m.records_read,
+                m.succeeded,
+                m.discarded,
+                m.iterator_age_ms,
+                m.max_iterator_age_ms,
+                self.failure_queue_depth
+            )?;
+        } else {
+            writeln!(f, "consumer   none: the dataset has no [dynamodb] section")?;
+        }
         for (reader, shards) in &self.checkpoints {
             for (shard, sequence_number) in shards {
                 writeln!(f, "checkpoint {reader} {shard} {sequence_number}")?;
@@ -239,6 +257,17 @@ impl fmt::Display for Status {
         }
         for (table, rows) in &self.rows {
             writeln!(f, "table      {table} {rows} rows")?;
+        }
+        for p in &self.positions {
+            let at =
+                p.at.as_deref()
+                    .map(|t| format!(" at {t}"))
+                    .unwrap_or_default();
+            writeln!(
+                f,
+                "position   {} {:.6}, {:.6}{at}",
+                p.key, p.latitude, p.longitude
+            )?;
         }
         let data = self
             .partitions
@@ -295,6 +324,13 @@ impl StatusServer {
                         [(axum::http::header::CONTENT_TYPE, "application/json")],
                         body,
                     )
+                }),
+            )
+            .route(
+                "/positions.svg",
+                get(|State(latest): State<watch::Receiver<Status>>| async move {
+                    let svg = positions::svg(&latest.borrow().positions);
+                    ([(axum::http::header::CONTENT_TYPE, "image/svg+xml")], svg)
                 }),
             )
             .with_state(latest);

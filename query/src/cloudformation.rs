@@ -3,7 +3,9 @@
 //! `# {dataset:REGION}` and a `# {/dataset}` comment line, and [`render`] writes each
 //! region for another dataset: the Glue table's columns, partition keys and projection, the
 //! compaction log's and the view's names and locations, the Firehose prefixes, the
-//! lake's output and the saved queries. A test checks that rendering the checked-in
+//! lake's output, the saved queries, the consumer's DynamoDB tables with the ARNs its
+//! role may write, and whether its event source mapping is enabled (not for a dataset
+//! without `[dynamodb]`). A test checks that rendering the checked-in
 //! template for the weather dataset gives it back byte for byte, so the template and the
 //! generator cannot drift apart.
 
@@ -255,6 +257,116 @@ fn region_text(
                 line(&format!("    - {{Name: {column}, Type: int}}"));
             }
         }
+        "tables" => {
+            let keys: Vec<_> = dataset
+                .dynamodb()
+                .map(|d| d.table_keys().collect())
+                .unwrap_or_default();
+            for (i, (name, partition, sort)) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    line("");
+                }
+                line(&format!("{}:", table_logical_id(name)));
+                line("  Type: AWS::DynamoDB::Table");
+                line("  Metadata:");
+                line("    checkov:");
+                line("      skip:");
+                line("        - id: CKV_AWS_119");
+                line(
+                    "          comment: Encrypted at rest with the AWS owned key; a customer managed key adds cost and key policy management the project does not need.",
+                );
+                line("  Properties:");
+                line(&format!(
+                    "    TableName: !Sub \"${{TableNamePrefix}}{name}\""
+                ));
+                line("    BillingMode: PAY_PER_REQUEST");
+                line("    AttributeDefinitions:");
+                let keys: Vec<_> = std::iter::once((partition, "HASH"))
+                    .chain(sort.map(|k| (k, "RANGE")))
+                    .collect();
+                for (key, _) in &keys {
+                    line(&format!(
+                        "      - {{AttributeName: {}, AttributeType: {}}}",
+                        yaml_key(&key.attribute),
+                        key.ty.as_str()
+                    ));
+                }
+                line("    KeySchema:");
+                for (key, kind) in &keys {
+                    line(&format!(
+                        "      - {{AttributeName: {}, KeyType: {kind}}}",
+                        yaml_key(&key.attribute)
+                    ));
+                }
+                line("    PointInTimeRecoverySpecification:");
+                line("      PointInTimeRecoveryEnabled: true");
+                line("    SSESpecification:");
+                line("      SSEEnabled: true");
+            }
+        }
+        // Only the dataset's tables, only the action the consumer uses.
+        "table-writes" => {
+            let tables: Vec<_> = dataset
+                .dynamodb()
+                .iter()
+                .flat_map(|d| d.table_keys())
+                .collect();
+            if !tables.is_empty() {
+                line("- Sid: WriteRows");
+                line("  Effect: Allow");
+                line("  Action: dynamodb:UpdateItem");
+                line("  Resource:");
+                for (name, ..) in tables {
+                    line(&format!("    - !GetAtt {}.Arn", table_logical_id(name)));
+                }
+            }
+            // A window's final invocation reads its summary rows first (so that a retry
+            // writes only what is missing), and reads a row back when a condition on its
+            // extremes fails without returning it.
+            let summaries: Vec<_> = dataset
+                .dynamodb()
+                .iter()
+                .flat_map(|d| &d.summaries)
+                .collect();
+            if !summaries.is_empty() {
+                line("- Sid: ReadSummaryRows");
+                line("  Effect: Allow");
+                line("  Action:");
+                line("    - dynamodb:BatchGetItem");
+                line("    - dynamodb:GetItem");
+                line("  Resource:");
+                for summary in summaries {
+                    line(&format!(
+                        "    - !GetAtt {}.Arn",
+                        table_logical_id(&summary.name)
+                    ));
+                }
+            }
+        }
+        // The dashboard's widget of the tables: the write capacity each consumes.
+        "table-widget" => {
+            let tables: Vec<_> = dataset
+                .dynamodb()
+                .iter()
+                .flat_map(|d| d.table_keys())
+                .map(|(name, ..)| {
+                    format!(
+                        r#"["AWS/DynamoDB", "ConsumedWriteCapacityUnits", "TableName", "${{TableNamePrefix}}{name}"]"#
+                    )
+                })
+                .collect();
+            let widget = if tables.is_empty() {
+                r#"{"type": "text", "x": 0, "y": 18, "width": 24, "height": 2, "properties": {"markdown": "No consumer: the dataset has no [dynamodb] section, so no tables are written."}}"#.to_owned()
+            } else {
+                format!(
+                    r#"{{"type": "metric", "x": 0, "y": 18, "width": 24, "height": 6, "properties": {{"title": "DynamoDB: write capacity consumed per table", "region": "${{AWS::Region}}", "stat": "Sum", "period": 60, "metrics": [{}]}}}}"#,
+                    tables.join(", ")
+                )
+            };
+            line(&format!("TableWidget: !Sub '{widget}'"));
+        }
+        // A dataset without tables: the consumer is deployed, never invoked.
+        "consumer-enabled" => line(&format!("Enabled: {}", dataset.dynamodb().is_some())),
         "saved-queries" => {
             for (i, query) in queries.iter().enumerate() {
                 if i > 0 {
@@ -303,6 +415,22 @@ fn presto_view(dataset: &Dataset, names: &TableNames) -> String {
         "{{\"originalSql\": {sql}, \"catalog\": \"awsdatacatalog\", \"schema\": \"${{GlueDatabase}}\", \"columns\": [{}]}}",
         columns.join(", ")
     )
+}
+
+/// The logical id of a DynamoDB table: its name's letters and digits, then `Table`.
+fn table_logical_id(name: &str) -> String {
+    let mut id: String = name.chars().filter(char::is_ascii_alphanumeric).collect();
+    id.push_str("Table");
+    id
+}
+
+/// An attribute name in a flow mapping: as it is when plain, quoted otherwise.
+fn yaml_key(name: &str) -> String {
+    if name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        name.to_owned()
+    } else {
+        yaml_string(name)
+    }
 }
 
 /// A YAML double-quoted string.

@@ -8,7 +8,10 @@
 //!   it are logged;
 //! - `malformed`: like `partial`, but the `itemIdentifier` is a number, which Lambda takes
 //!   as a failure of the whole batch;
-//! - `hang`: the invocation never answers.
+//! - `hang`: the invocation never answers;
+//! - `window`: with tumbling windows, counts the window's records in its state, fails
+//!   the window's final invocation `FLAKY_FINAL_FAILURES` times (default 0, counted in
+//!   `FLAKY_LOG.finals`), then logs `window N`, N the records the state counted.
 //!
 //! KPL aggregated records are de-aggregated, as a consumer must: the poison is a user
 //! record, logged positions are `SEQ:SUB` for user records of an aggregate, and `partial`
@@ -34,7 +37,43 @@ fn append(path: &str, line: &str) -> std::io::Result<()> {
     writeln!(log, "{line}")
 }
 
-async fn handle(event: LambdaEvent<KinesisEvent>) -> Result<Value, Error> {
+async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
+    if std::env::var("FLAKY_MODE").is_ok_and(|m| m == "window") {
+        return window(&event.payload);
+    }
+    let (payload, context) = (serde_json::from_value(event.payload)?, event.context);
+    records(LambdaEvent { payload, context }).await
+}
+
+/// The `window` mode.
+fn window(event: &Value) -> Result<Value, Error> {
+    let seen = event["state"]["n"]
+        .as_str()
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0);
+    if event["isFinalInvokeForWindow"] != json!(true) {
+        let n = seen + event["Records"].as_array().map_or(0, |r| r.len() as u64);
+        return Ok(json!({ "state": { "n": n.to_string() }, "batchItemFailures": [] }));
+    }
+    let log = std::env::var("FLAKY_LOG")?;
+    let finals = format!("{log}.finals");
+    let failed: u64 = std::fs::read_to_string(&finals)
+        .ok()
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    let failures: u64 = std::env::var("FLAKY_FINAL_FAILURES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    if failed < failures {
+        std::fs::write(&finals, (failed + 1).to_string())?;
+        return Err("the final invocation fails".into());
+    }
+    append(&log, &format!("window {seen}"))?;
+    Ok(json!({ "state": {}, "batchItemFailures": [] }))
+}
+
+async fn records(event: LambdaEvent<KinesisEvent>) -> Result<Value, Error> {
     if let Ok(path) = std::env::var("FLAKY_REMAINING_LOG") {
         let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64;
         let deadline = event.context.deadline;

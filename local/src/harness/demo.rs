@@ -96,6 +96,8 @@ pub struct DemoReport {
     pub counts: LakeCounts,
     /// Records the event source mapping discarded after retries.
     pub discarded: u64,
+    /// The dataset that has no consumer tables (`[dynamodb]`), if so.
+    pub no_consumer: Option<String>,
 }
 
 impl DemoReport {
@@ -139,6 +141,12 @@ impl fmt::Display for DemoReport {
         writeln!(f, "  dropped   {}", self.dropped)?;
         writeln!(f)?;
         writeln!(f, "Consumer -> DynamoDB")?;
+        if let Some(dataset) = &self.no_consumer {
+            writeln!(
+                f,
+                "  none: dataset {dataset} has no [dynamodb] section (no consumer was started)"
+            )?;
+        }
         for (table, rows) in &c.rows {
             writeln!(f, "  {table:<16} {rows} rows")?;
         }
@@ -242,6 +250,7 @@ pub async fn run(stack: &LocalStack, options: &DemoOptions) -> Result<DemoReport
             dropped: stack.direct_put_stats().dropped,
             counts: count(clients, config).await?,
             discarded: 0,
+            no_consumer: no_consumer(config),
         });
     }
     let waiting = Step::start("waiting for Firehose and the consumer to settle them", "");
@@ -275,7 +284,17 @@ pub async fn run(stack: &LocalStack, options: &DemoOptions) -> Result<DemoReport
         dropped: stack.firehose_stats().dropped,
         counts,
         discarded: stack.mapping_stats().discarded,
+        no_consumer: no_consumer(config),
     })
+}
+
+/// The dataset's name when it names no consumer table.
+fn no_consumer(config: &StackConfig) -> Option<String> {
+    config
+        .dataset
+        .dynamodb()
+        .is_none()
+        .then(|| config.dataset.name().to_owned())
 }
 
 /// Counts what the lake and the tables hold, by reading them.
@@ -302,7 +321,7 @@ pub async fn count(clients: &Clients, config: &StackConfig) -> Result<LakeCounts
             .to_owned();
         *counts.errors.entry(folder).or_default() += lines(&body);
     }
-    counts.rows = count_rows(clients, &config.routing.tables()).await?;
+    counts.rows = count_rows(clients, &config.table_names()).await?;
     Ok(counts)
 }
 

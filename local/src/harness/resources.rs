@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
 use aws_sdk_kinesis::types::StreamStatus;
-use streamlake_core::routing::{PARTITION_KEY, SORT_KEY};
+use streamlake_core::dataset::dynamodb::{DynamoDb, Key, KeyType as DatasetKeyType};
 
 use crate::error::StackError;
 use crate::harness::clients::Clients;
@@ -21,9 +21,35 @@ pub struct Resources {
     /// Bucket of the lake.
     pub bucket: String,
     /// DynamoDB tables.
-    pub tables: Vec<String>,
+    pub tables: Vec<TableSpec>,
     /// SQS queue of the event source mapping's on-failure destination.
     pub failure_queue: String,
+}
+
+/// A DynamoDB table: its name and key attributes with their types.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSpec {
+    /// The table's name.
+    pub name: String,
+    /// The partition key attribute.
+    pub partition_key: (String, DatasetKeyType),
+    /// The sort key attribute.
+    pub sort_key: Option<(String, DatasetKeyType)>,
+}
+
+impl TableSpec {
+    /// The tables of a dataset's `[dynamodb]` section.
+    pub fn of(dynamodb: &DynamoDb) -> Vec<Self> {
+        let key = |k: &Key| (k.attribute.clone(), k.ty);
+        dynamodb
+            .table_keys()
+            .map(|(name, partition, sort)| Self {
+                name: name.to_owned(),
+                partition_key: key(partition),
+                sort_key: sort.map(key),
+            })
+            .collect()
+    }
 }
 
 /// What exists once [`ensure`] is done.
@@ -140,8 +166,9 @@ async fn ensure_bucket(clients: &Clients, bucket: &str) -> Result<(), StackError
     }
 }
 
-/// Creates the DynamoDB table `table` (station and day as its key) unless it exists.
-pub async fn ensure_table(clients: &Clients, table: &str) -> Result<(), StackError> {
+/// Creates the DynamoDB table unless it exists (on demand, as the template's).
+pub async fn ensure_table(clients: &Clients, spec: &TableSpec) -> Result<(), StackError> {
+    let table = spec.name.as_str();
     let dynamodb = &clients.dynamodb;
     match dynamodb.describe_table().table_name(table).send().await {
         Ok(_) => return Ok(()),
@@ -151,10 +178,14 @@ pub async fn ensure_table(clients: &Clients, table: &str) -> Result<(), StackErr
         Err(e) => return Err(StackError::aws(format!("DescribeTable {table}"), e)),
     }
     tracing::info!(table, "creating table");
-    let attribute = |name: &str| {
+    let attribute = |(name, ty): &(String, DatasetKeyType)| {
+        let ty = match ty {
+            DatasetKeyType::String => ScalarAttributeType::S,
+            DatasetKeyType::Number => ScalarAttributeType::N,
+        };
         AttributeDefinition::builder()
             .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
+            .attribute_type(ty)
             .build()
             .expect("name and type are set")
     };
@@ -165,14 +196,18 @@ pub async fn ensure_table(clients: &Clients, table: &str) -> Result<(), StackErr
             .build()
             .expect("name and type are set")
     };
-    dynamodb
+    let mut request = dynamodb
         .create_table()
         .table_name(table)
-        .attribute_definitions(attribute(PARTITION_KEY))
-        .attribute_definitions(attribute(SORT_KEY))
-        .key_schema(key(PARTITION_KEY, KeyType::Hash))
-        .key_schema(key(SORT_KEY, KeyType::Range))
-        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute(&spec.partition_key))
+        .key_schema(key(&spec.partition_key.0, KeyType::Hash))
+        .billing_mode(BillingMode::PayPerRequest);
+    if let Some(sort) = &spec.sort_key {
+        request = request
+            .attribute_definitions(attribute(sort))
+            .key_schema(key(&sort.0, KeyType::Range));
+    }
+    request
         .send()
         .await
         .map_err(|e| StackError::aws(format!("CreateTable {table}"), e))?;

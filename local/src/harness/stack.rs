@@ -9,7 +9,6 @@ use std::time::Duration;
 use streamlake_core::dataset::Dataset;
 use streamlake_core::layout::OutputFormat;
 use streamlake_core::names;
-use streamlake_core::routing::Routing;
 
 use crate::emulated::checkpoint::CheckpointStore;
 use crate::emulated::esm::{EventSourceMapping, MappingConfig, MappingStats};
@@ -47,8 +46,6 @@ pub struct StackConfig {
     pub shards: i32,
     /// Bucket of the lake.
     pub bucket: String,
-    /// Datatype -> DynamoDB table.
-    pub routing: Routing,
     /// Name of the delivery stream reading the Kinesis stream (the Direct PUT one is
     /// [`names::DIRECT_DELIVERY_STREAM`]).
     pub delivery_stream: String,
@@ -95,7 +92,8 @@ pub struct MappingSettings {
     pub bisect_on_error: bool,
     /// Concurrent batches per shard.
     pub parallelization_factor: usize,
-    /// Tumbling windows of this length, aggregated into the summary table (`None`: off).
+    /// Tumbling windows of this length, which carry the dataset's summaries
+    /// (`[[dynamodb.summaries]]`) into their tables (`None`: off).
     pub tumbling_window: Option<Duration>,
 }
 
@@ -127,7 +125,6 @@ impl StackConfig {
             stream: names::STREAM.into(),
             shards: 2,
             bucket: names::BUCKET.into(),
-            routing: Routing::default(),
             delivery_stream: names::DELIVERY_STREAM.into(),
             buffer_bytes: 1024 * 1024,
             buffer_interval: Duration::from_secs(2),
@@ -184,7 +181,8 @@ pub struct LocalStack {
     log_dir: PathBuf,
     failure_queue_url: String,
     transform: Arc<LambdaFunction>,
-    consumer: Arc<LambdaFunction>,
+    /// The consumer, when the dataset names tables (`[dynamodb]`).
+    consumer: Option<Arc<LambdaFunction>>,
     front: FaultProxy,
     _node_servers: Vec<NodeServer>,
     checkpoints: Option<CheckpointStore>,
@@ -225,8 +223,18 @@ impl LocalStack {
         let function = |identity, env| config.function(identity, env, &binaries, &log_dir, &region);
         let dataset_env = config.dataset_env(&log_dir)?;
         let transform = Arc::new(LambdaFunction::start(function(TRANSFORM, dataset_env)).await?);
-        let consumer_env = config.consumer_env(&clients);
-        let consumer = Arc::new(LambdaFunction::start(function(CONSUMER, consumer_env)).await?);
+        let consumer = match config.consumer_env(&clients, &log_dir)? {
+            Some(env) => Some(Arc::new(
+                LambdaFunction::start(function(CONSUMER, env)).await?,
+            )),
+            None => {
+                tracing::info!(
+                    dataset = config.dataset.name(),
+                    "the dataset has no [dynamodb] section: no consumer"
+                );
+                None
+            }
+        };
 
         let [kinesis_source, direct_put] = config
             .firehoses(
@@ -237,8 +245,14 @@ impl LocalStack {
             )
             .map(|c| Firehose::start(c, &clients, transform.clone(), front.direct_put()));
         let (firehose, direct_put) = tokio::try_join!(kinesis_source, direct_put)?;
-        let mapping_config = config.mapping_config(&provisioned, &clients, checkpoints.clone());
-        let mapping = EventSourceMapping::start(mapping_config, &clients, consumer.clone()).await?;
+        let mapping = match &consumer {
+            Some(consumer) => {
+                let mapping_config =
+                    config.mapping_config(&provisioned, &clients, checkpoints.clone());
+                Some(EventSourceMapping::start(mapping_config, &clients, consumer.clone()).await?)
+            }
+            None => None,
+        };
 
         Ok(Self {
             config,
@@ -254,7 +268,7 @@ impl LocalStack {
             checkpoints,
             firehose: Some(firehose),
             direct_put: Some(direct_put),
-            mapping: Some(mapping),
+            mapping,
         })
     }
 
@@ -303,9 +317,10 @@ impl LocalStack {
     pub fn injected_by_call(&self) -> BTreeMap<Call, u64> {
         let mut counts = self.front.injected_by_call();
         for (call, function) in [
-            (Call::LambdaTransform, &self.transform),
-            (Call::LambdaConsumer, &self.consumer),
+            (Call::LambdaTransform, Some(&self.transform)),
+            (Call::LambdaConsumer, self.consumer.as_ref()),
         ] {
+            let Some(function) = function else { continue };
             if let Some(injector) = &function.spec().faults {
                 counts.insert(call, injector.injected());
             }
@@ -341,8 +356,8 @@ impl LocalStack {
 
     /// The metrics each Lambda printed so far (its EMF lines), by function and metric.
     pub fn lambda_metrics(&self) -> BTreeMap<String, BTreeMap<String, MetricSeries>> {
-        [&self.transform, &self.consumer]
-            .into_iter()
+        std::iter::once(&self.transform)
+            .chain(&self.consumer)
             .map(|f| (f.spec().name.clone(), f.metrics()))
             .collect()
     }
@@ -395,6 +410,35 @@ impl LocalStack {
         }
     }
 
+    /// Waits until Firehose has read at least `records` records and delivered or failed
+    /// each of them (its buffer delivered at once); the consumer is not waited for.
+    pub async fn wait_firehose_settled(
+        &self,
+        records: u64,
+        timeout: Duration,
+    ) -> Result<(), StackError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut flushed = false;
+        loop {
+            let stats = self.firehose_stats();
+            if stats.records_read >= records {
+                if stats.settled() {
+                    return Ok(());
+                }
+                if !flushed {
+                    self.flush_firehose().await;
+                    flushed = true;
+                }
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(StackError::Timeout(format!(
+                    "Firehose did not settle {records} records within {timeout:?}: {stats:?}"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Waits until both branches have read at least `records` records and settled every
     /// record they read (Firehose's buffer is delivered at once instead of at the end of
     /// its interval).
@@ -416,7 +460,8 @@ impl LocalStack {
         loop {
             let f = self.firehose_stats();
             let m = self.mapping_stats();
-            if f.records_read >= firehose && m.records_read >= mapping && m.settled() {
+            let consumed = self.mapping.is_none() || (m.records_read >= mapping && m.settled());
+            if f.records_read >= firehose && consumed {
                 if f.settled() {
                     return Ok(());
                 }
@@ -459,7 +504,7 @@ impl LocalStack {
         {
             tracing::error!("{}", crate::error::Report(&e));
         }
-        for function in [self.transform, self.consumer] {
+        for function in std::iter::once(self.transform).chain(self.consumer) {
             if let Some(function) = Arc::into_inner(function) {
                 function.stop().await;
             }

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use consumer_lambda::config::DEAD_LETTER_VAR;
 use streamlake_core::dataset::DATASET_ENV;
 use streamlake_core::layout;
 use streamlake_core::names;
@@ -21,7 +22,7 @@ use crate::harness::binaries::Binaries;
 use crate::harness::clients::Clients;
 use crate::harness::emulator::Emulator;
 use crate::harness::node_servers::{NodeServer, NodeServerKind, node_available};
-use crate::harness::resources::{Provisioned, Resources};
+use crate::harness::resources::{Provisioned, Resources, TableSpec};
 use crate::harness::stack::{ApiServer, StackConfig};
 use crate::http::faults::FaultProxy;
 
@@ -32,15 +33,17 @@ impl StackConfig {
             stream: self.stream.clone(),
             shards: self.shards,
             bucket: self.bucket.clone(),
-            tables: self
-                .routing
-                .tables()
-                .into_iter()
-                .chain(self.mapping.tumbling_window.map(|_| names::SUMMARY_TABLE))
-                .map(str::to_owned)
-                .collect(),
+            tables: self.dataset.dynamodb().map_or_else(Vec::new, TableSpec::of),
             failure_queue: self.failure_queue.clone(),
         }
+    }
+
+    /// The names of the dataset's DynamoDB tables (none without `[dynamodb]`).
+    pub fn table_names(&self) -> Vec<&str> {
+        self.dataset
+            .dynamodb()
+            .map(|d| d.table_keys().map(|(name, ..)| name).collect())
+            .unwrap_or_default()
     }
 
     /// The shard checkpoints of this stream instance, when they are kept.
@@ -140,23 +143,25 @@ impl StackConfig {
         Ok(vec![(DATASET_ENV.to_owned(), path.display().to_string())])
     }
 
-    /// The consumer's environment: routing, dead letters and the summary table.
-    pub(crate) fn consumer_env(&self, clients: &Clients) -> Vec<(String, String)> {
+    /// The consumer's environment: its dataset (as the transform's) and dead letters;
+    /// `None` when the dataset names no table.
+    pub(crate) fn consumer_env(
+        &self,
+        clients: &Clients,
+        run_dir: &Path,
+    ) -> Result<Option<Vec<(String, String)>>, StackError> {
+        if self.dataset.dynamodb().is_none() {
+            return Ok(None);
+        }
         let dead_letter = format!(
             "s3://{}/{}",
             self.bucket,
             layout::CONSUMER_DEAD_LETTER_PREFIX
         );
         let mut env = clients.child_env.clone();
-        env.extend([
-            ("STREAMLAKE_ROUTING".into(), self.routing.to_string()),
-            ("STREAMLAKE_DEAD_LETTER".into(), dead_letter),
-            (
-                "STREAMLAKE_SUMMARY_TABLE".into(),
-                names::SUMMARY_TABLE.into(),
-            ),
-        ]);
-        env
+        env.extend(self.dataset_env(run_dir)?);
+        env.push((DEAD_LETTER_VAR.into(), dead_letter));
+        Ok(Some(env))
     }
 
     /// The delivery streams, as `infra/template.yaml` configures them: one reading the

@@ -14,14 +14,14 @@ use streamlake::harness::binaries::{Binaries, default_state_dir};
 use streamlake::harness::clients::Clients;
 use streamlake::harness::demo::read_prefix;
 use streamlake::harness::emulator::Emulator;
-use streamlake::harness::resources::{self, Resources};
+use streamlake::harness::resources::{self, Resources, TableSpec};
 use streamlake::{LocalStack, StackConfig};
+use streamlake_core::dataset::Dataset;
 use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
 use streamlake_core::layout::{CONSUMER_DEAD_LETTER_PREFIX, DATA_ROOT};
-use streamlake_core::routing::Routing;
-use streamlake_e2e::{drain_queue, expected_rows, table_rows};
-
-const TABLES: [&str; 2] = ["Precipitation", "Temperature"];
+use streamlake_e2e::{
+    WEATHER_TABLES as TABLES, drain_queue, expected_rows, table_rows, weather_dataset_env,
+};
 
 fn weather(seed: u64, count: usize, error_rate: f64) -> Vec<Entry> {
     WeatherGenerator::new(GeneratorConfig {
@@ -71,10 +71,7 @@ async fn throttled_writes_and_invalid_records_lose_nothing() {
         .await
         .unwrap();
 
-    let expected = expected_rows(
-        entries.iter().map(|e| e.data.as_slice()),
-        &Routing::default(),
-    );
+    let expected = expected_rows(entries.iter().map(|e| e.data.as_slice()));
     assert_eq!(
         table_rows(&stack.clients().dynamodb, &TABLES, false).await,
         expected
@@ -134,10 +131,7 @@ async fn replaying_the_whole_stream_leaves_the_tables_identical() {
     let before = table_rows(&stack.clients().dynamodb, &TABLES, true).await;
     assert_eq!(
         table_rows(&stack.clients().dynamodb, &TABLES, false).await,
-        expected_rows(
-            entries.iter().map(|e| e.data.as_slice()),
-            &Routing::default()
-        )
+        expected_rows(entries.iter().map(|e| e.data.as_slice()))
     );
     stack.stop().await;
 
@@ -167,7 +161,7 @@ async fn the_newest_value_wins_whatever_the_order() {
             stream: "ordering".into(),
             shards: 1,
             bucket: "ordering".into(),
-            tables: TABLES.iter().map(|t| (*t).to_owned()).collect(),
+            tables: TableSpec::of(Dataset::weather().dynamodb().unwrap()),
             failure_queue: "ordering".into(),
         },
     )
@@ -176,7 +170,12 @@ async fn the_newest_value_wins_whatever_the_order() {
     let consumer = LambdaFunction::start(FunctionSpec {
         name: "streamlake-consumer".into(),
         binary: binaries.path("consumer_lambda"),
-        env: clients.child_env.clone(),
+        env: clients
+            .child_env
+            .iter()
+            .cloned()
+            .chain([weather_dataset_env()])
+            .collect(),
         timeout: Duration::from_secs(30),
         memory_mb: 256,
         log_path: std::env::temp_dir()
@@ -320,7 +319,7 @@ async fn a_restarted_stack_resumes_without_loss_or_duplicates() {
     );
     assert_eq!(
         table_rows(&stack.clients().dynamodb, &TABLES, false).await,
-        expected_rows(all.iter().map(|e| e.data.as_slice()), &Routing::default())
+        expected_rows(all.iter().map(|e| e.data.as_slice()))
     );
     let resumed = stack.stop().await;
     // Both branches resumed at their checkpoints: what the first run settled is not read again.

@@ -16,7 +16,7 @@ use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
 use streamlake_core::layout::DATA_ROOT;
 use tokio::process::Child;
 
-use crate::support::{audit, failure_queue_url, interrupt, run_logs, start_up};
+use crate::support::{audit, failure_queue_url, interrupt, run_logs, start_up, wait_for_consumer};
 
 const RECORDS: usize = 2000;
 
@@ -130,6 +130,7 @@ async fn sigkill_mid_delivery_twice_then_restart_loses_and_duplicates_nothing() 
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    wait_for_consumer(&clients, &config.bucket, &entries).await;
     // Ctrl-C: the consumer's batches in progress are finished and checkpointed.
     let mut last = last;
     interrupt(&mut last).await;

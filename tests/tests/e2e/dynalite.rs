@@ -5,26 +5,22 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use consumer_lambda::{InputRecord, WriteOptions, WriteOutcome, apply, plan_batch};
+use consumer_lambda::{InputRecord, Tables, WriteOptions, WriteOutcome, apply, plan_batch};
 use streamlake::harness::binaries::default_state_dir;
 use streamlake::harness::clients::Clients;
 use streamlake::harness::emulator::Emulator;
 use streamlake::harness::node_servers::{NodeServer, NodeServerKind};
-use streamlake::harness::resources::ensure_table;
+use streamlake::harness::resources::{TableSpec, ensure_table};
+use streamlake_core::dataset::Dataset;
 use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
-use streamlake_core::routing::Routing;
-use streamlake_e2e::{expected_rows, table_rows};
+use streamlake_e2e::{WEATHER_TABLES, expected_rows, table_rows};
 
 use crate::support::run_logs;
 
 /// (sequence number, data) in the order written.
 type Stream = Vec<(String, Vec<u8>)>;
 
-async fn write(
-    clients: &Clients,
-    records: &[(String, Vec<u8>)],
-    routing: &Routing,
-) -> WriteOutcome {
+async fn write(clients: &Clients, records: &[(String, Vec<u8>)], tables: &Tables) -> WriteOutcome {
     let mut total = WriteOutcome::default();
     for batch in records.chunks(100) {
         let plan = plan_batch(
@@ -34,7 +30,7 @@ async fn write(
                 data,
                 arrival: Utc::now(),
             }),
-            routing,
+            tables,
         );
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         let outcome = apply(&clients.dynamodb, &plan, WriteOptions::new(16, deadline)).await;
@@ -69,9 +65,9 @@ fn numbered(first: u64, shift: f64, only: &[&str]) -> Stream {
 /// Writes, replays and out-of-order writes; returns the reads each server needed.
 async fn scenario(endpoint: &str) -> (usize, usize) {
     let clients = Clients::connect(endpoint, true).await;
-    let routing = Routing::default();
-    for table in routing.tables() {
-        ensure_table(&clients, table).await.unwrap();
+    let routing = Tables::new(Dataset::weather(), "").unwrap();
+    for table in TableSpec::of(routing.dynamodb()) {
+        ensure_table(&clients, &table).await.unwrap();
     }
     let original = numbered(1_000_000, 0.0, &[]);
     let newest_tmax = numbered(3_000_000, 10.0, &["TMAX"]);
@@ -90,8 +86,8 @@ async fn scenario(endpoint: &str) -> (usize, usize) {
     let mut in_order: Stream = [original, between, newest_tmax].concat();
     in_order.sort_by_key(|(seq, _)| seq.parse::<u64>().unwrap());
     assert_eq!(
-        table_rows(&clients.dynamodb, &routing.tables(), false).await,
-        expected_rows(in_order.iter().map(|(_, d)| d.as_slice()), &routing),
+        table_rows(&clients.dynamodb, &WEATHER_TABLES, false).await,
+        expected_rows(in_order.iter().map(|(_, d)| d.as_slice())),
         "{endpoint}: each attribute holds its newest value"
     );
     (replay.reads, late.reads)

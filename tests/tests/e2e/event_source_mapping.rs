@@ -79,6 +79,7 @@ async fn run_entries(
             env: vec![
                 ("FLAKY_LOG".into(), log.display().to_string()),
                 ("FLAKY_MODE".into(), mode.into()),
+                ("FLAKY_FINAL_FAILURES".into(), "5".into()),
             ],
             // A hung function is stopped at its timeout: keep that short.
             timeout: Duration::from_secs(if mode == "hang" { 2 } else { 30 }),
@@ -113,6 +114,23 @@ async fn run_entries(
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // In `window` mode, also until the windows' final invocations logged every record.
+    let windowed = |log: &std::path::Path| -> u64 {
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.strip_prefix("window "))
+            .map(|n| n.parse::<u64>().unwrap())
+            .sum()
+    };
+    while mode == "window" && windowed(&log) < count {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "windows not closed: {} of {count} records",
+            windowed(&log)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let stats = mapping.stats();
     mapping.stop().await;
 
@@ -125,6 +143,7 @@ async fn run_entries(
         })
         .collect();
     let _ = std::fs::remove_file(&log);
+    let _ = std::fs::remove_file(format!("{}.finals", log.display()));
     let failures = drain_queue(&clients.sqs, &provisioned.failure_queue_url)
         .await
         .iter()
@@ -418,4 +437,25 @@ async fn a_hung_function_is_stopped_at_its_timeout_and_the_batch_bisected() {
     let info = &run.failures[0].kinesis_batch_info;
     assert_eq!((info.batch_size, &info.start_sequence_number), (1, poison));
     assert_eq!((run.stats.discarded, run.stats.on_failure_records), (1, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failing_final_invocation_is_retried_until_it_succeeds() {
+    let records = (0..30).map(|i| ("key".to_owned(), format!("record {i}")));
+    let run = run("window", records.collect(), |c| {
+        c.batch_size = 10;
+        c.tumbling_window = Some(Duration::from_secs(1));
+        // Fewer retries than the final invocation fails: they do not apply to it.
+        c.max_retries = Some(1);
+    })
+    .await;
+    let windows: Vec<u64> = run
+        .completed
+        .iter()
+        .filter(|(k, _)| k == "window")
+        .map(|(_, n)| n.parse().unwrap())
+        .collect();
+    assert_eq!(windows.iter().sum::<u64>(), 30, "{windows:?}");
+    assert!(run.stats.failed_invocations >= 5, "{:?}", run.stats);
+    assert_eq!(run.failures.len(), 0);
 }

@@ -17,6 +17,7 @@ use streamlake::emulated::firehose::ErrorRecord;
 use streamlake::harness::binaries::default_state_dir;
 use streamlake::harness::demo::read_prefix;
 use streamlake::harness::lake_dataset;
+use streamlake::harness::stack::ApiServer;
 use streamlake::{LocalStack, StackConfig};
 use streamlake_core::PartitionKeys;
 use streamlake_core::dataset::{Dataset, Derived, Source};
@@ -78,6 +79,9 @@ async fn run_example(name: &str, direct_put: bool) -> LocalStack {
     let mut config = StackConfig::new(default_state_dir());
     config.dataset = dataset.clone().into();
     config.buffer_interval = Duration::from_secs(1);
+    // A dataset with tables (the unicorns') also has a consumer to wait for: dynalite
+    // serves its writes in parallel, where moto takes one at a time.
+    config.dynamodb = ApiServer::Node;
     let stack = LocalStack::start(config).await.unwrap();
     let file = std::fs::File::open(dir.join("records.ndjson")).unwrap();
     let entries: Vec<Entry> = ndjson_entries(
@@ -104,8 +108,10 @@ async fn run_example(name: &str, direct_put: bool) -> LocalStack {
             .await
             .unwrap();
     } else {
+        // The lake is what this checks: the consumer (the unicorns have tables) is not
+        // waited for.
         stack
-            .wait_settled(summary.sent, Duration::from_secs(180))
+            .wait_firehose_settled(summary.sent, Duration::from_secs(180))
             .await
             .unwrap();
     }

@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use streamlake::harness::binaries::default_state_dir;
-use streamlake_core::dataset::Dataset;
+use streamlake_core::dataset::{DATASET_ENV, Dataset};
 use streamlake_core::layout;
 use streamlake_core::metrics;
 use streamlake_core::names;
-use streamlake_core::routing::{self, Routing};
+
 use yaml_rust2::{Yaml, YamlLoader};
 
 fn root() -> PathBuf {
@@ -88,10 +88,59 @@ fn a_datasets_template_describes_its_lake() {
         .collect();
     assert_eq!(saved.len(), 1);
     assert!(saved[0].contains("FROM unicorns\n"), "{saved:?}");
+    // Tutorial 003's tables, and a role that writes only them.
+    let table = &t["Resources"]["UnicornSensorDataTable"]["Properties"];
+    assert_eq!(text_of(&table["KeySchema"][0]["AttributeName"]), "Name");
+    assert_eq!(
+        text_of(&table["KeySchema"][1]["AttributeName"]),
+        "StatusTime"
+    );
+    let aggregation = &t["Resources"]["UnicornAggregationTable"]["Properties"];
+    assert_eq!(
+        text_of(&aggregation["KeySchema"][1]["AttributeName"]),
+        "windowStart"
+    );
+    let statements = t["Resources"]["ConsumerRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+        ["Statement"]
+        .as_vec()
+        .unwrap();
+    let writes = statements
+        .iter()
+        .find(|s| s["Sid"].as_str() == Some("WriteRows"))
+        .unwrap();
+    assert_eq!(writes["Resource"].as_vec().unwrap().len(), 2);
+    // The summary's rows are read before a window is added: only the summary table.
+    let reads = statements
+        .iter()
+        .find(|s| s["Sid"].as_str() == Some("ReadSummaryRows"))
+        .unwrap();
+    let actions: Vec<String> = reads["Action"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .map(text_of)
+        .collect();
+    assert_eq!(actions, ["dynamodb:BatchGetItem", "dynamodb:GetItem"]);
+    assert_eq!(reads["Resource"].as_vec().unwrap().len(), 1);
+    assert!(text.contains("Enabled: true"));
+    // The dashboard's widget of the tables names each of them.
+    let widget =
+        text_of(&t["Resources"]["Dashboard"]["Properties"]["DashboardBody"][1]["TableWidget"]);
+    for table in ["UnicornSensorData", "UnicornAggregation"] {
+        assert!(
+            widget.contains(&format!("\"${{TableNamePrefix}}{table}\"")),
+            "{widget}"
+        );
+    }
     let events = Dataset::load_path(&root().join("examples/events")).unwrap();
     let hourly = streamlake::dataset_tool::template(&events, &[]).unwrap();
     assert!(hourly.contains("Prefix: \"json_data/year=!{partitionKeyFromLambda:year}/month=!{partitionKeyFromLambda:month}/day=!{partitionKeyFromLambda:day}/hour=!{partitionKeyFromLambda:hour}/\""));
     assert!(hourly.contains("projection.hour.range: \"0,23\""));
+    // Without [dynamodb]: no table, no write, the consumer never invoked.
+    assert!(!hourly.contains("AWS::DynamoDB::Table"));
+    assert!(!hourly.contains("dynamodb:UpdateItem"));
+    assert!(hourly.contains("Enabled: false"));
+    assert!(hourly.contains("No consumer: the dataset has no [dynamodb] section"));
     for (i, line) in text.lines().enumerate() {
         let lower = line.to_ascii_lowercase();
         if lower.contains("weather") && !lower.contains("consumer") {
@@ -204,38 +253,35 @@ fn template_agrees_with_the_core_definitions() {
         text(&props("ConsumerFailureQueue")["QueueName"]),
         names::CONSUMER_FAILURE_QUEUE
     );
-    assert_eq!(
-        text(&props("PrecipitationTable")["TableName"]),
-        routing::PRECIPITATION_TABLE
-    );
-    assert_eq!(
-        text(&props("TemperatureTable")["TableName"]),
-        routing::TEMPERATURE_TABLE
-    );
-    assert_eq!(
-        text(&props("DailySummaryTable")["TableName"]),
-        names::SUMMARY_TABLE
-    );
-    for table in [
-        "PrecipitationTable",
-        "TemperatureTable",
-        "DailySummaryTable",
-    ] {
-        let keys: Vec<String> = props(table)["KeySchema"]
+    // The tables are the dataset's, with its keys; the role writes only those.
+    let weather = Dataset::weather();
+    let dynamodb = weather.dynamodb().unwrap();
+    for (name, partition, sort) in dynamodb.table_keys() {
+        let table = props(&format!("{name}Table"));
+        assert_eq!(
+            text_of(&table["TableName"]),
+            format!("${{TableNamePrefix}}{name}")
+        );
+        let keys: Vec<String> = table["KeySchema"]
             .as_vec()
             .unwrap()
             .iter()
             .map(|k| text(&k["AttributeName"]))
             .collect();
-        assert_eq!(keys, [routing::PARTITION_KEY, routing::SORT_KEY], "{table}");
+        let expected: Vec<&str> = std::iter::once(partition)
+            .chain(sort)
+            .map(|k| k.attribute.as_str())
+            .collect();
+        assert_eq!(keys, expected, "{name}");
     }
 
-    // The consumer's routing and dead letters are the local stack's.
+    // The consumer reads the dataset file its package holds, as the local stack's does.
     let env = &props("ConsumerFunction")["Environment"]["Variables"];
-    let routing = text(&env["STREAMLAKE_ROUTING"])
-        .replace("${PrecipitationTable}", routing::PRECIPITATION_TABLE)
-        .replace("${TemperatureTable}", routing::TEMPERATURE_TABLE);
-    assert_eq!(routing.parse::<Routing>().unwrap(), Routing::default());
+    assert_eq!(text(&env[DATASET_ENV]), "dataset.toml");
+    assert_eq!(
+        text(&env[consumer_lambda::config::TABLE_PREFIX_VAR]),
+        "TableNamePrefix"
+    );
     assert!(
         text(&env["STREAMLAKE_DEAD_LETTER"])
             .ends_with(&format!("/{}", layout::CONSUMER_DEAD_LETTER_PREFIX))

@@ -7,6 +7,7 @@ mod aggregation;
 mod athena;
 mod consumer;
 mod crash;
+mod dataset_tables;
 mod direct_put;
 mod dynalite;
 mod event_source_mapping;

@@ -19,7 +19,6 @@ use streamlake::{ApiServer, LocalStack, StackConfig};
 use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
 use streamlake_core::layout::{CONSUMER_DEAD_LETTER_PREFIX, DATA_ROOT, ERROR_ROOT};
 use streamlake_core::metrics::Metrics;
-use streamlake_core::routing::Routing;
 use streamlake_core::time::{format_rfc3339, from_epoch_millis};
 use streamlake_core::{PartitionKeys, normalize};
 
@@ -121,7 +120,6 @@ async fn delivered_once_or_failed_with_its_reason(mut config: StackConfig) {
     let mut malformed: HashMap<Vec<u8>, u32> = HashMap::new();
     let mut expected_rows: BTreeMap<(String, String, String), BTreeMap<String, f64>> =
         BTreeMap::new();
-    let routing = Routing::default();
     for e in &entries {
         match normalize(&e.data, arrival) {
             Ok(o) => {
@@ -132,7 +130,7 @@ async fn delivered_once_or_failed_with_its_reason(mut config: StackConfig) {
                     format_rfc3339(&o.observed_at),
                 );
                 *expected.entry(key).or_default() += 1;
-                if let Some(table) = routing.table_for(&o.datatype) {
+                if let Some(table) = streamlake_e2e::weather_table(&o.datatype) {
                     expected_rows
                         .entry((
                             table.to_owned(),
@@ -249,7 +247,12 @@ async fn delivered_once_or_failed_with_its_reason(mut config: StackConfig) {
             .unwrap();
         assert_eq!(
             record["reason"],
-            normalize(&raw, arrival).unwrap_err().to_string()
+            stack
+                .config()
+                .dataset
+                .normalize(&raw, arrival)
+                .unwrap_err()
+                .to_string()
         );
         assert!(key.ends_with(&format!(
             "/{}.json",

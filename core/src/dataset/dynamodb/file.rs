@@ -11,7 +11,7 @@ use toml::Spanned;
 use super::expression::{max_versioned_attributes, versioned_update};
 use super::{
     Aggregate, Attribute, DynamoDb, Filter, ItemTable, JsonAs, Key, KeySource, KeyType, Measure,
-    Nulls, Pivot, ROW_VERSION_ATTRIBUTE, SummaryTable, VERSION_SUFFIX, Versions,
+    Nulls, Pivot, Position, ROW_VERSION_ATTRIBUTE, SummaryTable, VERSION_SUFFIX, Versions,
     WINDOW_END_ATTRIBUTE, Window, key_type,
 };
 use crate::dataset::error::DatasetError;
@@ -25,6 +25,15 @@ pub(in crate::dataset) struct RawDynamoDb {
     tables: Vec<Spanned<RawTable>>,
     #[serde(default)]
     summaries: Vec<Spanned<RawSummary>>,
+    position: Option<Spanned<RawPosition>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPosition {
+    table: Spanned<String>,
+    latitude: Spanned<String>,
+    longitude: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -172,7 +181,64 @@ pub(in crate::dataset) fn check(
             .summaries
             .push(summary_table(c, cx, summary, span, &key)?);
     }
+    if let Some(raw) = raw.position {
+        dynamodb.position = Some(position(c, cx, &dynamodb.tables, raw.into_inner())?);
+    }
     Ok(dynamodb)
+}
+
+/// `[dynamodb.position]`: an item table, and two of its numeric attributes.
+fn position(
+    c: &Checker<'_>,
+    cx: &Context<'_>,
+    tables: &[ItemTable],
+    raw: RawPosition,
+) -> Result<Position, DatasetError> {
+    let Some(table) = tables.iter().find(|t| t.name == *raw.table.get_ref()) else {
+        let names: Vec<&str> = tables.iter().map(|t| t.name.as_str()).collect();
+        return c.error(
+            raw.table.span(),
+            "dynamodb.position.table",
+            format!(
+                "{:?} is not a table of [[dynamodb.tables]] (tables: {})",
+                raw.table.get_ref(),
+                names.join(", ")
+            ),
+        );
+    };
+    let attribute = |name: &Spanned<String>, key: &str| -> Result<String, DatasetError> {
+        let i = column(c, cx, name, key)?;
+        if !matches!(cx.columns[i].ty, ColumnType::Double | ColumnType::Long) {
+            return c.error(
+                name.span(),
+                key,
+                format!(
+                    "column {:?} is a {}: a coordinate is a double or a long",
+                    name.get_ref(),
+                    cx.columns[i].ty
+                ),
+            );
+        }
+        match table.attributes.iter().find(|a| a.column == i) {
+            Some(a) => Ok(a.name.clone()),
+            None => c.error(
+                name.span(),
+                key,
+                format!(
+                    "column {:?} is not an attribute of table {:?}",
+                    name.get_ref(),
+                    table.name
+                ),
+            ),
+        }
+    };
+    Ok(Position {
+        table: table.name.clone(),
+        key: table.partition_key.attribute.clone(),
+        order: table.sort_key.as_ref().map(|k| k.attribute.clone()),
+        latitude: attribute(&raw.latitude, "dynamodb.position.latitude")?,
+        longitude: attribute(&raw.longitude, "dynamodb.position.longitude")?,
+    })
 }
 
 /// A column by name, or a refusal listing the columns.

@@ -44,6 +44,24 @@ pub struct DynamoDb {
     pub tables: Vec<ItemTable>,
     /// Tables of window summaries.
     pub summaries: Vec<SummaryTable>,
+    /// Where each partition key's latest position is, for `status` and the dashboard.
+    pub position: Option<Position>,
+}
+
+/// Where `status` and the dashboard find the latest position of each partition key of an
+/// item table (`[dynamodb.position]`): the item with the greatest sort key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    /// The item table.
+    pub table: String,
+    /// Its partition key's attribute: whose position it is.
+    pub key: String,
+    /// Its sort key's attribute, when it has one: the newest item is the latest position.
+    pub order: Option<String>,
+    /// The attribute holding the latitude, in degrees.
+    pub latitude: String,
+    /// The attribute holding the longitude, in degrees.
+    pub longitude: String,
 }
 
 impl DynamoDb {

@@ -11,6 +11,9 @@
 //! - `MaximumRetryAttempts` and `MaximumRecordAgeInSeconds` bound the retries; records
 //!   given up on are skipped, and the on-failure destination (an SQS queue) gets the
 //!   metadata-only record with `KinesisBatchInfo`.
+//! - `TumblingWindowInSeconds`: windows aligned on the arrival time; each batch gets the
+//!   window's state, and the final invocation is retried until it succeeds, the lane
+//!   waiting meanwhile, as Lambda does.
 //! - The shard's checkpoint (on disk, when a store is given) only moves past records that
 //!   are settled, so a restart resumes where the mapping stopped.
 
@@ -553,8 +556,11 @@ impl Lane {
         }
     }
 
-    /// The final invocation of the open window, retried like a batch; the window closes
-    /// when it succeeds or its retries run out.
+    /// The final invocation of the open window. It is retried until it succeeds, and the
+    /// lane waits meanwhile: "If the invocation fails, your Lambda function pauses further
+    /// processing until a successful invocation" (Lambda developer guide, "Implementing
+    /// stateful Kinesis Data Streams processing in Lambda", services-kinesis-windows.html).
+    /// `MaximumRetryAttempts` does not apply: giving up would drop the window's aggregates.
     async fn close_window(&mut self, stop: &mut watch::Receiver<bool>) {
         let (result, _) = self.invoke(0, true).await;
         self.ctx.stats.lock().expect("not poisoned").invocations += 1;
@@ -565,26 +571,19 @@ impl Lane {
         match result {
             BatchResult::Success | BatchResult::RetryFrom(_) => self.window = None,
             BatchResult::Failed { reason, .. } => {
-                let retries = window.final_attempts - 1;
-                if self
-                    .ctx
-                    .config
-                    .max_retries
-                    .is_some_and(|max| retries >= max)
-                {
-                    tracing::error!(
-                        shard = %self.shard_id(),
-                        "retries exhausted for the final invocation of a tumbling window, dropping its state: {reason}"
-                    );
-                    self.window = None;
-                } else {
-                    tracing::warn!(
-                        "final invocation of a tumbling window failed, retrying: {reason}"
-                    );
-                    let backoff =
-                        Duration::from_millis(100 * u64::from(window.final_attempts.min(20)));
-                    let _ = tokio::time::timeout(backoff, stop.changed()).await;
-                }
+                let attempt = window.final_attempts;
+                self.ctx
+                    .stats
+                    .lock()
+                    .expect("not poisoned")
+                    .failed_invocations += 1;
+                tracing::warn!(
+                    shard = %self.shard_id(),
+                    attempt,
+                    "final invocation of a tumbling window failed, retrying: {reason}"
+                );
+                let backoff = Duration::from_millis(100 * u64::from(attempt.min(20)));
+                let _ = tokio::time::timeout(backoff, stop.changed()).await;
             }
         }
     }
