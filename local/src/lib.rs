@@ -15,6 +15,8 @@
 //!   documents for each.
 //! - [`http`]: HTTP servers the stack puts in front of the emulator (the fault proxy).
 //! - [`dashboard`]: the live page `up` serves.
+//! - [`positions`]: each partition key's latest position (`[dynamodb.position]`) and its
+//!   SVG plot, for `status` and the dashboard.
 //! - [`dataset_tool`]: `streamlake dataset check` and `infer`.
 //! - [`status`]: a snapshot of a running stack (`streamlake status`), served by `up`.
 //! - [`tail`]: following a stream from the command line (`streamlake tail`).
