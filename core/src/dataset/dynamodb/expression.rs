@@ -61,12 +61,16 @@ pub fn versioned_update(
     }
 }
 
-/// The most attributes, each with its own version, that one update can set.
+/// The most attributes, each with its own version, that one update can set (found once:
+/// the consumer asks for every row).
 pub fn max_versioned_attributes() -> usize {
-    (1..)
-        .take_while(|&n| versioned_update(std::iter::repeat_n(true, n), n).fit())
-        .last()
-        .unwrap_or(1)
+    static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| {
+        (1..)
+            .take_while(|&n| versioned_update(std::iter::repeat_n(true, n), n).fit())
+            .last()
+            .unwrap_or(1)
+    })
 }
 
 #[cfg(test)]
