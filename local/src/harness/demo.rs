@@ -98,6 +98,8 @@ pub struct DemoReport {
     pub discarded: u64,
     /// The dataset that has no consumer tables (`[dynamodb]`), if so.
     pub no_consumer: Option<String>,
+    /// Summary tables left empty because the mapping had no tumbling window.
+    pub unfilled_summaries: Vec<String>,
 }
 
 impl DemoReport {
@@ -148,7 +150,14 @@ impl fmt::Display for DemoReport {
             )?;
         }
         for (table, rows) in &c.rows {
-            writeln!(f, "  {table:<16} {rows} rows")?;
+            if self.unfilled_summaries.contains(table) {
+                writeln!(
+                    f,
+                    "  {table:<16} {rows} rows (a window summary: --tumbling-window SECONDS fills it)"
+                )?;
+            } else {
+                writeln!(f, "  {table:<16} {rows} rows")?;
+            }
         }
         writeln!(
             f,
@@ -251,6 +260,7 @@ pub async fn run(stack: &LocalStack, options: &DemoOptions) -> Result<DemoReport
             counts: count(clients, config).await?,
             discarded: 0,
             no_consumer: no_consumer(config),
+            unfilled_summaries: unfilled_summaries(config),
         });
     }
     let waiting = Step::start("waiting for Firehose and the consumer to settle them", "");
@@ -285,6 +295,7 @@ pub async fn run(stack: &LocalStack, options: &DemoOptions) -> Result<DemoReport
         counts,
         discarded: stack.mapping_stats().discarded,
         no_consumer: no_consumer(config),
+        unfilled_summaries: unfilled_summaries(config),
     })
 }
 
@@ -295,6 +306,14 @@ fn no_consumer(config: &StackConfig) -> Option<String> {
         .dynamodb()
         .is_none()
         .then(|| config.dataset.name().to_owned())
+}
+
+/// The dataset's summary tables, when no tumbling window carries them.
+fn unfilled_summaries(config: &StackConfig) -> Vec<String> {
+    match (config.dataset.dynamodb(), config.mapping.tumbling_window) {
+        (Some(dynamodb), None) => dynamodb.summaries.iter().map(|s| s.name.clone()).collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Counts what the lake and the tables hold, by reading them.
