@@ -459,3 +459,121 @@ async fn a_failing_final_invocation_is_retried_until_it_succeeds() {
     assert!(run.stats.failed_invocations >= 5, "{:?}", run.stats);
     assert_eq!(run.failures.len(), 0);
 }
+
+/// Stopped while a tumbling window is open, the mapping has not checkpointed the window's
+/// records: the next start reads them again, and the window's aggregates are whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_window_cut_by_a_stop_is_read_again_at_the_next_start() {
+    let state_dir = default_state_dir();
+    let mut emulator = Emulator::start(&state_dir, &run_logs()).await.unwrap();
+    let clients = Clients::connect(emulator.endpoint(), true).await;
+    let provisioned = resources::ensure(
+        &clients,
+        &Resources {
+            stream: "flaky".into(),
+            shards: 1,
+            bucket: "flaky".into(),
+            tables: Vec::new(),
+            failure_queue: "flaky-failures".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let entries: Vec<Entry> = (0..30)
+        .map(|i| Entry {
+            partition_key: "key".into(),
+            data: format!("record {i}").into_bytes(),
+        })
+        .collect();
+    let producer = Producer::new(clients.kinesis.clone(), ProducerConfig::new("flaky"));
+    assert_eq!(producer.send(entries, |_| {}).await.unwrap().sent, 30);
+    let log = std::env::temp_dir().join(format!(
+        "flaky-cut-{}-{}.log",
+        std::process::id(),
+        uuid_like()
+    ));
+    let function = Arc::new(
+        LambdaFunction::start(FunctionSpec {
+            name: "flaky".into(),
+            binary: env!("CARGO_BIN_EXE_flaky_lambda").into(),
+            env: vec![
+                ("FLAKY_LOG".into(), log.display().to_string()),
+                ("FLAKY_MODE".into(), "window".into()),
+            ],
+            timeout: Duration::from_secs(30),
+            memory_mb: 128,
+            log_path: std::env::temp_dir().join(format!("flaky-{}.stderr", std::process::id())),
+            region: clients.region(),
+            faults: None,
+        })
+        .await
+        .unwrap(),
+    );
+    let checkpoints = streamlake::emulated::checkpoint::CheckpointStore::open(
+        &std::env::temp_dir().join(format!("flaky-cut-{}-{}", std::process::id(), uuid_like())),
+        &provisioned.stream_arn,
+    )
+    .unwrap();
+    let config = |window: Duration| {
+        let mut config = MappingConfig::new(
+            "flaky",
+            &provisioned.stream_arn,
+            &clients.region(),
+            "arn:aws:iam::123456789012:role/flaky",
+        );
+        config.batch_size = 10;
+        config.tumbling_window = Some(window);
+        config.checkpoints = Some(checkpoints.clone());
+        config
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let windowed = || -> u64 {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.strip_prefix("window "))
+            .map(|n| n.parse::<u64>().unwrap())
+            .sum()
+    };
+
+    // A window longer than the test: every record done, none of them checkpointed.
+    let mapping = EventSourceMapping::start(
+        config(Duration::from_secs(3600)),
+        &clients,
+        function.clone(),
+    )
+    .await
+    .unwrap();
+    while !(mapping.stats().records_read == 30 && mapping.stats().settled()) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            mapping.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    mapping.stop().await;
+    assert_eq!(windowed(), 0, "the window never closed");
+    assert_eq!(checkpoints.get("flaky", "shardId-000000000000"), None);
+
+    // The next start reads the window's records again, and its windows close.
+    let mapping =
+        EventSourceMapping::start(config(Duration::from_secs(1)), &clients, function.clone())
+            .await
+            .unwrap();
+    while windowed() < 30 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of 30: {:?}",
+            windowed(),
+            mapping.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(mapping.stats().records_read, 30);
+    mapping.stop().await;
+    assert_eq!(windowed(), 30);
+    let _ = std::fs::remove_file(&log);
+    Arc::into_inner(function).unwrap().stop().await;
+    emulator.stop().await;
+}

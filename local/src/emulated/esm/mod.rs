@@ -13,7 +13,9 @@
 //!   metadata-only record with `KinesisBatchInfo`.
 //! - `TumblingWindowInSeconds`: windows aligned on the arrival time; each batch gets the
 //!   window's state, and the final invocation is retried until it succeeds, the lane
-//!   waiting meanwhile, as Lambda does.
+//!   waiting meanwhile, as Lambda does; the checkpoint moves past a window's records only
+//!   once its final invocation succeeded, so a stop or a crash mid-window reads them
+//!   again instead of losing the window's aggregates.
 //! - The shard's checkpoint (on disk, when a store is given) only moves past records that
 //!   are settled, so a restart resumes where the mapping stopped.
 
@@ -226,14 +228,17 @@ struct ShardProgress {
 }
 
 impl ShardProgress {
-    /// Marks records settled; returns the new checkpoint if it moved.
-    fn settle(&mut self, records: &[StreamRecord]) -> Option<String> {
+    /// Marks records settled; returns the new checkpoint if it moved. Their read-ahead
+    /// permits go back unless they were given back already (`released`).
+    fn settle(&mut self, records: &[StreamRecord], released: bool) -> Option<String> {
         for r in records {
             if let Some(entry) = self.records.get_mut(&seqnum::sortable(&r.sequence_number)) {
                 entry.1 = true;
             }
         }
-        self.read_ahead.add_permits(records.len());
+        if !released {
+            self.read_ahead.add_permits(records.len());
+        }
         let mut checkpoint = None;
         while let Some(entry) = self.records.first_entry() {
             if !entry.get().1 {
@@ -270,6 +275,7 @@ async fn run_shard(ctx: Arc<Context>, mut reader: ShardReader, mut stop: watch::
             splits: Vec::new(),
             attempts: 0,
             window: None,
+            held: Vec::new(),
         };
         workers.spawn(lane.run(stop.clone()));
     }
@@ -328,6 +334,10 @@ struct Lane {
     attempts: u32,
     /// The open tumbling window.
     window: Option<OpenWindow>,
+    /// Records of the open window that are done but whose checkpoint waits for the
+    /// window's final invocation: a stop or a crash before it reads them again, so the
+    /// window's aggregates are rebuilt instead of lost.
+    held: Vec<StreamRecord>,
 }
 
 /// A tumbling window being aggregated by the function.
@@ -569,7 +579,11 @@ impl Lane {
         };
         window.final_attempts += 1;
         match result {
-            BatchResult::Success | BatchResult::RetryFrom(_) => self.window = None,
+            BatchResult::Success | BatchResult::RetryFrom(_) => {
+                self.window = None;
+                let held = std::mem::take(&mut self.held);
+                self.checkpoint(&held, true);
+            }
             BatchResult::Failed { reason, .. } => {
                 let attempt = window.final_attempts;
                 self.ctx
@@ -684,8 +698,20 @@ impl Lane {
                 stats.succeeded += n as u64;
             }
         }
+        if self.window.is_some() {
+            // Read ahead goes on; the checkpoint waits for the window to close.
+            let progress = self.progress.lock().expect("not poisoned");
+            progress.read_ahead.add_permits(settled.len());
+            self.held.extend(settled);
+            return;
+        }
+        self.checkpoint(&settled, false);
+    }
+
+    /// Settles `records` in the shard's progress and saves the checkpoint if it moved.
+    fn checkpoint(&self, records: &[StreamRecord], released: bool) {
         let mut progress = self.progress.lock().expect("not poisoned");
-        if let Some(checkpoint) = progress.settle(&settled)
+        if let Some(checkpoint) = progress.settle(records, released)
             && let Some(store) = &self.ctx.config.checkpoints
         {
             store.set(
