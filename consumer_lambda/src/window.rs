@@ -423,33 +423,77 @@ fn improves(item: &Item, (attribute, x, lower): &(&str, f64, bool)) -> bool {
 /// Writes a new row whole in one request: its counts, sums, extremes and window. Returns
 /// false when the row exists after all.
 async fn create(client: &Client, row: &Row, window_end: &str) -> Result<bool, String> {
+    add_to_row(
+        client,
+        &row.table,
+        &row.key,
+        &row.aggregate,
+        window_end,
+        true,
+    )
+    .await
+}
+
+/// Adds the window's counts and sums, once: the condition refuses a window that is not
+/// newer than the last one added.
+async fn add_window(
+    client: &Client,
+    table: &str,
+    key: &HashMap<String, AttributeValue>,
+    aggregate: &RowAggregate,
+    window_end: &str,
+) -> Result<(), String> {
+    // Refused: this window (or a later one) is already in the row.
+    add_to_row(client, table, key, aggregate, window_end, false)
+        .await
+        .map(|_| ())
+}
+
+/// Adds the window's counts and sums to a row and sets its `window_end`, with its extremes
+/// too when the row must be `new`; conditional on the row not holding this window (or, when
+/// `new`, any window). Returns whether the condition held.
+async fn add_to_row(
+    client: &Client,
+    table: &str,
+    key: &HashMap<String, AttributeValue>,
+    aggregate: &RowAggregate,
+    window_end: &str,
+    new: bool,
+) -> Result<bool, String> {
     let mut request = client
         .update_item()
-        .table_name(&row.table)
-        .set_key(Some(row.key.clone()))
+        .table_name(table)
+        .set_key(Some(key.clone()))
         .expression_attribute_names("#w", WINDOW_END_ATTRIBUTE)
         .expression_attribute_values(":w", AttributeValue::S(window_end.to_owned()));
     let mut adds = Vec::new();
     let mut sets = vec!["#w = :w".to_owned()];
-    for (i, (attribute, n)) in numbers(&row.aggregate).enumerate() {
+    for (i, (attribute, n)) in numbers(aggregate).enumerate() {
         adds.push(format!("#n{i} :n{i}"));
         request = request
             .expression_attribute_names(format!("#n{i}"), attribute)
             .expression_attribute_values(format!(":n{i}"), AttributeValue::N(n));
     }
-    for (i, (attribute, x, _)) in extremes(&row.aggregate).into_iter().enumerate() {
-        sets.push(format!("#e{i} = :e{i}"));
-        request = request
-            .expression_attribute_names(format!("#e{i}"), attribute)
-            .expression_attribute_values(format!(":e{i}"), AttributeValue::N(x.to_string()));
+    if new {
+        for (i, (attribute, x, _)) in extremes(aggregate).into_iter().enumerate() {
+            sets.push(format!("#e{i} = :e{i}"));
+            request = request
+                .expression_attribute_names(format!("#e{i}"), attribute)
+                .expression_attribute_values(format!(":e{i}"), AttributeValue::N(x.to_string()));
+        }
     }
     let mut update = format!("SET {}", sets.join(", "));
     if !adds.is_empty() {
         update = format!("ADD {} {update}", adds.join(", "));
     }
+    let condition = if new {
+        "attribute_not_exists(#w)"
+    } else {
+        "attribute_not_exists(#w) OR #w < :w"
+    };
     let result = request
         .update_expression(update)
-        .condition_expression("attribute_not_exists(#w)")
+        .condition_expression(condition)
         .send()
         .await;
     match result {
@@ -473,53 +517,6 @@ fn numbers(aggregate: &RowAggregate) -> impl Iterator<Item = (&String, String)> 
         .iter()
         .map(|(a, n)| (a, n.to_string()))
         .chain(aggregate.sums.iter().map(|(a, x)| (a, x.to_string())))
-}
-
-/// Adds the window's counts and sums, once: the condition refuses a window that is not
-/// newer than the last one added.
-async fn add_window(
-    client: &Client,
-    table: &str,
-    key: &HashMap<String, AttributeValue>,
-    aggregate: &RowAggregate,
-    window_end: &str,
-) -> Result<(), String> {
-    let mut adds = Vec::new();
-    let mut request = client
-        .update_item()
-        .table_name(table)
-        .set_key(Some(key.clone()))
-        .expression_attribute_names("#w", WINDOW_END_ATTRIBUTE)
-        .expression_attribute_values(":w", AttributeValue::S(window_end.to_owned()));
-    for (i, (attribute, n)) in numbers(aggregate).enumerate() {
-        adds.push(format!("#n{i} :n{i}"));
-        request = request
-            .expression_attribute_names(format!("#n{i}"), attribute)
-            .expression_attribute_values(format!(":n{i}"), AttributeValue::N(n));
-    }
-    let update = if adds.is_empty() {
-        "SET #w = :w".to_owned()
-    } else {
-        format!("ADD {} SET #w = :w", adds.join(", "))
-    };
-    let result = request
-        .update_expression(update)
-        .condition_expression("attribute_not_exists(#w) OR #w < :w")
-        .send()
-        .await;
-    match result {
-        Ok(_) => Ok(()),
-        // This window (or a later one) is already in the row.
-        Err(e)
-            if matches!(
-                e.as_service_error(),
-                Some(UpdateItemError::ConditionalCheckFailedException(_))
-            ) =>
-        {
-            Ok(())
-        }
-        Err(e) => Err(DisplayErrorContext(e).to_string()),
-    }
 }
 
 /// Sets the lowest and highest values where they improve on the stored ones. Setting

@@ -417,26 +417,7 @@ impl LocalStack {
         records: u64,
         timeout: Duration,
     ) -> Result<(), StackError> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut flushed = false;
-        loop {
-            let stats = self.firehose_stats();
-            if stats.records_read >= records {
-                if stats.settled() {
-                    return Ok(());
-                }
-                if !flushed {
-                    self.flush_firehose().await;
-                    flushed = true;
-                }
-            }
-            if tokio::time::Instant::now() > deadline {
-                return Err(StackError::Timeout(format!(
-                    "Firehose did not settle {records} records within {timeout:?}: {stats:?}"
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.wait_until_settled(records, None, timeout).await
     }
 
     /// Waits until both branches have read at least `records` records and settled every
@@ -455,12 +436,27 @@ impl LocalStack {
         mapping: u64,
         timeout: Duration,
     ) -> Result<(), StackError> {
+        self.wait_until_settled(firehose, Some(mapping), timeout)
+            .await
+    }
+
+    /// Waits until Firehose has read `firehose` records and the mapping, when `mapping`
+    /// is given, that many, each branch having settled what it read.
+    async fn wait_until_settled(
+        &self,
+        firehose: u64,
+        mapping: Option<u64>,
+        timeout: Duration,
+    ) -> Result<(), StackError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut flushed = false;
         loop {
             let f = self.firehose_stats();
             let m = self.mapping_stats();
-            let consumed = self.mapping.is_none() || (m.records_read >= mapping && m.settled());
+            let consumed = match (mapping, &self.mapping) {
+                (Some(records), Some(_)) => m.records_read >= records && m.settled(),
+                _ => true,
+            };
             if f.records_read >= firehose && consumed {
                 if f.settled() {
                     return Ok(());
@@ -471,10 +467,15 @@ impl LocalStack {
                 }
             }
             if tokio::time::Instant::now() > deadline {
-                return Err(StackError::Timeout(format!(
-                    "the pipeline did not settle ({firehose} records for Firehose, {mapping} for the consumer) \
-                     within {timeout:?}: firehose {f:?}, consumer {m:?}"
-                )));
+                return Err(StackError::Timeout(match mapping {
+                    Some(mapping) => format!(
+                        "the pipeline did not settle ({firehose} records for Firehose, {mapping} for the consumer) \
+                         within {timeout:?}: firehose {f:?}, consumer {m:?}"
+                    ),
+                    None => format!(
+                        "Firehose did not settle {firehose} records within {timeout:?}: {f:?}"
+                    ),
+                }));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

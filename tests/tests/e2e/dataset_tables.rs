@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DurationRound, TimeDelta, Utc};
-use consumer_lambda::{InputRecord, Tables, WriteOptions, apply, plan_batch};
+use consumer_lambda::Tables;
 use producer::input::{PartitionKeyer, ndjson_entries};
 use producer::redrive::{self, RedriveConfig, Source};
 use producer::{Entry, Producer, ProducerConfig};
@@ -29,7 +29,7 @@ use streamlake_core::dataset::{Dataset, Value};
 use streamlake_core::layout::CONSUMER_DEAD_LETTER_PREFIX;
 use streamlake_core::time::{format_rfc3339, from_epoch_millis};
 
-use crate::support::run_logs;
+use crate::support::{run_logs, write_batches};
 
 /// An item: key attribute values -> attribute -> value as text.
 type Items = BTreeMap<Vec<String>, BTreeMap<String, String>>;
@@ -326,20 +326,7 @@ async fn unicorn_tables_are_exact_after_a_run_and_a_replay() {
 
 /// Writes the batches through the consumer's library.
 async fn write(clients: &Clients, tables: &Tables, records: &[(String, Vec<u8>)]) {
-    for batch in records.chunks(50) {
-        let plan = plan_batch(
-            batch.iter().map(|(seq, data)| InputRecord {
-                sequence_number: seq,
-                partition_key: "k",
-                data,
-                arrival: Utc::now(),
-            }),
-            tables,
-        );
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        let outcome = apply(&clients.dynamodb, &plan, WriteOptions::new(8, deadline)).await;
-        assert!(outcome.failed.is_empty(), "{outcome:?}");
-    }
+    write_batches(clients, tables, records, 50, 8).await;
 }
 
 /// The records numbered from `first`, every MagicPoints moved by `shift`.

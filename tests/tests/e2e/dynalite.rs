@@ -2,10 +2,7 @@
 //! condition fails (dynalite), beside moto (which does): the same tables, whatever the
 //! order and the replays.
 
-use std::time::Duration;
-
-use chrono::Utc;
-use consumer_lambda::{InputRecord, Tables, WriteOptions, WriteOutcome, apply, plan_batch};
+use consumer_lambda::{Tables, WriteOutcome};
 use streamlake::harness::binaries::default_state_dir;
 use streamlake::harness::clients::Clients;
 use streamlake::harness::emulator::Emulator;
@@ -15,32 +12,13 @@ use streamlake_core::dataset::Dataset;
 use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
 use streamlake_e2e::{WEATHER_TABLES, expected_rows, table_rows};
 
-use crate::support::run_logs;
+use crate::support::{run_logs, write_batches};
 
 /// (sequence number, data) in the order written.
 type Stream = Vec<(String, Vec<u8>)>;
 
 async fn write(clients: &Clients, records: &[(String, Vec<u8>)], tables: &Tables) -> WriteOutcome {
-    let mut total = WriteOutcome::default();
-    for batch in records.chunks(100) {
-        let plan = plan_batch(
-            batch.iter().map(|(seq, data)| InputRecord {
-                sequence_number: seq,
-                partition_key: "k",
-                data,
-                arrival: Utc::now(),
-            }),
-            tables,
-        );
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        let outcome = apply(&clients.dynamodb, &plan, WriteOptions::new(16, deadline)).await;
-        assert!(outcome.failed.is_empty(), "{outcome:?}");
-        total.written += outcome.written;
-        total.stale += outcome.stale;
-        total.requests += outcome.requests;
-        total.reads += outcome.reads;
-    }
-    total
+    write_batches(clients, tables, records, 100, 16).await
 }
 
 /// The records, numbered from `first`, with every value changed by `shift` and only the

@@ -45,14 +45,20 @@ async fn run(
     run_entries(mode, entries, configure).await
 }
 
-/// [`run`] with the Kinesis records given as they are (KPL aggregates, for example).
-async fn run_entries(
-    mode: &str,
-    entries: Vec<Entry>,
-    configure: impl FnOnce(&mut MappingConfig),
-) -> Run {
+/// A one-shard stream holding the records, and `flaky_lambda` in `mode` logging to `log`.
+struct Setup {
+    emulator: Emulator,
+    clients: Clients,
+    provisioned: resources::Provisioned,
+    function: Arc<LambdaFunction>,
+    log: std::path::PathBuf,
+}
+
+/// Produces `entries` to a new one-shard stream `flaky` and starts `flaky_lambda` in
+/// `mode`.
+async fn setup(mode: &str, entries: Vec<Entry>) -> Setup {
     let state_dir = default_state_dir();
-    let mut emulator = Emulator::start(&state_dir, &run_logs()).await.unwrap();
+    let emulator = Emulator::start(&state_dir, &run_logs()).await.unwrap();
     let clients = Clients::connect(emulator.endpoint(), true).await;
     let provisioned = resources::ensure(
         &clients,
@@ -91,18 +97,61 @@ async fn run_entries(
         .await
         .unwrap(),
     );
-    let mut config = MappingConfig::new(
-        "flaky",
-        &provisioned.stream_arn,
-        &clients.region(),
-        "arn:aws:iam::123456789012:role/flaky",
-    );
+    Setup {
+        emulator,
+        clients,
+        provisioned,
+        function,
+        log,
+    }
+}
+
+impl Setup {
+    /// The mapping's configuration for the stream and the function.
+    fn config(&self) -> MappingConfig {
+        MappingConfig::new(
+            "flaky",
+            &self.provisioned.stream_arn,
+            &self.clients.region(),
+            "arn:aws:iam::123456789012:role/flaky",
+        )
+    }
+
+    /// The records the `window` mode's final invocations counted.
+    fn windowed(&self) -> u64 {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.strip_prefix("window "))
+            .map(|n| n.parse::<u64>().unwrap())
+            .sum()
+    }
+
+    /// Removes the logs, stops the function and the emulator.
+    async fn finish(mut self) {
+        let _ = std::fs::remove_file(&self.log);
+        let _ = std::fs::remove_file(format!("{}.finals", self.log.display()));
+        Arc::into_inner(self.function).unwrap().stop().await;
+        self.emulator.stop().await;
+    }
+}
+
+/// [`run`] with the Kinesis records given as they are (KPL aggregates, for example).
+async fn run_entries(
+    mode: &str,
+    entries: Vec<Entry>,
+    configure: impl FnOnce(&mut MappingConfig),
+) -> Run {
+    let count = entries.len() as u64;
+    let setup = setup(mode, entries).await;
+    let (clients, provisioned) = (&setup.clients, &setup.provisioned);
+    let mut config = setup.config();
     config.on_failure = Some(OnFailureDestination {
         sqs: clients.sqs.clone(),
         queue_url: provisioned.failure_queue_url.clone(),
     });
     configure(&mut config);
-    let mapping = EventSourceMapping::start(config, &clients, function.clone())
+    let mapping = EventSourceMapping::start(config, clients, setup.function.clone())
         .await
         .unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
@@ -115,26 +164,18 @@ async fn run_entries(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // In `window` mode, also until the windows' final invocations logged every record.
-    let windowed = |log: &std::path::Path| -> u64 {
-        std::fs::read_to_string(log)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.strip_prefix("window "))
-            .map(|n| n.parse::<u64>().unwrap())
-            .sum()
-    };
-    while mode == "window" && windowed(&log) < count {
+    while mode == "window" && setup.windowed() < count {
         assert!(
             tokio::time::Instant::now() < deadline,
             "windows not closed: {} of {count} records",
-            windowed(&log)
+            setup.windowed()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let stats = mapping.stats();
     mapping.stop().await;
 
-    let completed = std::fs::read_to_string(&log)
+    let completed = std::fs::read_to_string(&setup.log)
         .unwrap_or_default()
         .lines()
         .map(|l| {
@@ -142,16 +183,13 @@ async fn run_entries(
             (k.to_owned(), s.to_owned())
         })
         .collect();
-    let _ = std::fs::remove_file(&log);
-    let _ = std::fs::remove_file(format!("{}.finals", log.display()));
     let failures = drain_queue(&clients.sqs, &provisioned.failure_queue_url)
         .await
         .iter()
         .map(|m| serde_json::from_str(m).unwrap())
         .collect();
-    let produced = read_sequence_numbers(&clients).await;
-    Arc::into_inner(function).unwrap().stop().await;
-    emulator.stop().await;
+    let produced = read_sequence_numbers(clients).await;
+    setup.finish().await;
     Run {
         completed,
         produced,
@@ -464,86 +502,32 @@ async fn a_failing_final_invocation_is_retried_until_it_succeeds() {
 /// records: the next start reads them again, and the window's aggregates are whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_window_cut_by_a_stop_is_read_again_at_the_next_start() {
-    let state_dir = default_state_dir();
-    let mut emulator = Emulator::start(&state_dir, &run_logs()).await.unwrap();
-    let clients = Clients::connect(emulator.endpoint(), true).await;
-    let provisioned = resources::ensure(
-        &clients,
-        &Resources {
-            stream: "flaky".into(),
-            shards: 1,
-            bucket: "flaky".into(),
-            tables: Vec::new(),
-            failure_queue: "flaky-failures".into(),
-        },
-    )
-    .await
-    .unwrap();
     let entries: Vec<Entry> = (0..30)
         .map(|i| Entry {
             partition_key: "key".into(),
             data: format!("record {i}").into_bytes(),
         })
         .collect();
-    let producer = Producer::new(clients.kinesis.clone(), ProducerConfig::new("flaky"));
-    assert_eq!(producer.send(entries, |_| {}).await.unwrap().sent, 30);
-    let log = std::env::temp_dir().join(format!(
-        "flaky-cut-{}-{}.log",
-        std::process::id(),
-        uuid_like()
-    ));
-    let function = Arc::new(
-        LambdaFunction::start(FunctionSpec {
-            name: "flaky".into(),
-            binary: env!("CARGO_BIN_EXE_flaky_lambda").into(),
-            env: vec![
-                ("FLAKY_LOG".into(), log.display().to_string()),
-                ("FLAKY_MODE".into(), "window".into()),
-            ],
-            timeout: Duration::from_secs(30),
-            memory_mb: 128,
-            log_path: std::env::temp_dir().join(format!("flaky-{}.stderr", std::process::id())),
-            region: clients.region(),
-            faults: None,
-        })
-        .await
-        .unwrap(),
-    );
+    let setup = setup("window", entries).await;
     let checkpoints = streamlake::emulated::checkpoint::CheckpointStore::open(
         &std::env::temp_dir().join(format!("flaky-cut-{}-{}", std::process::id(), uuid_like())),
-        &provisioned.stream_arn,
+        &setup.provisioned.stream_arn,
     )
     .unwrap();
     let config = |window: Duration| {
-        let mut config = MappingConfig::new(
-            "flaky",
-            &provisioned.stream_arn,
-            &clients.region(),
-            "arn:aws:iam::123456789012:role/flaky",
-        );
+        let mut config = setup.config();
         config.batch_size = 10;
         config.tumbling_window = Some(window);
         config.checkpoints = Some(checkpoints.clone());
         config
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    let windowed = || -> u64 {
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.strip_prefix("window "))
-            .map(|n| n.parse::<u64>().unwrap())
-            .sum()
-    };
+    let start =
+        |window| EventSourceMapping::start(config(window), &setup.clients, setup.function.clone());
 
-    // A window longer than the test: every record done, none of them checkpointed.
-    let mapping = EventSourceMapping::start(
-        config(Duration::from_secs(3600)),
-        &clients,
-        function.clone(),
-    )
-    .await
-    .unwrap();
+    // A window longer than the test: every record done, none of them checkpointed. (Its
+    // final invocation would fail 5 times: it never comes.)
+    let mapping = start(Duration::from_secs(3600)).await.unwrap();
     while !(mapping.stats().records_read == 30 && mapping.stats().settled()) {
         assert!(
             tokio::time::Instant::now() < deadline,
@@ -553,27 +537,22 @@ async fn a_window_cut_by_a_stop_is_read_again_at_the_next_start() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     mapping.stop().await;
-    assert_eq!(windowed(), 0, "the window never closed");
+    assert_eq!(setup.windowed(), 0, "the window never closed");
     assert_eq!(checkpoints.get("flaky", "shardId-000000000000"), None);
 
     // The next start reads the window's records again, and its windows close.
-    let mapping =
-        EventSourceMapping::start(config(Duration::from_secs(1)), &clients, function.clone())
-            .await
-            .unwrap();
-    while windowed() < 30 {
+    let mapping = start(Duration::from_secs(1)).await.unwrap();
+    while setup.windowed() < 30 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "{} of 30: {:?}",
-            windowed(),
+            setup.windowed(),
             mapping.stats()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(mapping.stats().records_read, 30);
     mapping.stop().await;
-    assert_eq!(windowed(), 30);
-    let _ = std::fs::remove_file(&log);
-    Arc::into_inner(function).unwrap().stop().await;
-    emulator.stop().await;
+    assert_eq!(setup.windowed(), 30);
+    setup.finish().await;
 }

@@ -340,3 +340,38 @@ pub async fn start_up(
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     child
 }
+
+/// Writes `records` (sequence number, data) through the consumer's library, `batch` at a
+/// time with `concurrency` requests in flight, as the Lambda does; every row must be
+/// written. Returns the batches' outcomes added up.
+pub async fn write_batches(
+    clients: &Clients,
+    tables: &consumer_lambda::Tables,
+    records: &[(String, Vec<u8>)],
+    batch: usize,
+    concurrency: usize,
+) -> consumer_lambda::WriteOutcome {
+    use consumer_lambda::{InputRecord, WriteOptions, apply, plan_batch};
+
+    let mut total = consumer_lambda::WriteOutcome::default();
+    for batch in records.chunks(batch) {
+        let plan = plan_batch(
+            batch.iter().map(|(seq, data)| InputRecord {
+                sequence_number: seq,
+                partition_key: "k",
+                data,
+                arrival: chrono::Utc::now(),
+            }),
+            tables,
+        );
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        let options = WriteOptions::new(concurrency, deadline);
+        let outcome = apply(&clients.dynamodb, &plan, options).await;
+        assert!(outcome.failed.is_empty(), "{outcome:?}");
+        total.written += outcome.written;
+        total.stale += outcome.stale;
+        total.requests += outcome.requests;
+        total.reads += outcome.reads;
+    }
+    total
+}
