@@ -1,10 +1,13 @@
 //! Helpers of the end-to-end tests: what the tables should hold, and what they hold.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, NaiveDate, Utc};
+use streamlake_core::dataset::{Dataset, InvalidRecord};
 use streamlake_core::time::from_epoch_millis;
-use streamlake_core::{normalize, seqnum};
+use streamlake_core::{PartitionKeys, seqnum};
 
 /// A DynamoDB row: (table, station, date) -> attribute -> value as text.
 pub type Rows = BTreeMap<(String, String, String), BTreeMap<String, String>>;
@@ -24,6 +27,53 @@ pub fn weather_dataset_env() -> (String, String) {
     )
 }
 
+/// One record as the weather dataset reads it: the columns the tests check, its line and
+/// its partition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Weather {
+    pub stationid: String,
+    pub station_name: Option<String>,
+    pub datatype: String,
+    pub value: f64,
+    pub observed_at: DateTime<Utc>,
+    pub date: NaiveDate,
+    partition: PartitionKeys,
+    line: Vec<u8>,
+}
+
+impl Weather {
+    /// The record's partition in the lake.
+    pub fn partition(&self) -> PartitionKeys {
+        self.partition
+    }
+
+    /// Appends the record's NDJSON line, as the transform writes it.
+    pub fn write_ndjson(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.line);
+    }
+}
+
+/// `data` read by the weather dataset (`examples/weather/dataset.toml`), arrived at `arrival`.
+pub fn weather(data: &[u8], arrival: DateTime<Utc>) -> Result<Weather, InvalidRecord> {
+    static DATASET: LazyLock<Dataset> = LazyLock::new(Dataset::weather);
+    let dataset = &*DATASET;
+    let record = dataset.normalize(data, arrival)?;
+    let mut line = Vec::new();
+    record.write_ndjson(dataset, &mut line);
+    let value = |column| record.get(dataset, column).expect("a weather column");
+    let text = |column| value(column).as_str().map(str::to_owned);
+    Ok(Weather {
+        stationid: text("stationid").expect("required"),
+        station_name: text("station_name"),
+        datatype: text("datatype").expect("required"),
+        value: value("value").as_f64().expect("required"),
+        observed_at: value("observed_at").as_timestamp().expect("derived"),
+        date: value("date").as_date().expect("derived"),
+        partition: record.partition,
+        line,
+    })
+}
+
 /// The weather table a datatype goes to: the model of the dataset's `when` filters.
 pub fn weather_table(datatype: &str) -> Option<&'static str> {
     match datatype {
@@ -38,7 +88,7 @@ pub fn weather_table(datatype: &str) -> Option<&'static str> {
 pub fn expected_rows<'a>(records: impl IntoIterator<Item = &'a [u8]>) -> Rows {
     let mut rows = Rows::new();
     for data in records {
-        let Ok(o) = normalize(data, from_epoch_millis(0)) else {
+        let Ok(o) = weather(data, from_epoch_millis(0)) else {
             continue;
         };
         let Some(table) = weather_table(&o.datatype) else {

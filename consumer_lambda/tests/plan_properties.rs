@@ -10,7 +10,6 @@ use consumer_lambda::{InputRecord, Tables, plan_batch};
 use proptest::prelude::*;
 use serde_json::json;
 use streamlake_core::dataset::Dataset;
-use streamlake_core::normalize;
 use streamlake_core::time::from_epoch_millis;
 
 /// One generated record: its sequence number and its data.
@@ -143,13 +142,20 @@ proptest! {
     fn each_attribute_holds_its_newest_value(records in batch()) {
         // The model: the newest record per (row, attribute), from each record alone.
         let mut newest: BTreeMap<(String, String, String, String), (u128, Value)> = BTreeMap::new();
+        let dataset = Dataset::weather();
         for record in &records {
-            let Ok(o) = normalize(&record.data, arrival()) else { continue };
-            let Some(table) = table_for(&o.datatype) else { continue };
-            if !(o.value == 0.0 || (1e-130..1e126).contains(&o.value.abs())) {
+            let Ok(o) = dataset.normalize(&record.data, arrival()) else { continue };
+            let text = |column| o.get(&dataset, column).and_then(|v| v.as_str());
+            let (Some(station), Some(datatype)) = (text("stationid"), text("datatype")) else {
+                continue;
+            };
+            let value = o.get(&dataset, "value").and_then(|v| v.as_f64()).unwrap();
+            let date = o.get(&dataset, "date").and_then(|v| v.as_date()).unwrap();
+            let Some(table) = table_for(datatype) else { continue };
+            if !(value == 0.0 || (1e-130..1e126).contains(&value.abs())) {
                 continue;
             }
-            let row = (table.to_owned(), o.stationid.to_string(), o.date.to_string());
+            let row = (table.to_owned(), station.to_owned(), date.to_string());
             let s = seq(&record.sequence_number);
             let mut set = |attribute: String, value: Value| {
                 let key = (row.0.clone(), row.1.clone(), row.2.clone(), attribute);
@@ -157,9 +163,9 @@ proptest! {
                     newest.insert(key, (s, value));
                 }
             };
-            set(o.datatype.to_string(), Value::Number(o.value.to_string()));
-            if let Some(name) = o.station_name {
-                set("StationName".to_owned(), Value::Text(name.to_string()));
+            set(datatype.to_owned(), Value::Number(value.to_string()));
+            if let Some(name) = text("station_name") {
+                set("StationName".to_owned(), Value::Text(name.to_owned()));
             }
         }
         let planned: BTreeMap<_, _> = plan(&records)

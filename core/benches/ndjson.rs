@@ -14,7 +14,6 @@ use streamlake_core::columnar::arrow_schema;
 use streamlake_core::dataset::Dataset;
 use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
 use streamlake_core::ndjson::NdjsonDecoder;
-use streamlake_core::normalize;
 use streamlake_core::time::from_epoch_millis;
 
 const LINES: usize = 50_000;
@@ -54,11 +53,16 @@ fn ours(schema: SchemaRef) -> impl Fn(&[u8]) -> Vec<RecordBatch> {
 }
 
 fn main() {
+    let dataset = Dataset::weather();
     let mut body = Vec::new();
     for record in WeatherGenerator::new(GeneratorConfig::default()).take(LINES) {
-        normalize(&record.data, from_epoch_millis(1_633_046_400_250))
-            .unwrap()
-            .write_ndjson(&mut body);
+        dataset
+            .normalize_into(
+                &record.data,
+                from_epoch_millis(1_633_046_400_250),
+                &mut body,
+            )
+            .unwrap();
     }
     let two: SchemaRef = Arc::new(Schema::new(vec![
         Field::new("datatype", DataType::Utf8, false),
@@ -69,7 +73,7 @@ fn main() {
         body.len() as f64 / 1e6
     );
     for (columns, schema) in [
-        ("all columns", arrow_schema(&Dataset::weather())),
+        ("all columns", arrow_schema(&dataset)),
         ("two columns", two),
     ] {
         let theirs = throughput(&body, arrow_json(schema.clone()));

@@ -203,7 +203,7 @@ mod tests {
     use std::collections::HashSet;
 
     use super::*;
-    use crate::observation::normalize;
+    use crate::dataset::Dataset;
     use crate::time::from_epoch_millis;
 
     #[test]
@@ -230,10 +230,16 @@ mod tests {
             error_rate: 0.1,
             ..Default::default()
         };
+        let dataset = Dataset::weather();
+        let text = |o: &crate::dataset::Normalized<'_>, column| {
+            o.get(&dataset, column)
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        };
         let mut seen = HashSet::new();
         let mut invalid = 0;
         for r in WeatherGenerator::new(config).take(5_000) {
-            let result = normalize(&r.data, from_epoch_millis(0));
+            let result = dataset.normalize(&r.data, from_epoch_millis(0));
             assert_eq!(
                 result.is_ok(),
                 r.valid,
@@ -242,12 +248,10 @@ mod tests {
             );
             match result {
                 Ok(o) => {
-                    assert_eq!(o.stationid, r.partition_key);
-                    assert!(seen.insert((
-                        o.stationid.into_owned(),
-                        o.date,
-                        o.datatype.into_owned()
-                    )));
+                    let station = text(&o, "stationid").unwrap();
+                    assert_eq!(station, r.partition_key);
+                    let date = o.get(&dataset, "date").and_then(|v| v.as_date());
+                    assert!(seen.insert((station, date, text(&o, "datatype"))));
                 }
                 Err(_) => invalid += 1,
             }

@@ -4,9 +4,7 @@
 //! the [`dataset`] file (a record's shape, its lake columns and its DynamoDB tables), the
 //! [`partition`] keys taken from a record's own event time, the lake's key [`layout`]
 //! (prefix templates and object names), the default resource [`names`], and
-//! deterministic sample-data generators ([`generate`]). The weather observation
-//! [`schema`] and [`normalize`](observation::normalize) step remain as the lake bench's
-//! compiled-in baseline.
+//! deterministic sample-data generators ([`generate`]).
 //!
 //! The crate is dependency-light on purpose: the transform Lambda links it. Reading the
 //! lake from S3 is behind the `s3` feature.
@@ -28,11 +26,8 @@ pub mod metrics;
 pub mod names;
 #[cfg(feature = "formats")]
 pub mod ndjson;
-pub mod observation;
 pub mod partition;
-pub mod schema;
 pub mod seqnum;
 pub mod time;
 
-pub use observation::{InvalidRecord, Observation, normalize};
 pub use partition::PartitionKeys;

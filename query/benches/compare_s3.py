@@ -20,6 +20,7 @@ import duckdb_ext
 
 endpoint, bucket, prefix, runs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 QUERIES = json.loads(os.environ["STREAMLAKE_BENCH_QUERIES"])
+TABLE = os.environ.get("STREAMLAKE_BENCH_TABLE", "weather")
 url = urlparse(endpoint)
 extension = glob.glob(
     os.path.join(list(duckdb_ext.__path__)[0], "extensions", "*", "*", "httpfs.duckdb_extension")
@@ -43,7 +44,7 @@ def connect():
     quoted = ", ".join(f"{k} '{v.replace(chr(39), chr(39) * 2)}'" for k, v in settings.items())
     ssl = "true" if url.scheme == "https" else "false"
     con.execute(f"CREATE SECRET lake (TYPE s3, {quoted}, URL_STYLE 'path', USE_SSL {ssl})")
-    con.execute(f"CREATE VIEW weather AS SELECT * FROM {SOURCE}")
+    con.execute(f"CREATE VIEW {TABLE} AS SELECT * FROM {SOURCE}")
     return con
 
 

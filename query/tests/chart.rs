@@ -47,7 +47,7 @@ async fn a_known_query_charts_as_a_png_of_the_requested_size() {
     assert_eq!(png_size(&png), (800, 450));
     let mut stations: Vec<String> = observations
         .iter()
-        .filter(|o| o.datatype.as_ref() == "TMAX")
+        .filter(|o| o.datatype == "TMAX")
         .map(|o| o.stationid.to_string())
         .collect();
     stations.sort();

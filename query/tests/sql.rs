@@ -120,7 +120,7 @@ async fn a_one_day_query_opens_only_that_days_objects() {
 /// A filter, the records it selects, and the days that could hold one of them.
 type Case = (
     String,
-    Box<dyn Fn(&streamlake_core::Observation<'_>) -> bool>,
+    Box<dyn Fn(&common::Observation) -> bool>,
     Box<dyn Fn(chrono::NaiveDate) -> bool>,
 );
 

@@ -4,8 +4,6 @@
 //! - `streamlake`: what a Lambda invocation of this crate costs after the bytes arrive:
 //!   decode the event JSON (as `lambda_runtime` does), transform every record against
 //!   the weather dataset file, encode the response JSON;
-//! - `compiled_in` (baseline): the same with the weather schema compiled in
-//!   (`streamlake_core::observation`), the path the dataset file replaces;
 //! - `aws_lambda_events_echo` (baseline): the generic typed path with no work at all:
 //!   decode into `KinesisFirehoseEvent`, copy every record into a
 //!   `KinesisFirehoseResponse` unchanged, encode it.
@@ -33,8 +31,7 @@ use std::sync::LazyLock;
 use streamlake_core::dataset::Dataset;
 use streamlake_core::dataset::generate::DatasetGenerator;
 use streamlake_core::generate::{GeneratedRecord, GeneratorConfig, WeatherGenerator};
-use streamlake_core::normalize;
-use transform_lambda::{FirehoseEvent, transform_json, transform_with};
+use transform_lambda::transform_json;
 
 /// The dataset, read once as the Lambda's cold start reads it.
 static WEATHER: LazyLock<Dataset> = LazyLock::new(Dataset::weather);
@@ -130,24 +127,6 @@ fn with_dataset(body: &[u8], dataset: &Dataset) -> Vec<u8> {
     serde_json::to_vec(&response).unwrap()
 }
 
-/// [`streamlake`] with the compiled-in weather schema instead of the dataset file.
-fn compiled_in(body: &[u8]) -> Vec<u8> {
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    let event: Box<RawValue> = serde_path_to_error::deserialize(de).unwrap();
-    let event: FirehoseEvent<'_> = serde_json::from_str(event.get()).unwrap();
-    let (response, stats) = transform_with(
-        &event,
-        |data, arrival, line| {
-            let o = normalize(data, arrival).map_err(|e| e.to_string())?;
-            o.write_ndjson(line);
-            Ok(o.partition())
-        },
-        |f| f.log(),
-    );
-    assert_eq!(stats.failed, 0);
-    serde_json::to_vec(&response).unwrap()
-}
-
 fn aws_lambda_events_echo(body: &[u8]) -> Vec<u8> {
     let de = &mut serde_json::Deserializer::from_slice(body);
     let event: KinesisFirehoseEvent = serde_path_to_error::deserialize(de).unwrap();
@@ -175,7 +154,6 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(body.len() as u64));
     group.sample_size(30);
     group.bench_function("streamlake", |b| b.iter(|| streamlake(&body)));
-    group.bench_function("compiled_in", |b| b.iter(|| compiled_in(&body)));
     group.bench_function("aws_lambda_events_echo", |b| {
         b.iter(|| aws_lambda_events_echo(&body))
     });
@@ -202,29 +180,19 @@ fn summary() {
     let body = weather_event();
     let wide_body = wide_event();
     let mb = body.len() as f64 / 1e6;
-    assert_eq!(streamlake(&body), compiled_in(&body), "the same response");
     let ours = best_of(60, || streamlake(&body));
-    let compiled = best_of(60, || compiled_in(&body));
     let echo = best_of(60, || aws_lambda_events_echo(&body));
     println!(
         "summary: event {:.2} MB, {RECORDS} records, best of 60 runs",
         mb
     );
-    for (name, t) in [
-        ("streamlake", ours),
-        ("compiled_in", compiled),
-        ("aws_lambda_events_echo", echo),
-    ] {
+    for (name, t) in [("streamlake", ours), ("aws_lambda_events_echo", echo)] {
         println!(
             "summary: {name:<24} {:>7.2} ms  {:>7.1} MB/s",
             t.as_secs_f64() * 1e3,
             mb / t.as_secs_f64()
         );
     }
-    println!(
-        "summary: the dataset file takes {:.3}x the time of the compiled-in schema",
-        ours.as_secs_f64() / compiled.as_secs_f64()
-    );
     println!(
         "summary: streamlake is {:.2}x the throughput of the typed echo",
         echo.as_secs_f64() / ours.as_secs_f64()

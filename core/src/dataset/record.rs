@@ -77,7 +77,13 @@ pub struct Normalized<'a> {
     pub partition: PartitionKeys,
 }
 
-impl Normalized<'_> {
+impl<'a> Normalized<'a> {
+    /// The value of the column `name` (`None` when the dataset has no such column).
+    pub fn get(&self, dataset: &Dataset, name: &str) -> Option<&Value<'a>> {
+        let index = dataset.columns().iter().position(|c| c.name == name)?;
+        self.values.get(index)
+    }
+
     /// Appends the record as one NDJSON line (ending in `\n`), the columns in order.
     pub fn write_ndjson(&self, dataset: &Dataset, out: &mut Vec<u8>) {
         for (key, value) in dataset.plan.keys.iter().zip(&self.values) {
@@ -577,6 +583,42 @@ fn write_date(d: NaiveDate, out: &mut Vec<u8>) {
         digit(day / 10),
         digit(day),
     ]);
+}
+
+impl Value<'_> {
+    /// The text of a string or JSON value.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::String(s) => Some(s),
+            Value::Json(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    /// A number (a long as a double).
+    pub fn as_f64(&self) -> Option<f64> {
+        match *self {
+            Value::Double(x) => Some(x),
+            Value::Long(n) => Some(n as f64),
+            _ => None,
+        }
+    }
+
+    /// A day.
+    pub fn as_date(&self) -> Option<NaiveDate> {
+        match *self {
+            Value::Date(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// An instant.
+    pub fn as_timestamp(&self) -> Option<DateTime<Utc>> {
+        match *self {
+            Value::Timestamp(t) => Some(t),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Value<'_> {

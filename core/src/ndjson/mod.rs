@@ -260,7 +260,6 @@ mod tests {
     use crate::columnar::arrow_schema;
     use crate::dataset::Dataset;
     use crate::generate::{GeneratorConfig, WeatherGenerator};
-    use crate::observation::normalize;
     use crate::time::from_epoch_millis;
     use arrow_array::cast::AsArray;
     use arrow_array::types::{Date32Type, Float64Type};
@@ -285,11 +284,16 @@ mod tests {
 
     /// Lines as the transform writes them.
     fn transform_output(records: usize) -> Vec<u8> {
+        let dataset = Dataset::weather();
         let mut body = Vec::new();
         for record in WeatherGenerator::new(GeneratorConfig::default()).take(records) {
-            normalize(&record.data, from_epoch_millis(1_633_046_400_250))
-                .unwrap()
-                .write_ndjson(&mut body);
+            dataset
+                .normalize_into(
+                    &record.data,
+                    from_epoch_millis(1_633_046_400_250),
+                    &mut body,
+                )
+                .unwrap();
         }
         body
     }

@@ -4,12 +4,14 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use chrono::{DateTime, NaiveDate, Utc};
+use streamlake_core::PartitionKeys;
 use streamlake_core::columnar::ndjson_to_parquet;
+use streamlake_core::dataset::Dataset;
 use streamlake_core::formats::gzip;
 use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
 use streamlake_core::layout::OutputFormat;
 use streamlake_core::time::from_epoch_millis;
-use streamlake_core::{Observation, PartitionKeys, normalize};
 
 /// How the objects of each partition are written.
 #[derive(Debug, Clone, Copy)]
@@ -20,21 +22,39 @@ pub enum Layout {
     Mixed,
 }
 
+/// The columns of one weather record in the lake that the tests check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    pub stationid: String,
+    pub datatype: String,
+    pub value: f64,
+    pub observed_at: DateTime<Utc>,
+    pub date: NaiveDate,
+}
+
 /// A lake of `count` generated observations in a fresh folder named `name`; returns its
 /// root and the observations.
-pub fn lake(name: &str, count: usize, layout: Layout) -> (PathBuf, Vec<Observation<'static>>) {
+pub fn lake(name: &str, count: usize, layout: Layout) -> (PathBuf, Vec<Observation>) {
     let root = std::env::temp_dir().join(format!("streamlake-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
+    let dataset = Dataset::weather();
     let mut observations = Vec::new();
     let mut by_day: BTreeMap<PartitionKeys, Vec<Vec<u8>>> = BTreeMap::new();
     for r in WeatherGenerator::new(GeneratorConfig::default()).take(count) {
-        let o = normalize(&r.data, from_epoch_millis(1_633_046_400_000))
-            .unwrap()
-            .into_owned();
+        let o = dataset
+            .normalize(&r.data, from_epoch_millis(1_633_046_400_000))
+            .unwrap();
         let mut line = Vec::new();
-        o.write_ndjson(&mut line);
-        by_day.entry(o.partition()).or_default().push(line);
-        observations.push(o);
+        o.write_ndjson(&dataset, &mut line);
+        by_day.entry(o.partition).or_default().push(line);
+        let value = |column| o.get(&dataset, column).unwrap();
+        observations.push(Observation {
+            stationid: value("stationid").as_str().unwrap().to_owned(),
+            datatype: value("datatype").as_str().unwrap().to_owned(),
+            value: value("value").as_f64().unwrap(),
+            observed_at: value("observed_at").as_timestamp().unwrap(),
+            date: value("date").as_date().unwrap(),
+        });
     }
     for (i, (day, lines)) in by_day.iter().enumerate() {
         let dir = root.join(day.to_string());
@@ -52,10 +72,7 @@ pub fn lake(name: &str, count: usize, layout: Layout) -> (PathBuf, Vec<Observati
                 OutputFormat::NdjsonGzip => gzip(&part.concat()),
                 OutputFormat::Parquet => {
                     let refs: Vec<&[u8]> = part.iter().map(Vec::as_slice).collect();
-                    ndjson_to_parquet(&streamlake_core::dataset::Dataset::weather(), &refs)
-                        .unwrap()
-                        .parquet
-                        .unwrap()
+                    ndjson_to_parquet(&dataset, &refs).unwrap().parquet.unwrap()
                 }
             };
             let name = format!(

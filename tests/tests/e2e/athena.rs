@@ -10,11 +10,12 @@ use query::compaction::{Compactor, compact};
 use streamlake::harness::binaries::{Binaries, default_state_dir};
 use streamlake::harness::clients::Clients;
 use streamlake::harness::emulator::Emulator;
+use streamlake_core::PartitionKeys;
 use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
 use streamlake_core::lake::{DateRange, Lake, LakeLocation};
 use streamlake_core::layout::OutputFormat;
 use streamlake_core::time::from_epoch_millis;
-use streamlake_core::{PartitionKeys, normalize};
+use streamlake_e2e::weather;
 
 use crate::support::run_logs;
 
@@ -84,7 +85,7 @@ async fn the_athena_view_reads_every_record_once_over_s3_while_compacting() {
     let mut by_day: std::collections::BTreeMap<PartitionKeys, Vec<u8>> = Default::default();
     let mut records = 0;
     for r in WeatherGenerator::new(GeneratorConfig::default()).take(120) {
-        let o = normalize(&r.data, from_epoch_millis(1_633_046_400_000)).unwrap();
+        let o = weather(&r.data, from_epoch_millis(1_633_046_400_000)).unwrap();
         o.write_ndjson(by_day.entry(o.partition()).or_default());
         records += 1;
     }

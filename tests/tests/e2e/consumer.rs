@@ -87,7 +87,7 @@ async fn throttled_writes_and_invalid_records_lose_nothing() {
     // Invalid records were not retried: each is in the dead-letter prefix once.
     let malformed = entries
         .iter()
-        .filter(|e| streamlake_core::normalize(&e.data, chrono::Utc::now()).is_err())
+        .filter(|e| streamlake_e2e::weather(&e.data, chrono::Utc::now()).is_err())
         .count();
     assert!(malformed > 5);
     let dead = read_prefix(
@@ -357,7 +357,7 @@ async fn tumbling_windows_add_up_to_the_daily_summary() {
     // What the windows should add up to, per station and day.
     let mut expected: std::collections::BTreeMap<(String, String), (u64, f64)> = Default::default();
     for e in &entries {
-        if let Ok(o) = streamlake_core::normalize(&e.data, chrono::Utc::now())
+        if let Ok(o) = streamlake_e2e::weather(&e.data, chrono::Utc::now())
             && o.datatype == "PRCP"
         {
             let row = expected

@@ -16,11 +16,12 @@ use streamlake::harness::binaries::default_state_dir;
 use streamlake::harness::demo::read_prefix;
 use streamlake::harness::node_servers::node_available;
 use streamlake::{ApiServer, LocalStack, StackConfig};
+use streamlake_core::PartitionKeys;
 use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
 use streamlake_core::layout::{CONSUMER_DEAD_LETTER_PREFIX, DATA_ROOT, ERROR_ROOT};
 use streamlake_core::metrics::Metrics;
 use streamlake_core::time::{format_rfc3339, from_epoch_millis};
-use streamlake_core::{PartitionKeys, normalize};
+use streamlake_e2e::weather;
 
 /// Records written by hand: offsets that move a record into the next day, month and
 /// year, a date without a time, and every kind of malformed input.
@@ -121,7 +122,7 @@ async fn delivered_once_or_failed_with_its_reason(mut config: StackConfig) {
     let mut expected_rows: BTreeMap<(String, String, String), BTreeMap<String, f64>> =
         BTreeMap::new();
     for e in &entries {
-        match normalize(&e.data, arrival) {
+        match weather(&e.data, arrival) {
             Ok(o) => {
                 let key = (
                     o.partition(),
@@ -373,7 +374,7 @@ async fn parquet_and_gzip_lakes_hold_every_valid_record_once() {
 
         let mut expected: BTreeMap<(PartitionKeys, String, String, String), u32> = BTreeMap::new();
         for e in &entries {
-            if let Ok(o) = normalize(&e.data, from_epoch_millis(0)) {
+            if let Ok(o) = weather(&e.data, from_epoch_millis(0)) {
                 let key = (
                     o.partition(),
                     o.stationid.to_string(),

@@ -31,7 +31,8 @@ use streamlake::harness::binaries::{Binaries, default_state_dir};
 use streamlake::harness::clients::Clients;
 use streamlake::harness::emulator::Emulator;
 use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
-use streamlake_core::{normalize, seqnum};
+use streamlake_core::seqnum;
+use streamlake_e2e::weather;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -140,7 +141,7 @@ fn records(count: usize) -> Vec<Entry> {
     .enumerate()
     .map(|(i, record)| {
         let mut entry = Entry::from(record);
-        if normalize(&entry.data, arrival).is_ok() {
+        if weather(&entry.data, arrival).is_ok() {
             let day = 1 + (i / ROUND * DAYS_PER_ROUND + i % DAYS_PER_ROUND) % 365;
             let date = NaiveDate::from_yo_opt(2021, day as u32).unwrap();
             let mut value: serde_json::Value = serde_json::from_slice(&entry.data).unwrap();

@@ -14,8 +14,8 @@ use streamlake::harness::demo::read_prefix;
 use streamlake::harness::logs;
 use streamlake::{LocalStack, StackConfig};
 use streamlake_core::layout::{CONSUMER_DEAD_LETTER_PREFIX, DATA_ROOT, ERROR_ROOT};
-use streamlake_core::normalize;
 use streamlake_core::time::{format_rfc3339, from_epoch_millis};
+use streamlake_e2e::weather;
 use streamlake_e2e::{WEATHER_TABLES, drain_queue, expected_rows, table_rows};
 
 /// A log folder for an emulator a test starts by itself.
@@ -125,7 +125,7 @@ pub async fn audit_lake(
     let mut valid: BTreeMap<RecordKey, u32> = BTreeMap::new();
     let mut malformed: BTreeMap<Vec<u8>, u32> = BTreeMap::new();
     for e in entries {
-        match normalize(&e.data, arrival) {
+        match weather(&e.data, arrival) {
             Ok(o) => {
                 let key = (
                     o.stationid.to_string(),
@@ -179,7 +179,7 @@ pub async fn audit_lake(
                 panic!("{key}: not a processing-failed record");
             };
             let raw = STANDARD.decode(&record.raw_data).unwrap();
-            match normalize(&raw, arrival) {
+            match weather(&raw, arrival) {
                 Ok(o) => {
                     assert!(
                         record.error_code.starts_with("Lambda.")
@@ -268,7 +268,7 @@ pub async fn wait_for_consumer(clients: &Clients, bucket: &str, entries: &[Entry
     let expected = expected_rows(entries.iter().map(|e| e.data.as_slice()));
     let malformed = entries
         .iter()
-        .filter(|e| normalize(&e.data, from_epoch_millis(0)).is_err())
+        .filter(|e| weather(&e.data, from_epoch_millis(0)).is_err())
         .count();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(240);
     loop {

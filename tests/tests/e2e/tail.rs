@@ -9,8 +9,8 @@ use producer::{Entry, Producer, ProducerConfig};
 use streamlake::harness::binaries::default_state_dir;
 use streamlake::{LocalStack, StackConfig};
 use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
-use streamlake_core::normalize;
 use streamlake_core::time::from_epoch_millis;
+use streamlake_e2e::weather;
 
 /// Runs `streamlake tail` against the stack; its output lines, counted.
 async fn tail(stack: &LocalStack, args: &[&str]) -> BTreeMap<Vec<u8>, usize> {
@@ -80,7 +80,7 @@ async fn tail_prints_exactly_the_records_produced() {
 
     let tmax: Vec<Vec<u8>> = all
         .iter()
-        .filter(|d| normalize(d, from_epoch_millis(0)).is_ok_and(|o| o.datatype.as_ref() == "TMAX"))
+        .filter(|d| weather(d, from_epoch_millis(0)).is_ok_and(|o| o.datatype == "TMAX"))
         .cloned()
         .collect();
     assert!(!tmax.is_empty() && tmax.len() < all.len());
