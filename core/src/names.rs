@@ -22,5 +22,3 @@ pub const DEFAULT_REGION: &str = "us-east-1";
 pub const LOCAL_ACCOUNT: &str = "123456789012";
 /// Glue database of the lake (the template's `<NamePrefix>_lake`).
 pub const GLUE_DATABASE: &str = "streamlake_lake";
-/// Glue table of the lake's observations.
-pub const GLUE_TABLE: &str = "weather";

@@ -89,8 +89,7 @@ pub fn transform<'e>(
 }
 
 /// [`transform`] with any record function: `normalize(data, arrival, line)` appends the
-/// record's NDJSON line to `line` and returns its partition, or says why it cannot. (The
-/// benchmark runs the compiled-in weather schema through it, as the baseline.)
+/// record's NDJSON line to `line` and returns its partition, or says why it cannot.
 pub fn transform_with<'e>(
     event: &'e FirehoseEvent<'_>,
     mut normalize: impl FnMut(&[u8], DateTime<Utc>, &mut Vec<u8>) -> Result<PartitionKeys, String>,

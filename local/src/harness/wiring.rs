@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use consumer_lambda::config::DEAD_LETTER_VAR;
 use streamlake_core::dataset::DATASET_ENV;
-use streamlake_core::layout;
+use streamlake_core::layout::{self, OutputFormat};
 use streamlake_core::names;
 
 use crate::emulated::checkpoint::CheckpointStore;
@@ -188,6 +188,8 @@ impl StackConfig {
                 retries: 3,
             },
             format: self.output_format,
+            conversion_table: (self.output_format == OutputFormat::Parquet)
+                .then(|| self.dataset.name().to_owned()),
         };
         let config = |settings, checkpoints| FirehoseConfig {
             settings,

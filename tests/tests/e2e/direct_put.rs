@@ -102,11 +102,14 @@ async fn describe_delivery_stream_shows_what_the_local_firehose_plays() {
     );
     let hints = destination.buffering_hints().unwrap();
     assert_eq!(hints.interval_in_seconds(), Some(1));
-    assert!(
-        destination
-            .data_format_conversion_configuration()
-            .and_then(|c| c.enabled())
-            .unwrap()
+    let conversion = destination.data_format_conversion_configuration().unwrap();
+    assert!(conversion.enabled().unwrap());
+    // The Glue table the conversion follows is the dataset's.
+    assert_eq!(
+        conversion
+            .schema_configuration()
+            .and_then(|s| s.table_name()),
+        Some(stack.config().dataset.name())
     );
     stack.stop().await;
 }

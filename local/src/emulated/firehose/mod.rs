@@ -745,7 +745,7 @@ impl Delivery {
         DataCatalogTable {
             catalog_id: account.into(),
             database_name: names::GLUE_DATABASE.into(),
-            table_name: names::GLUE_TABLE.into(),
+            table_name: self.config.dataset.name().into(),
             region: region.clone(),
             version_id: "LATEST".into(),
             catalog_arn: format!("arn:aws:glue:{region}:{account}:catalog"),

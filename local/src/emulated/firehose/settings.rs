@@ -99,6 +99,9 @@ pub struct DeliverySettings {
     pub processor: LambdaProcessor,
     /// Format of the data objects: GZIP compression, or record-format conversion to Parquet.
     pub format: OutputFormat,
+    /// The Glue table the Parquet conversion names (the dataset's): `Some` exactly when
+    /// `format` is Parquet.
+    pub conversion_table: Option<String>,
 }
 
 /// A description the local Firehose cannot play.
@@ -223,8 +226,9 @@ impl DeliverySettings {
         if !self.format.extension().is_empty() {
             destination = destination.file_extension(self.format.extension());
         }
-        if self.format == OutputFormat::Parquet {
-            destination = destination.data_format_conversion_configuration(parquet_conversion());
+        if let Some(table) = &self.conversion_table {
+            destination =
+                destination.data_format_conversion_configuration(parquet_conversion(table));
         }
         destination.build()
     }
@@ -329,9 +333,14 @@ impl DeliverySettings {
             Some(n) => n.parse().map_err(|_| unplayable("NumberOfRetries", &n))?,
             None => 3,
         };
-        let converts = destination
+        let conversion = destination
             .data_format_conversion_configuration()
-            .is_some_and(|c| c.enabled() != Some(false));
+            .filter(|c| c.enabled() != Some(false));
+        let converts = conversion.is_some();
+        let conversion_table = conversion
+            .and_then(|c| c.schema_configuration())
+            .and_then(|c| c.table_name())
+            .map(str::to_owned);
         let format = match (converts, destination.compression_format()) {
             (true, CompressionFormat::Uncompressed) => OutputFormat::Parquet,
             (false, CompressionFormat::Uncompressed) => OutputFormat::Ndjson,
@@ -355,6 +364,7 @@ impl DeliverySettings {
                 retries,
             },
             format,
+            conversion_table,
         })
     }
 
@@ -437,8 +447,9 @@ impl DeliverySettings {
     }
 }
 
-/// Record-format conversion to Parquet, as the template configures it.
-fn parquet_conversion() -> DataFormatConversionConfiguration {
+/// Record-format conversion to Parquet following the Glue table `table`, as the template
+/// configures it.
+fn parquet_conversion(table: &str) -> DataFormatConversionConfiguration {
     DataFormatConversionConfiguration::builder()
         .enabled(true)
         .input_format_configuration(
@@ -473,7 +484,7 @@ fn parquet_conversion() -> DataFormatConversionConfiguration {
             SchemaConfiguration::builder()
                 .catalog_id(names::LOCAL_ACCOUNT)
                 .database_name(names::GLUE_DATABASE)
-                .table_name(names::GLUE_TABLE)
+                .table_name(table)
                 .role_arn(DeliverySettings::role_arn())
                 .version_id("LATEST")
                 .build(),
@@ -522,6 +533,7 @@ mod tests {
                 buffer_bytes: MIB,
                 retries: 3,
             },
+            conversion_table: (format == OutputFormat::Parquet).then(|| "records".into()),
             format,
         }
     }
