@@ -13,10 +13,18 @@
 //! 4. sources deleted;
 //! 5. log entry deleted.
 //!
-//! A compaction that stopped part way is finished or undone by the next one before it
-//! does anything else ([`recover`]): a pending one is undone (new object deleted, then
-//! its entry), a committed one finished (sources deleted, then its entry). One compaction
-//! at a time per lake.
+//! The log entry is the day's claim ([`crate::compaction_log`]): created only if the day
+//! has none, changed only from the version this compaction wrote, renewed while it works.
+//! A second compaction of the day waits until the claim is released. A claim that stays
+//! unchanged for a whole lease ([`LEASE`]) was left by a compaction that stopped part
+//! way; the next compaction of the day takes it over (a conditional write, so that only
+//! one does) and finishes or undoes it ([`Compactor::recover`]): a pending one is undone
+//! (new object deleted, then its entry), a committed one finished (sources deleted, then
+//! its entry). A compaction whose claim was taken over (it stalled for a whole lease)
+//! stops at its next change to the log, and deletes the object it wrote if it had not
+//! committed: between that write and that delete, the only window this leaves, readers
+//! would see the day's records twice; a lease many times a day's compaction time keeps
+//! it closed.
 
 use futures::{Stream, StreamExt};
 use streamlake_core::PartitionKeys;
@@ -26,8 +34,14 @@ use streamlake_core::formats::{decompress, gzip, read_batches};
 use streamlake_core::lake::{DateRange, Lake, ObjectInfo};
 use streamlake_core::layout::OutputFormat;
 
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use streamlake_core::lake::Version;
+use tokio::sync::Mutex;
+
 use crate::QueryError;
-use crate::compaction_log::{CompactionLog, HiddenObjects, LogEntry, State, is_hidden_name};
+use crate::compaction_log::{Claim, CompactionLog, HiddenObjects, LogEntry, State, is_hidden_name};
 
 /// Partitions listed at once: listing a partition in S3 is a request (or more) of its own.
 pub const LIST_CONCURRENCY: usize = 16;
@@ -98,12 +112,17 @@ pub async fn compact(
     Compactor::new(lake, dataset).run(range, each).await
 }
 
+/// How long a claim may go without renewal before another compaction takes it over as
+/// left by a crash ([`Compactor::lease`]).
+pub const LEASE: Duration = Duration::from_secs(60);
+
 /// A compaction run, for when [`compact`] is not enough.
 #[derive(Debug)]
 pub struct Compactor<'a> {
     lake: &'a Lake,
     dataset: &'a Dataset,
     log: CompactionLog,
+    lease: Duration,
     changes: usize,
     stop_after: Option<usize>,
 }
@@ -116,32 +135,44 @@ impl<'a> Compactor<'a> {
             lake,
             dataset,
             log: CompactionLog::of(lake),
+            lease: LEASE,
             changes: 0,
             stop_after: None,
         }
     }
 
+    /// How long another compaction's claim on a day must stay unchanged, watched by this
+    /// run, before this run takes it over as left by a crash (default [`LEASE`]); this
+    /// run renews its own claims three times per lease. Zero takes a claim over at first
+    /// sight: only for a lake no other compaction is working on.
+    #[must_use]
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
     /// Stops the run, as a crash would, before its change number `changes + 1` to the
-    /// lake or its log (a write or a delete), with [`QueryError::Interrupted`]: for tests
-    /// of what readers see between steps, and of the next run's recovery.
+    /// lake or its log (a write or a delete; a claim's renewal is not counted), with
+    /// [`QueryError::Interrupted`]: for tests of what readers see between steps, and of
+    /// the next run's recovery.
     #[must_use]
     pub fn stop_after(mut self, changes: usize) -> Self {
         self.stop_after = Some(changes);
         self
     }
 
-    /// Finishes or undoes what an earlier run left ([`recover`]), then compacts every
-    /// partition of `range` with more than one live object.
+    /// Finishes or undoes what crashed runs left on the days of `range` ([`recover`]),
+    /// then compacts every partition of `range` with more than one live object. A day
+    /// another compaction holds is waited for.
     pub async fn run(
         mut self,
         range: DateRange,
         mut each: impl FnMut(&PartitionCompaction),
     ) -> Result<Vec<PartitionCompaction>, QueryError> {
-        self.recover().await?;
-        let hidden = self.log.hidden().await?;
+        self.recover(range).await?;
         let mut done = Vec::new();
         for partition in self.lake.partitions(range).await? {
-            let report = self.compact_partition(&hidden, &partition).await?;
+            let report = self.compact_partition(&partition).await?;
             each(&report);
             if report.objects_in > 0 {
                 done.push(report);
@@ -176,41 +207,92 @@ impl<'a> Compactor<'a> {
         }
     }
 
-    async fn write_log(&mut self, entry: &LogEntry) -> Result<(), QueryError> {
-        self.change()?;
-        self.log.write(entry).await
-    }
-
-    async fn delete_log(&mut self, id: &str) -> Result<(), QueryError> {
-        self.change()?;
-        self.log.delete(id).await
-    }
-
-    /// Undoes every pending compaction of the log (new object deleted, then the entry)
-    /// and finishes every committed one (sources deleted, then the entry). Each step is
-    /// safe to repeat, and at each one readers see every record once.
-    pub async fn recover(&mut self) -> Result<(), QueryError> {
-        for entry in self.log.entries().await? {
-            match entry.state {
-                State::Pending => {
-                    tracing::info!(id = %entry.id, day = %entry.day_folder, "undoing a compaction that did not commit");
-                    self.delete_url(&entry.compacted).await?;
-                }
-                State::Committed => {
-                    tracing::info!(id = %entry.id, day = %entry.day_folder, "finishing a committed compaction");
-                    for source in &entry.sources {
-                        self.delete_url(source).await?;
-                    }
-                }
+    /// Settles every claim on a day of `range`: waits while its compaction renews it,
+    /// and takes over one that goes a lease unchanged, undoing it if it was pending (new
+    /// object deleted) or finishing it if it was committed (sources deleted), then
+    /// releasing it. Each step is safe to repeat, and at each one readers see every
+    /// record once.
+    pub async fn recover(&mut self, range: DateRange) -> Result<(), QueryError> {
+        for claim in self.log.claims().await? {
+            let in_range = PartitionKeys::from_path(&claim.entry.day_folder)
+                .is_some_and(|day| range.contains(day.date()));
+            if in_range {
+                self.settle(&claim.entry.day_folder).await?;
             }
-            self.delete_log(&entry.id).await?;
         }
         Ok(())
     }
 
+    /// Returns once the day has no claim: it was released by its compaction, or taken
+    /// over from a crashed one and settled.
+    async fn settle(&mut self, day_folder: &str) -> Result<(), QueryError> {
+        let mut watched: Option<(Version, Instant)> = None;
+        let poll = (self.lease / 20).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        while let Some(claim) = self.log.claim_of(day_folder).await? {
+            let since = match &watched {
+                Some((version, since)) if *version == claim.version => *since,
+                _ => {
+                    tracing::warn!(
+                        id = %claim.entry.id,
+                        day = day_folder,
+                        renewed_at = claim.entry.renewed_at.as_deref().unwrap_or("-"),
+                        "waiting for another compaction of the day (taken over if its claim goes {:?} unrenewed)",
+                        self.lease
+                    );
+                    let now = Instant::now();
+                    watched = Some((claim.version.clone(), now));
+                    now
+                }
+            };
+            if since.elapsed() >= self.lease {
+                self.take_over(claim).await?;
+                watched = None;
+            } else {
+                tokio::time::sleep(poll).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes over a claim left by a crashed compaction and finishes or undoes it; a claim
+    /// that changed meanwhile is left to its holder.
+    async fn take_over(&mut self, claim: Claim) -> Result<(), QueryError> {
+        self.change()?;
+        let mut entry = claim.entry.clone();
+        entry.renewed_at = Some(now());
+        let Some(held) = self.log.replace(&claim, &entry).await? else {
+            return Ok(());
+        };
+        match entry.state {
+            State::Pending => {
+                tracing::info!(id = %entry.id, day = %entry.day_folder, "undoing a compaction that did not commit");
+                self.delete_url(&entry.compacted).await?;
+            }
+            State::Committed => {
+                tracing::info!(id = %entry.id, day = %entry.day_folder, "finishing a committed compaction");
+                for source in &entry.sources {
+                    self.delete_url(source).await?;
+                }
+            }
+        }
+        self.change()?;
+        self.log.release(&held).await?;
+        Ok(())
+    }
+
+    /// Claims the entry's day, waiting for (or taking over) another compaction's claim.
+    async fn claim(&mut self, entry: &LogEntry) -> Result<Lease, QueryError> {
+        loop {
+            self.change()?;
+            if let Some(claim) = self.log.create(entry).await? {
+                return Ok(Lease::hold(self.log.clone(), claim, self.lease));
+            }
+            self.settle(&entry.day_folder).await?;
+        }
+    }
+
     async fn compact_partition(
         &mut self,
-        hidden: &HiddenObjects,
         partition: &PartitionKeys,
     ) -> Result<PartitionCompaction, QueryError> {
         let lake = self.lake;
@@ -218,10 +300,32 @@ impl<'a> Compactor<'a> {
             partition: Some(*partition),
             ..Default::default()
         };
-        let sources = live_objects(lake, hidden, partition).await?;
-        if sources.len() < 2 {
-            return Ok(report);
-        }
+        let (sources, lease) = loop {
+            let sources = live_objects(lake, &self.log.hidden().await?, partition).await?;
+            if sources.len() < 2 {
+                return Ok(report);
+            }
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            let format = format_of(partition, &sources)?;
+            let compacted_key =
+                lake.key_in(partition, &format!("compacted-{id}{}", format.extension()));
+            let entry = LogEntry {
+                id,
+                day_folder: partition.to_string(),
+                compacted: lake.url_of(&compacted_key),
+                sources: sources.iter().map(|o| lake.url_of(&o.key)).collect(),
+                state: State::Pending,
+                renewed_at: Some(now()),
+            };
+            let lease = self.claim(&entry).await?;
+            // Another compaction may have changed the day before this one claimed it.
+            let live = live_objects(lake, &self.log.hidden().await?, partition).await?;
+            if sources.iter().all(|s| live.contains(s)) {
+                break (sources, lease);
+            }
+            self.change()?;
+            lease.release().await?;
+        };
         let format = format_of(partition, &sources)?;
         let mut bodies = Vec::with_capacity(sources.len());
         for object in &sources {
@@ -250,25 +354,151 @@ impl<'a> Compactor<'a> {
         report.bytes_out = body.len() as u64;
         report.objects_in = sources.len();
 
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let compacted_key =
-            lake.key_in(partition, &format!("compacted-{id}{}", format.extension()));
-        let mut entry = LogEntry {
-            id,
-            day_folder: partition.to_string(),
-            compacted: lake.url_of(&compacted_key),
-            sources: sources.iter().map(|o| lake.url_of(&o.key)).collect(),
-            state: State::Pending,
-        };
-        self.write_log(&entry).await?;
+        let entry = lease.entry().await?;
+        let compacted_key = lake
+            .key_of_url(&entry.compacted)
+            .expect("the compacted object is in this lake");
+        lease.check().await?;
         self.write(&compacted_key, body).await?;
-        entry.state = State::Committed;
-        self.write_log(&entry).await?;
+        self.change()?;
+        if let Err(lost) = lease.commit().await {
+            // Taken over: the new object must not outlive the claim that hid it.
+            lake.delete(&compacted_key).await?;
+            return Err(lost);
+        }
         for source in &entry.sources {
             self.delete_url(source).await?;
         }
-        self.delete_log(&entry.id).await?;
+        self.change()?;
+        lease.release().await?;
         Ok(report)
+    }
+}
+
+/// Now, as a claim's `renewed_at`.
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A claim this run holds, renewed in the background three times per lease until it is
+/// committed, released or dropped (a crash, as far as the log can tell).
+struct Lease {
+    log: CompactionLog,
+    held: Arc<Mutex<Held>>,
+    renewer: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// The claim as last written, or lost to another compaction.
+enum Held {
+    Claim(Claim),
+    Lost { day: String, id: String },
+}
+
+impl Held {
+    fn lost(&self) -> QueryError {
+        match self {
+            Held::Claim(claim) => QueryError::ClaimLost {
+                day: claim.entry.day_folder.clone(),
+                id: claim.entry.id.clone(),
+            },
+            Held::Lost { day, id } => QueryError::ClaimLost {
+                day: day.clone(),
+                id: id.clone(),
+            },
+        }
+    }
+}
+
+impl Lease {
+    fn hold(log: CompactionLog, claim: Claim, lease: Duration) -> Self {
+        let held = Arc::new(Mutex::new(Held::Claim(claim)));
+        let renewer = (!lease.is_zero()).then(|| {
+            let (log, held) = (log.clone(), held.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(lease / 3).await;
+                    let mut held = held.lock().await;
+                    if let Err(e) = renew(&log, &mut held, |_| {}).await {
+                        tracing::warn!("renewing a compaction's claim: {e}");
+                    }
+                    if matches!(*held, Held::Lost { .. }) {
+                        break;
+                    }
+                }
+            })
+        });
+        Self { log, held, renewer }
+    }
+
+    /// The entry as claimed; an error if the claim was taken over.
+    async fn entry(&self) -> Result<LogEntry, QueryError> {
+        match &*self.held.lock().await {
+            Held::Claim(claim) => Ok(claim.entry.clone()),
+            lost => Err(lost.lost()),
+        }
+    }
+
+    /// Renews the claim now: an error if it was taken over.
+    async fn check(&self) -> Result<(), QueryError> {
+        let mut held = self.held.lock().await;
+        renew(&self.log, &mut held, |_| {}).await
+    }
+
+    /// Switches the day over: the entry committed, if the claim is still this run's.
+    async fn commit(&self) -> Result<(), QueryError> {
+        let mut held = self.held.lock().await;
+        renew(&self.log, &mut held, |entry| entry.state = State::Committed).await
+    }
+
+    /// Deletes the claim; a claim taken over meanwhile is its new holder's to delete.
+    async fn release(mut self) -> Result<(), QueryError> {
+        if let Some(renewer) = self.renewer.take() {
+            renewer.abort();
+        }
+        let held = self.held.lock().await;
+        if let Held::Claim(claim) = &*held
+            && !self.log.release(claim).await?
+        {
+            tracing::warn!(day = %claim.entry.day_folder, "another compaction took over this claim before it was released");
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(renewer) = self.renewer.take() {
+            renewer.abort();
+        }
+    }
+}
+
+/// Rewrites the held claim (`renewed_at` now, and `change`), if it is still at the version
+/// this run wrote; marks it lost otherwise.
+async fn renew(
+    log: &CompactionLog,
+    held: &mut Held,
+    change: impl FnOnce(&mut LogEntry),
+) -> Result<(), QueryError> {
+    let Held::Claim(claim) = &*held else {
+        return Err(held.lost());
+    };
+    let mut entry = claim.entry.clone();
+    entry.renewed_at = Some(now());
+    change(&mut entry);
+    match log.replace(claim, &entry).await? {
+        Some(renewed) => {
+            *held = Held::Claim(renewed);
+            Ok(())
+        }
+        None => {
+            let error = held.lost();
+            *held = Held::Lost {
+                day: entry.day_folder,
+                id: entry.id,
+            };
+            Err(error)
+        }
     }
 }
 

@@ -73,6 +73,17 @@ pub enum QueryError {
     /// A compaction could not write its file.
     #[error("compaction: {0}")]
     Compaction(String),
+    /// Another compaction took over this compaction's claim on a day (this one went a
+    /// whole lease without renewing it).
+    #[error(
+        "compaction {id} of {day} lost its claim to another compaction (it went a whole lease without renewal); the day is left to that one"
+    )]
+    ClaimLost {
+        /// The day folder.
+        day: String,
+        /// The compaction.
+        id: String,
+    },
     /// A compaction run was stopped on purpose ([`compaction::Compactor::stop_after`]).
     #[error("compaction stopped after {changes} changes, as asked")]
     Interrupted {

@@ -89,6 +89,11 @@ enum Command {
         /// Last day, inclusive.
         #[arg(long)]
         to: Option<NaiveDate>,
+        /// Seconds another compaction's claim on a day must stay unrenewed before this
+        /// one takes it over as left by a crash (0: at once, when no other compaction
+        /// runs).
+        #[arg(long, default_value_t = query::compaction::LEASE.as_secs())]
+        lease: u64,
     },
     /// Write the lake as Parquet into another location (one object per day), and print
     /// the Athena DDL for it.
@@ -202,7 +207,11 @@ enum Format {
 #[tokio::main]
 async fn main() -> Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::builder()
+                .with_default_directive(tracing::level_filters::LevelFilter::WARN.into())
+                .from_env_lossy(),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -269,14 +278,17 @@ async fn main() -> Result<()> {
             }
             tracing::info!("read {}", session.counters().read());
         }
-        Command::Compact { from, to } => {
+        Command::Compact { from, to, lease } => {
             let range = DateRange { from, to };
             let total = lake.partitions(range).await?.len() as u64;
             let bar = progress(
                 Some(total),
                 "{spinner} compacting {bar:40} {pos}/{len} partitions {elapsed}",
             );
-            let done = query::compaction::compact(&lake, &dataset, range, |_| bar.inc(1)).await?;
+            let done = query::compaction::Compactor::new(&lake, &dataset)
+                .lease(std::time::Duration::from_secs(lease))
+                .run(range, |_| bar.inc(1))
+                .await?;
             bar.finish_and_clear();
             let objects: usize = done.iter().map(|p| p.objects_in).sum();
             let records: u64 = done.iter().map(|p| p.records).sum();

@@ -10,6 +10,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use query::QueryError;
@@ -144,8 +145,11 @@ async fn crash_at_every_step(name: &str, written: OutputFormat, compacted: Outpu
         stops += 1;
         let when = format!("stopped after {changes} changes");
         assert_every_record_once(&root, table, &expected, &when).await;
-        // The next run finishes or undoes what was left, then compacts.
-        compact(&lake, &WEATHER, DateRange::default(), |_| {})
+        // The next run takes the claim over (its holder is gone), finishes or undoes
+        // what was left, then compacts.
+        Compactor::new(&lake, &WEATHER)
+            .lease(Duration::ZERO)
+            .run(DateRange::default(), |_| {})
             .await
             .unwrap();
         assert_compacted(&root, compacted).await;
@@ -159,6 +163,7 @@ async fn crash_at_every_step(name: &str, written: OutputFormat, compacted: Outpu
     let lake = lake(&root).await;
     for changes in 1.. {
         let run = Compactor::new(&lake, &WEATHER)
+            .lease(Duration::ZERO)
             .stop_after(changes)
             .run(DateRange::default(), |_| {})
             .await;
@@ -275,4 +280,141 @@ async fn convert_writes_a_parquet_lake_elsewhere_with_the_same_records() {
     );
     std::fs::remove_dir_all(root).unwrap();
     std::fs::remove_dir_all(dest).unwrap();
+}
+
+/// The objects of every partition and of the log, by name: equal listings mean no change.
+async fn listing(root: &Path) -> Vec<String> {
+    let lake = lake(root).await;
+    let mut names = Vec::new();
+    for partition in lake.partitions(DateRange::default()).await.unwrap() {
+        names.extend(
+            lake.objects(&partition)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|o| o.key),
+        );
+    }
+    names.extend(
+        lake.objects_in(&lake.compaction_log_folder())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key),
+    );
+    names.sort();
+    names
+}
+
+/// A compaction stopped after each change in turn leaves its claim as a live one would:
+/// a second compaction changes nothing while the claim could still be renewed, then takes
+/// it over, settles it and compacts; every record is read once at every step.
+#[tokio::test]
+async fn a_second_compaction_waits_for_the_claim_then_takes_over_a_crashed_one() {
+    let (original, _) = common::lake(
+        "compact-second",
+        150,
+        common::Layout::Only(OutputFormat::Ndjson),
+    );
+    let table = TableFormat::Json;
+    let expected = as_query_reads(&original).await;
+    let root = original.with_file_name("compact-second-run");
+    let lease = Duration::from_millis(1500);
+    // Stopped after the claim, the new object, the commit, the first and the second
+    // source deleted (the sixth change releases the claim).
+    for changes in 1..=5 {
+        copy_dir(&original, &root);
+        let first = lake(&root).await;
+        let stopped = Compactor::new(&first, &WEATHER)
+            .stop_after(changes)
+            .run(DateRange::default(), |_| {})
+            .await;
+        assert!(
+            matches!(stopped, Err(QueryError::Interrupted { .. })),
+            "{stopped:?}"
+        );
+        let when = format!("first stopped after {changes} changes");
+        assert_every_record_once(&root, table, &expected, &when).await;
+        let before = listing(&root).await;
+
+        let second = tokio::spawn({
+            let root = root.clone();
+            async move {
+                let lake = lake(&root).await;
+                Compactor::new(&lake, &WEATHER)
+                    .lease(lease)
+                    .run(DateRange::default(), |_| {})
+                    .await
+            }
+        });
+        // Watched for less than a lease: the claim may still be renewed.
+        tokio::time::sleep(lease / 4).await;
+        assert!(!second.is_finished(), "{when}: the second did not wait");
+        assert_eq!(
+            listing(&root).await,
+            before,
+            "{when}: the second changed the lake"
+        );
+        assert_every_record_once(&root, table, &expected, &format!("{when}, second waiting")).await;
+
+        second.await.unwrap().unwrap();
+        assert_compacted(&root, OutputFormat::NdjsonGzip).await;
+        assert_every_record_once(&root, table, &expected, &format!("{when}, second done")).await;
+    }
+    for dir in [&original, &root] {
+        std::fs::remove_dir_all(dir).unwrap();
+        let _ = std::fs::remove_dir_all(Path::new(
+            &LakeLocation::Local(dir.clone()).compaction_log_folder(),
+        ));
+    }
+}
+
+/// Two compactions of the same lake started together, on two threads: each day is
+/// compacted by exactly one of them (the other waits for its claim, then finds the day
+/// done), and every record is read once after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_compactions_started_together_compact_each_day_once() {
+    let (original, _) = common::lake(
+        "compact-race",
+        150,
+        common::Layout::Only(OutputFormat::Parquet),
+    );
+    let expected = as_query_reads(&original).await;
+    let days = lake(&original)
+        .await
+        .partitions(DateRange::default())
+        .await
+        .unwrap();
+    let root = original.with_file_name("compact-race-run");
+    for round in 0..3 {
+        copy_dir(&original, &root);
+        let start = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+        let run = || {
+            let (root, start) = (root.clone(), start.clone());
+            tokio::spawn(async move {
+                let lake = lake(&root).await;
+                start.wait().await;
+                compact(&lake, &WEATHER, DateRange::default(), |_| {}).await
+            })
+        };
+        let (a, b) = (run(), run());
+        let (a, b) = (a.await.unwrap().unwrap(), b.await.unwrap().unwrap());
+        let mut compacted: Vec<_> = a.iter().chain(&b).map(|p| p.partition.unwrap()).collect();
+        compacted.sort();
+        assert_eq!(compacted, days, "round {round}: each day compacted once");
+        assert_compacted(&root, OutputFormat::Parquet).await;
+        assert_every_record_once(
+            &root,
+            TableFormat::Parquet,
+            &expected,
+            &format!("round {round}"),
+        )
+        .await;
+    }
+    for dir in [&original, &root] {
+        std::fs::remove_dir_all(dir).unwrap();
+        let _ = std::fs::remove_dir_all(Path::new(
+            &LakeLocation::Local(dir.clone()).compaction_log_folder(),
+        ));
+    }
 }

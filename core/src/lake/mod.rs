@@ -17,6 +17,10 @@ use thiserror::Error;
 use crate::dataset::Granularity;
 use crate::partition::PartitionKeys;
 
+mod conditional;
+
+pub use conditional::{Condition, Version};
+
 /// Where the lake is: `s3://bucket/prefix/` or a local folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LakeLocation {
@@ -174,6 +178,13 @@ pub enum LakeError {
         size: u64,
         /// The limit.
         limit: u64,
+    },
+    /// A conditional write or delete ([`Condition`]) found the object changed (or, for
+    /// [`Condition::Absent`], present): someone else wrote it first.
+    #[error("{target} changed since it was read (a conditional write was refused)")]
+    PreconditionFailed {
+        /// The object.
+        target: String,
     },
     /// A local file could not be read.
     #[error("cannot read {path}: {source}")]
@@ -549,23 +560,24 @@ impl Lake {
                 .await
                 .map(|_| ())
                 .map_err(|e| s3_error("PutObject", bucket, key, &e)),
-            _ => {
-                let path = Path::new(key);
-                let write = || -> std::io::Result<()> {
-                    if let Some(dir) = path.parent() {
-                        std::fs::create_dir_all(dir)?;
-                    }
-                    // Write aside under a hidden name, then rename: a reader never sees
-                    // half a file, nor the one being written (names starting with `.`
-                    // are not data).
-                    let name = path.file_name().unwrap_or_default().to_string_lossy();
-                    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-                    std::fs::write(&tmp, &body)?;
-                    std::fs::rename(&tmp, path)
-                };
-                write().map_err(|e| io_error(path, e))
-            }
+            _ => self.write_local(Path::new(key), &body),
         }
+    }
+
+    /// Writes a local object whole: aside under a hidden name, then renamed, so a reader
+    /// never sees half a file, nor the one being written (names starting with `.` are not
+    /// data).
+    fn write_local(&self, path: &Path, body: &[u8]) -> Result<(), LakeError> {
+        let write = || -> std::io::Result<()> {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+            std::fs::write(&tmp, body)?;
+            std::fs::rename(&tmp, path)
+        };
+        write().map_err(|e| io_error(path, e))
     }
 
     /// Deletes an object.
