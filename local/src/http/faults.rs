@@ -4,7 +4,8 @@
 //! - answers `PutRecord`/`PutRecordBatch` of the Direct PUT delivery streams the stack
 //!   plays ([`crate::http::firehose`]);
 //! - sends the requests of a service to the server that answers it (the emulator, or a
-//!   Node.js server such as dynalite);
+//!   Node.js server such as dynalite), conditional S3 writes one at a time
+//!   ([`crate::http::conditional`]);
 //! - answers some requests with an error AWS documents for the call, instead of
 //!   forwarding them, and holds the answers of a service back by a round trip as long as
 //!   AWS's ([`crate::faults::latency`]). The emulator never fails: clients see real HTTP
@@ -30,6 +31,7 @@ use crate::error::StackError;
 use crate::faults::kinesis::PartialFailure;
 use crate::faults::latency::{Delays, Service};
 use crate::faults::{Call, FaultPlan, HttpError, Injector};
+use crate::http::conditional::ConditionalWrites;
 use crate::http::firehose::{self, Operation};
 
 /// The largest request body the proxy reads to fail entries of (PutRecords: 5 MiB).
@@ -42,6 +44,7 @@ struct Proxy {
     injectors: BTreeMap<Call, Injector>,
     delays: BTreeMap<Service, Delays>,
     direct_put: DirectPutRoutes,
+    conditional: ConditionalWrites,
     client: Client<HttpConnector, Body>,
     forwarded: AtomicU64,
 }
@@ -95,6 +98,7 @@ impl FaultProxy {
             injectors,
             delays,
             direct_put: DirectPutRoutes::default(),
+            conditional: ConditionalWrites::default(),
             client: Client::builder(TokioExecutor::new()).build_http(),
             forwarded: AtomicU64::new(0),
         });
@@ -255,6 +259,7 @@ impl Proxy {
         parts.path_and_query = path.parse().ok();
         *request.uri_mut() = Uri::from_parts(parts).expect("upstream and path form a URI");
         self.forwarded.fetch_add(1, Ordering::Relaxed);
+        let _turn = self.conditional.turn(&request).await;
         match self.client.request(request).await {
             Ok(response) => response.map(Body::new),
             Err(e) => (
