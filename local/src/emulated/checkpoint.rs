@@ -85,6 +85,12 @@ impl CheckpointStore {
         Ok(Self { shared })
     }
 
+    /// A folder beside the checkpoints' file, of the same stream instance:
+    /// `<file stem>.<name>/` (a stream created again starts with a new one).
+    pub fn folder_beside(&self, name: &str) -> PathBuf {
+        self.shared.path.with_extension(name)
+    }
+
     /// The checkpoint of a reader on a shard.
     pub fn get(&self, reader: &str, shard: &str) -> Option<String> {
         self.shared

@@ -191,23 +191,28 @@ impl StackConfig {
             conversion_table: (self.output_format == OutputFormat::Parquet)
                 .then(|| self.dataset.name().to_owned()),
         };
-        let config = |settings, checkpoints| FirehoseConfig {
+        let config = |settings, journal| FirehoseConfig {
             settings,
             max_active_partitions: 500,
             starting_position: StartingPosition::TrimHorizon,
-            checkpoints,
+            checkpoints: checkpoints.clone(),
+            journal,
             region: region.to_owned(),
             dataset: self.dataset.clone(),
         };
         let kinesis = Source::Kinesis {
             stream_arn: provisioned.stream_arn.clone(),
         };
+        // Direct PUT records are kept in a journal beside the checkpoints, of the same
+        // stack instance: what a crash left is delivered into the same lake.
+        let journal = checkpoints
+            .as_ref()
+            .map(|c| c.folder_beside(&format!("{}.journal", names::DIRECT_DELIVERY_STREAM)));
         [
-            config(settings(&self.delivery_stream, kinesis), checkpoints),
-            // Direct PUT records are not read from anywhere again: no checkpoints.
+            config(settings(&self.delivery_stream, kinesis), None),
             config(
                 settings(names::DIRECT_DELIVERY_STREAM, Source::DirectPut),
-                None,
+                journal,
             ),
         ]
     }

@@ -1,6 +1,8 @@
 //! Crash consistency: `streamlake up` killed with SIGKILL in the middle of delivery, twice,
 //! against an emulator that stays up, then started again with the same state folder:
-//! every record reaches the lake and the tables, and the lake holds none twice.
+//! every record reaches the lake and the tables, and the lake holds none twice. The same
+//! for Direct PUT: records `PutRecordBatch` accepted, killed before any was delivered,
+//! then again amid the restarted delivery.
 
 use std::path::Path;
 use std::time::Duration;
@@ -16,7 +18,10 @@ use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
 use streamlake_core::layout::DATA_ROOT;
 use tokio::process::Child;
 
-use crate::support::{audit, failure_queue_url, interrupt, run_logs, start_up, wait_for_consumer};
+use crate::support::{
+    audit, audit_lake, failure_queue_url, interrupt, run_logs, start_up, start_up_at,
+    wait_for_consumer,
+};
 
 const RECORDS: usize = 2000;
 
@@ -141,4 +146,103 @@ async fn sigkill_mid_delivery_twice_then_restart_loses_and_duplicates_nothing() 
     eprintln!("after two crashes: {ledger:?}, {delivered_before} delivered before the restart");
     emulator.stop().await;
     let _ = std::fs::remove_dir_all(&state_dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn direct_put_records_accepted_before_a_sigkill_are_delivered_once_after_restarts() {
+    let binaries = Binaries::locate().await.unwrap();
+    let mut emulator = Emulator::start(&default_state_dir(), &run_logs())
+        .await
+        .unwrap();
+    let endpoint = emulator.endpoint().to_owned();
+    let state_dir = default_state_dir().join(format!("crash-direct-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state_dir);
+    std::fs::create_dir_all(&state_dir).unwrap();
+    let config = StackConfig::new(state_dir.clone());
+    let clients = Clients::connect(&endpoint, true).await;
+
+    // A buffer that is not delivered before the kill: 15 minutes, 64 MiB.
+    let (mut first, front) = start_up_at(
+        &binaries,
+        &endpoint,
+        &state_dir,
+        "direct-1",
+        &["--buffer-bytes", "67108864", "--buffer-interval", "900"],
+    )
+    .await;
+    let entries: Vec<Entry> = WeatherGenerator::new(GeneratorConfig {
+        seed: 22,
+        start: NaiveDate::from_ymd_opt(2021, 10, 1).unwrap(),
+        error_rate: 0.02,
+    })
+    .take(RECORDS)
+    .map(Entry::from)
+    .collect();
+    let to_front = Clients::connect(&front, true).await;
+    let producer = Producer::firehose(
+        to_front.firehose.clone(),
+        ProducerConfig::new(streamlake_core::names::DIRECT_DELIVERY_STREAM),
+    );
+    let sent = producer.send(entries.clone(), |_| {}).await.unwrap();
+    assert_eq!(sent.sent as usize, RECORDS, "every record accepted");
+    first.kill().await.unwrap();
+    assert_eq!(
+        lines_in_lake(&clients, &config.bucket).await,
+        0,
+        "killed before any delivery"
+    );
+
+    // Restarted with small buffers: the journal's records are delivered; killed again
+    // amid that delivery, then started a last time.
+    let small = ["--buffer-bytes", "8192", "--buffer-interval", "0.5"];
+    let mut second = start_up(&binaries, &endpoint, &state_dir, "direct-2", &small).await;
+    wait_for_objects(&clients, &config.bucket, 2).await;
+    second.kill().await.unwrap();
+    let delivered_before = lines_in_lake(&clients, &config.bucket).await;
+    let mut last = start_up(&binaries, &endpoint, &state_dir, "direct-3", &small).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(240);
+    while lines_in_lake(&clients, &config.bucket).await < RECORDS {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the lake is incomplete"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    interrupt(&mut last).await;
+    // Records travel with the newline the producer appended.
+    let sent: Vec<Entry> = entries
+        .iter()
+        .map(|e| Entry {
+            data: [&e.data[..], b"\n"].concat(),
+            ..e.clone()
+        })
+        .collect();
+    let (ledger, _, _) = audit_lake(&clients, &config.bucket, &sent).await;
+    eprintln!(
+        "Direct PUT after two crashes: {ledger:?}, {delivered_before} delivered before the last start"
+    );
+    assert_eq!(lines_in_lake(&clients, &config.bucket).await, RECORDS);
+    // Delivered and checkpointed: the journal keeps nothing more.
+    let journals: Vec<_> = walk(&state_dir.join("checkpoints"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".journal"))
+        .filter(|p| p.is_file())
+        .collect();
+    assert!(journals.is_empty(), "{journals:?}");
+    emulator.stop().await;
+    let _ = std::fs::remove_dir_all(&state_dir);
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
 }

@@ -312,6 +312,19 @@ pub async fn start_up(
     name: &str,
     args: &[&str],
 ) -> tokio::process::Child {
+    start_up_at(binaries, endpoint, state_dir, name, args)
+        .await
+        .0
+}
+
+/// [`start_up`], with the endpoint `up` prints (its front: Direct PUT is answered there).
+pub async fn start_up_at(
+    binaries: &Binaries,
+    endpoint: &str,
+    state_dir: &Path,
+    name: &str,
+    args: &[&str],
+) -> (tokio::process::Child, String) {
     use tokio::io::{AsyncBufReadExt, BufReader};
 
     let log = std::fs::File::create(state_dir.join(format!("{name}.log"))).unwrap();
@@ -336,9 +349,15 @@ pub async fn start_up(
         false
     });
     assert!(ready.await.unwrap(), "streamlake up ({name}) did not start");
+    let line = lines.next_line().await.unwrap().unwrap_or_default();
+    let front = line
+        .trim()
+        .strip_prefix("endpoint")
+        .map(|e| e.trim().to_owned())
+        .unwrap_or_else(|| panic!("streamlake up ({name}) printed {line:?}, not its endpoint"));
     // Keep reading its output so it never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    child
+    (child, front)
 }
 
 /// Writes `records` (sequence number, data) through the consumer's library, `batch` at a

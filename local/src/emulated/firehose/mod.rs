@@ -21,6 +21,7 @@
 //! records again and writes them under the same keys.
 
 pub mod direct_put;
+pub mod journal;
 pub mod settings;
 mod wire;
 
@@ -40,6 +41,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use direct_put::{DirectPutInlet, DirectPutRoutes};
+use journal::Journal;
 use settings::{DeliverySettings, Source};
 pub use wire::{
     DataCatalogTable, ErrorRecord, FormatConversionFailedRecord, ProcessingFailedRecord,
@@ -65,6 +67,10 @@ pub struct FirehoseConfig {
     pub starting_position: StartingPosition,
     /// Where shard checkpoints are kept (advanced once a buffer is written).
     pub checkpoints: Option<CheckpointStore>,
+    /// For a Direct PUT source: the folder of its journal ([`journal`]), where accepted
+    /// records are kept until delivered (`None`: kept in memory only, lost by a crash).
+    /// Needs `checkpoints`, which say what was delivered.
+    pub journal: Option<std::path::PathBuf>,
     /// Region for ARNs.
     pub region: String,
     /// The records' shape: the schema record-format conversion writes (on AWS, the Glue
@@ -141,6 +147,7 @@ impl Firehose {
         let (records_tx, records_rx) = mpsc::channel::<Vec<StreamRecord>>(16);
         let (flush, flush_rx) = mpsc::channel(4);
         let mut tasks = Vec::new();
+        let mut journal = None;
         let direct_put = match settings.source.stream_name() {
             Some(stream) => {
                 for shard in list_shards(&clients.kinesis, stream).await? {
@@ -163,9 +170,23 @@ impl Firehose {
                 None
             }
             None => {
+                let shard: Arc<str> = direct_put::DIRECT_PUT_SHARD.into();
+                let (kept, replay) = match (&config.journal, &config.checkpoints) {
+                    (Some(dir), Some(checkpoints)) => {
+                        let settled = checkpoints.get(&settings.name, &shard);
+                        let (opened, replay) = Journal::open(dir, &shard, settled.as_deref())
+                            .map_err(StackError::io(format!(
+                                "opening the Direct PUT journal {}",
+                                dir.display()
+                            )))?;
+                        (Some(Arc::new(Mutex::new(opened))), replay)
+                    }
+                    _ => (None, Vec::new()),
+                };
+                journal = kept.clone();
                 routes.register(
                     &settings.name,
-                    DirectPutInlet::new(records_tx.clone(), stats.clone()),
+                    DirectPutInlet::start(records_tx.clone(), stats.clone(), kept, replay),
                 );
                 Some((routes.clone(), settings.name.clone()))
             }
@@ -179,6 +200,7 @@ impl Firehose {
             s3: clients.s3.clone(),
             transform,
             stats: stats.clone(),
+            journal,
         };
         tasks.push(tokio::spawn(delivery.run(records_rx, flush_rx)));
         Ok(Self {
@@ -314,6 +336,8 @@ struct Delivery {
     s3: aws_sdk_s3::Client,
     transform: Arc<LambdaFunction>,
     stats: Arc<Mutex<FirehoseStats>>,
+    /// A Direct PUT source's journal, told what is delivered once it is checkpointed.
+    journal: Option<Arc<Mutex<Journal>>>,
 }
 
 impl Delivery {
@@ -389,6 +413,15 @@ impl Delivery {
             // gets the same key (`object_name`) and is replaced, never added twice.
             if let Err(e) = store.flush().await {
                 tracing::error!("{}", Report(&e));
+            } else if let (Some(journal), Some(last)) = (&self.journal, records.last()) {
+                // Checkpointed on disk: the journal's segments up to here are not needed.
+                let settled = journal
+                    .lock()
+                    .expect("not poisoned")
+                    .settle(&last.sequence_number);
+                if let Err(e) = settled {
+                    tracing::warn!("cleaning the Direct PUT journal: {e}");
+                }
             }
         }
     }
