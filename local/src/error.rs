@@ -93,6 +93,9 @@ pub enum StackError {
         /// The cause.
         source: streamlake_core::lake::LakeError,
     },
+    /// The lake's compaction log could not be read.
+    #[error("reading the lake's compaction log")]
+    CompactionLog(#[source] query::QueryError),
     /// The pipeline did not settle in time.
     #[error("{0}")]
     Timeout(String),

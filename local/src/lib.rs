@@ -28,6 +28,7 @@ pub mod error;
 pub mod faults;
 pub mod harness;
 pub mod http;
+pub mod lake_index;
 pub mod positions;
 pub mod status;
 pub mod tail;

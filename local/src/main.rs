@@ -12,7 +12,7 @@ use streamlake::faults::latency::LatencySpec;
 use streamlake::faults::{FaultPlan, FaultSpec};
 use streamlake::harness::binaries::default_state_dir;
 use streamlake::harness::demo::{self, DemoOptions, Sample};
-use streamlake::status::{Status, StatusServer};
+use streamlake::status::{LakeIndex, Status, StatusServer};
 use streamlake::tail::{TailFormat, TailOptions};
 use streamlake::{ApiServer, LocalStack, StackConfig};
 use streamlake_core::dataset::Dataset;
@@ -33,7 +33,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Start the local stack and keep it running until Ctrl-C.
-    Up(StackArgs),
+    Up(UpArgs),
     /// Start the stack, send sample data through it, and show what arrived where.
     Demo {
         #[command(flatten)]
@@ -162,6 +162,16 @@ struct TailArgs {
 enum Format {
     Pretty,
     Ndjson,
+}
+
+#[derive(Debug, Args)]
+struct UpArgs {
+    #[command(flatten)]
+    stack: StackArgs,
+    /// Seconds a partition the stack wrote into stays in `status` and the dashboard
+    /// (which otherwise show the whole lake's totals, not every partition).
+    #[arg(long, default_value_t = streamlake::lake_index::RECENT_WINDOW.as_secs())]
+    status_window: u64,
 }
 
 #[derive(Debug, Args)]
@@ -379,10 +389,12 @@ async fn main() -> Result<ExitCode> {
     match cli.command {
         Command::Up(args) => {
             let generate = args
+                .stack
                 .dataset
                 .as_ref()
                 .map_or_else(|| "weather".to_owned(), |p| p.display().to_string());
-            up(args.config()?, &generate).await
+            let window = Duration::from_secs(args.status_window);
+            up(args.stack.config()?, &generate, window).await
         }
         Command::Tail(args) => tail(args).await,
         Command::Dataset(command) => dataset(command).await,
@@ -574,9 +586,10 @@ async fn status(args: StatusArgs) -> Result<ExitCode> {
 }
 
 /// `generate`: the producer's `--generate` value for the stack's dataset.
-async fn up(config: StackConfig, generate: &str) -> Result<ExitCode> {
+async fn up(config: StackConfig, generate: &str, window: Duration) -> Result<ExitCode> {
     let stack = LocalStack::start(config).await?;
-    let (publish, latest) = tokio::sync::watch::channel(Status::of(&stack).await?);
+    let mut lake = LakeIndex::of_stack(&stack, window).await?;
+    let (publish, latest) = tokio::sync::watch::channel(Status::of(&stack, &mut lake).await?);
     let status_server = StatusServer::start(latest, &stack.config().state_dir).await?;
     let c = stack.config();
     println!("streamlake local stack is up (Ctrl-C to stop)");
@@ -645,7 +658,7 @@ async fn up(config: StackConfig, generate: &str) -> Result<ExitCode> {
     loop {
         tokio::select! {
             _ = &mut ctrl_c => break,
-            _ = refresh.tick() => match Status::of(&stack).await {
+            _ = refresh.tick() => match Status::of(&stack, &mut lake).await {
                 Ok(status) => {
                     publish.send_replace(status);
                 }
@@ -669,22 +682,42 @@ async fn up(config: StackConfig, generate: &str) -> Result<ExitCode> {
         streamlake::emulated::shutdown::STOP_GRACE
     );
     let injected = stack.injected_by_call();
+    let journal = stack.journal_depth().is_some();
     let stats = stack.stop().await;
-    let (undelivered, unsettled) = (stats.firehose.in_flight, stats.mapping.unsettled());
+    let (stream, direct) = (&stats.firehose, &stats.direct_put);
     eprintln!(
-        "stopped: Firehose delivered {} and failed {} records; consumer settled {}",
-        stats.firehose.delivered,
-        stats.firehose.failed,
+        "stopped: Firehose delivered {} and failed {} records from the stream, {} and {} of Direct PUT; consumer settled {}",
+        stream.delivered,
+        stream.failed,
+        direct.delivered,
+        direct.failed,
         stats.mapping.succeeded + stats.mapping.discarded
     );
     if !injected.is_empty() {
         let counts: Vec<String> = injected.iter().map(|(c, n)| format!("{c} {n}")).collect();
         eprintln!("  faults injected: {}", counts.join(", "));
     }
-    if undelivered + unsettled > 0 {
+    if stream.undelivered() > 0 {
         eprintln!(
-            "  not delivered: {undelivered} records (Firehose), {unsettled} (consumer); \
-             their checkpoints did not move, so the next `up` on the same stream reads them again"
+            "  not delivered: {} records of the stream; the checkpoint did not move past them, so the next `up` on the same stream reads them again",
+            stream.undelivered()
+        );
+    }
+    if direct.undelivered() > 0 {
+        let next = if journal {
+            "kept in the journal, they are delivered by the next `up` with the same state folder"
+        } else {
+            "accepted into memory only (no checkpoints, no journal): they are lost"
+        };
+        eprintln!(
+            "  not delivered: {} Direct PUT records; {next}",
+            direct.undelivered()
+        );
+    }
+    if stats.mapping.unsettled() > 0 {
+        eprintln!(
+            "  not settled: {} records of the consumer; its checkpoint did not move past them, so the next `up` reads them again",
+            stats.mapping.unsettled()
         );
     }
     Ok(ExitCode::SUCCESS)

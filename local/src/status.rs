@@ -3,7 +3,8 @@
 //! `streamlake up` takes a [`Status`] every [`REFRESH`] and serves the latest as JSON at
 //! `http://127.0.0.1:PORT/api/status` (the address is written to `status-endpoint` in the
 //! state folder); `streamlake status` reads it from there and prints it, as a table or as
-//! the same JSON (`--json`).
+//! the same JSON (`--json`). The lake is not listed whole at each snapshot: the
+//! partitions shown are the recent ones, the totals the whole lake's ([`LakeIndex`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -16,15 +17,16 @@ use axum::extract::State;
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use streamlake_core::layout::{CONSUMER_DEAD_LETTER_PREFIX, ERROR_ROOT};
-use streamlake_core::{PartitionKeys, names};
+use streamlake_core::names;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::emulated::esm::MappingStats;
-use crate::emulated::firehose::FirehoseStats;
+use crate::emulated::firehose::{FirehoseStats, JournalDepth};
 use crate::error::StackError;
 use crate::harness::demo::{count_rows, read_object};
 use crate::harness::stack::LocalStack;
+pub use crate::lake_index::{LakeIndex, LakeTotals, Objects};
 use crate::positions::{self, Position};
 
 /// How often `up` takes a snapshot.
@@ -42,8 +44,15 @@ pub struct Status {
     pub bucket: String,
     /// The lake's prefix in the bucket (the dataset's).
     pub prefix: String,
-    /// Firehose delivery: read, in its buffer, delivered, failed, dropped.
+    /// Firehose delivery from the stream: read, in its buffer, delivered, failed, dropped.
     pub firehose: FirehoseStats,
+    /// Firehose delivery of Direct PUT records (`PutRecordBatch` to the stack's endpoint).
+    #[serde(default)]
+    pub direct_put: FirehoseStats,
+    /// What the Direct PUT journal holds on disk (none when the stack keeps no
+    /// checkpoints: accepted records are then in memory only).
+    #[serde(default)]
+    pub journal: Option<JournalDepth>,
     /// The consumer's event source mapping, iterator age included.
     pub mapping: MappingStats,
     /// Checkpoints: by reader (the delivery stream, the consumer), by shard.
@@ -60,8 +69,18 @@ pub struct Status {
     /// (`[dynamodb.position]`).
     #[serde(default)]
     pub positions: Vec<Position>,
-    /// The lake's data, per partition (`year=YYYY/month=MM/day=DD`).
+    /// The lake's data, per partition (`year=YYYY/month=MM/day=DD`), of the partitions the
+    /// stack wrote into within the last `window_seconds`.
     pub partitions: BTreeMap<String, Objects>,
+    /// The recent window of `partitions`.
+    #[serde(default)]
+    pub window_seconds: u64,
+    /// The whole lake's data.
+    #[serde(default)]
+    pub lake: LakeTotals,
+    /// Compactions holding a day now (their claims in the compaction log).
+    #[serde(default)]
+    pub compactions: Vec<CompactionClaim>,
     /// Error objects, per folder of `errors/` (the consumer's dead letters included).
     pub errors: BTreeMap<String, Objects>,
     /// Sums of the Lambdas' metrics (their EMF lines), by function and metric.
@@ -86,32 +105,44 @@ pub struct LatestError {
     pub reason: String,
 }
 
+/// A day claimed by a compaction (`query compact`), from the compaction log.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompactionClaim {
+    /// The partition folder.
+    pub day: String,
+    /// The compaction.
+    pub id: String,
+    /// `pending` (the new object may be written) or `committed` (its sources are being
+    /// deleted).
+    pub state: String,
+    /// When its compaction last renewed the claim.
+    pub renewed_at: Option<String>,
+}
+
 /// Seconds of throughput kept in a snapshot.
 pub const SERIES_SECONDS: usize = 300;
 
 /// Records shown of the newest data object, and dead letters shown.
 const LATEST: usize = 10;
 
-/// Objects and their bytes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Objects {
-    /// Objects.
-    pub objects: u64,
-    /// Their bytes.
-    pub bytes: u64,
-}
-
 impl Status {
-    /// Takes a snapshot: the stack's counters, and the lake, tables and queue as listed
-    /// and counted now.
-    pub async fn of(stack: &LocalStack) -> Result<Self, StackError> {
+    /// Takes a snapshot: the stack's counters, the tables and queue as counted now, the
+    /// lake's recent partitions as listed now and its totals as `lake` keeps them.
+    pub async fn of(stack: &LocalStack, lake: &mut LakeIndex) -> Result<Self, StackError> {
         let config = stack.config();
         let clients = stack.clients();
+        lake.refresh(stack.take_written()).await?;
         let mut status = Self {
             stream: config.stream.clone(),
             bucket: config.bucket.clone(),
             prefix: config.dataset.prefix().to_owned(),
             firehose: stack.firehose_stats(),
+            direct_put: stack.direct_put_stats(),
+            journal: stack.journal_depth(),
+            partitions: lake.recent(),
+            window_seconds: lake.window().as_secs(),
+            lake: lake.totals(),
+            compactions: compactions(stack).await?,
             mapping: stack.mapping_stats(),
             checkpoints: stack.checkpoints(),
             consumer: config.dataset.dynamodb().is_some(),
@@ -160,13 +191,13 @@ impl Status {
             })
             .and_then(|n| n.parse().ok())
             .unwrap_or(0);
-        // (last modified, key) of the newest data object and dead letters.
-        let mut newest_data: Option<(i64, String)> = None;
+        // (last modified, key) of the consumer's dead letters.
         let mut dead_letters: Vec<(i64, String)> = Vec::new();
         let mut pages = clients
             .s3
             .list_objects_v2()
             .bucket(&config.bucket)
+            .prefix(ERROR_ROOT)
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
@@ -179,13 +210,7 @@ impl Status {
                     object.last_modified().map_or(0, |t| t.secs()),
                     key.to_owned(),
                 );
-                let group = if let Some(p) = key
-                    .strip_prefix(config.dataset.prefix())
-                    .and_then(|_| PartitionKeys::from_path(key))
-                {
-                    newest_data = newest_data.max(Some(modified));
-                    status.partitions.entry(p.to_string())
-                } else if key.starts_with(CONSUMER_DEAD_LETTER_PREFIX) {
+                let group = if key.starts_with(CONSUMER_DEAD_LETTER_PREFIX) {
                     dead_letters.push(modified);
                     status.errors.entry("consumer-invalid".into())
                 } else if let Some(rest) = key.strip_prefix(ERROR_ROOT) {
@@ -199,9 +224,9 @@ impl Status {
                 entry.bytes += u64::try_from(size).unwrap_or(0);
             }
         }
-        if let Some((_, key)) = newest_data {
-            let body = read_object(clients, &config.bucket, &key).await?;
-            if let Ok((records, _)) = streamlake_core::formats::read_records(&key, &body) {
+        if let Some(key) = lake.newest() {
+            let body = read_object(clients, &config.bucket, key).await?;
+            if let Ok((records, _)) = streamlake_core::formats::read_records(key, &body) {
                 let skip = records.len().saturating_sub(LATEST);
                 status.latest_records = records[skip..]
                     .iter()
@@ -269,20 +294,42 @@ impl fmt::Display for Status {
                 p.key, p.latitude, p.longitude
             )?;
         }
-        let data = self
-            .partitions
-            .values()
-            .fold(Objects::default(), |a, o| Objects {
-                objects: a.objects + o.objects,
-                bytes: a.bytes + o.bytes,
-            });
+        writeln!(
+            f,
+            "direct put read {}  buffered {}  delivered {}  failed {}  dropped {}{}",
+            self.direct_put.records_read,
+            self.direct_put.in_flight,
+            self.direct_put.delivered,
+            self.direct_put.failed,
+            self.direct_put.dropped,
+            self.journal.map_or_else(
+                || "  (no journal: accepted records in memory only)".to_owned(),
+                |j| format!("  journal {} records, {} bytes", j.records, j.bytes)
+            )
+        )?;
+        let t = &self.lake;
         writeln!(
             f,
             "lake       {} partitions, {} objects, {} bytes",
-            self.partitions.len(),
-            data.objects,
-            data.bytes
+            t.partitions, t.objects, t.bytes
         )?;
+        for (partition, o) in &self.partitions {
+            writeln!(
+                f,
+                "recent     {partition}: {} objects, {} bytes (written within {} s)",
+                o.objects, o.bytes, self.window_seconds
+            )?;
+        }
+        for c in &self.compactions {
+            writeln!(
+                f,
+                "compaction {} of {}: {} (renewed {})",
+                c.id,
+                c.day,
+                c.state,
+                c.renewed_at.as_deref().unwrap_or("-")
+            )?;
+        }
         for (folder, o) in &self.errors {
             writeln!(
                 f,
@@ -292,6 +339,29 @@ impl fmt::Display for Status {
         }
         Ok(())
     }
+}
+
+/// The days compactions hold now, from the lake's compaction log.
+async fn compactions(stack: &LocalStack) -> Result<Vec<CompactionClaim>, StackError> {
+    let config = stack.config();
+    let location = streamlake_core::lake::LakeLocation::S3 {
+        bucket: config.bucket.clone(),
+        prefix: config.dataset.prefix().to_owned(),
+    };
+    let lake = streamlake_core::lake::Lake::with_client(location, stack.clients().s3.clone());
+    let claims = query::compaction_log::CompactionLog::of(&lake)
+        .claims()
+        .await
+        .map_err(StackError::CompactionLog)?;
+    Ok(claims
+        .into_iter()
+        .map(|c| CompactionClaim {
+            day: c.entry.day_folder,
+            id: c.entry.id,
+            state: c.entry.state.as_str().to_owned(),
+            renewed_at: c.entry.renewed_at,
+        })
+        .collect())
 }
 
 /// The status server of `up`: serves the latest snapshot.

@@ -2,7 +2,8 @@
 //! producer (`PutRecords` batching, retries of failed entries), the same with `--aggregate`
 //! (KPL), and the Direct PUT path (`PutRecordBatch` to `streamlake-direct`), each against a
 //! boto3 producer sending the same records the same way (`producer_boto3.py`: requests of
-//! 500), in the same run.
+//! 500), in the same run; and Direct PUT into a second stack that keeps no journal
+//! (`--no-checkpoints`: accepted records only in memory), for what the journal costs.
 //!
 //! `cargo bench -p streamlake-e2e --bench producer` starts a local stack (moto), sends
 //! `RECORDS` generated weather records per run, each producer `RUNS` times alternating, and
@@ -132,7 +133,9 @@ async fn main() {
     let python = venv.join("bin").join("python");
     let mut config = StackConfig::new(state.clone());
     config.buffer_interval = Duration::from_secs(5);
-    let stack = LocalStack::start(config).await.unwrap();
+    let stack = LocalStack::start(config.clone()).await.unwrap();
+    config.checkpoints = false;
+    let memory_only = LocalStack::start(config).await.unwrap();
     let entries: Vec<Entry> = WeatherGenerator::new(GeneratorConfig {
         seed: 3,
         start: NaiveDate::from_ymd_opt(2021, 10, 1).unwrap(),
@@ -154,6 +157,7 @@ async fn main() {
         "streamlake PutRecords --aggregate",
         "streamlake PutRecordBatch (Direct PUT)",
         "boto3 put_record_batch (Direct PUT)",
+        "streamlake PutRecordBatch (Direct PUT), no journal",
     ];
     let mut runs: Vec<Vec<Run>> = vec![Vec::new(); names.len()];
     for round in 0..RUNS {
@@ -162,6 +166,7 @@ async fn main() {
         runs[2].push(ours(&stack, &entries, "aggregate").await);
         runs[3].push(ours(&stack, &entries, "firehose").await);
         runs[4].push(boto3(&python, &stack, &file, "firehose").await);
+        runs[5].push(ours(&memory_only, &entries, "firehose").await);
         eprintln!("round {} of {RUNS} done", round + 1);
     }
     println!("{RECORDS} records per run, best of {RUNS} alternating runs:");
@@ -190,5 +195,10 @@ async fn main() {
         "PutRecordBatch vs PutRecords (streamlake): {:.2}x",
         ratio(3, 0)
     );
+    println!(
+        "PutRecordBatch with the journal vs without: {:.2}x",
+        ratio(3, 5)
+    );
+    memory_only.stop().await;
     stack.stop().await;
 }

@@ -1,7 +1,7 @@
 //! The whole pipeline on one machine: emulator, resources, Lambdas, Firehose and the
 //! event source mapping.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +13,7 @@ use streamlake_core::names;
 use crate::emulated::checkpoint::CheckpointStore;
 use crate::emulated::esm::{EventSourceMapping, MappingConfig, MappingStats};
 use crate::emulated::firehose::settings::DeliverySettings;
-use crate::emulated::firehose::{Firehose, FirehoseStats};
+use crate::emulated::firehose::{Firehose, FirehoseStats, JournalDepth};
 use crate::emulated::kinesis_source::StartingPosition;
 use crate::emulated::lambda_host::LambdaFunction;
 use crate::emulated::log_metrics::MetricSeries;
@@ -352,6 +352,20 @@ impl LocalStack {
             .as_ref()
             .map(Firehose::stats)
             .unwrap_or_default()
+    }
+
+    /// The folders both delivery streams wrote data objects into since the last call.
+    pub fn take_written(&self) -> BTreeSet<String> {
+        [&self.firehose, &self.direct_put]
+            .into_iter()
+            .flatten()
+            .flat_map(|f| f.take_written())
+            .collect()
+    }
+
+    /// What the Direct PUT journal holds (none without checkpoints).
+    pub fn journal_depth(&self) -> Option<JournalDepth> {
+        self.direct_put.as_ref().and_then(Firehose::journal_depth)
     }
 
     /// The metrics each Lambda printed so far (its EMF lines), by function and metric.

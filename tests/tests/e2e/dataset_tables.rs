@@ -228,7 +228,13 @@ async fn unicorn_tables_are_exact_after_a_run_and_a_replay() {
     }
 
     // `status` shows each unicorn where its newest status puts it, and the plot draws them.
-    let status = streamlake::status::Status::of(&stack).await.unwrap();
+    let mut lake =
+        streamlake::lake_index::LakeIndex::of_stack(&stack, streamlake::lake_index::RECENT_WINDOW)
+            .await
+            .unwrap();
+    let status = streamlake::status::Status::of(&stack, &mut lake)
+        .await
+        .unwrap();
     assert!(status.consumer);
     let sensor_items = expected_items(&dataset, &records);
     assert_eq!(status.rows["UnicornSensorData"], sensor_items.len() as u64);

@@ -1,10 +1,13 @@
 //! `streamlake status --json` against a running `streamlake up`: after a run it equals
 //! what the lake, the tables and the queue hold, read back here with the SDK; and the
 //! dashboard `up` serves, rendered by a real browser (headless Chromium), shows the same
-//! figures.
+//! figures. On a lake of many partitions it shows the recent ones, and totals equal to a
+//! full listing.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+use futures::StreamExt;
 
 use producer::{Entry, Producer, ProducerConfig};
 use streamlake::StackConfig;
@@ -18,6 +21,31 @@ use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
 use streamlake_core::layout::DATA_ROOT;
 
 use crate::support::{interrupt, run_logs, start_up};
+
+/// Every data object under the lake's prefix, per partition (a full listing).
+async fn full_listing(clients: &Clients, bucket: &str) -> BTreeMap<String, Objects> {
+    let mut partitions: BTreeMap<String, Objects> = BTreeMap::new();
+    let mut pages = clients
+        .s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(DATA_ROOT)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for object in page.unwrap().contents() {
+            let key = object.key().unwrap();
+            if streamlake_core::lake::is_hidden(key) {
+                continue;
+            }
+            let partition = PartitionKeys::from_path(key).unwrap();
+            let entry = partitions.entry(partition.to_string()).or_default();
+            entry.objects += 1;
+            entry.bytes += object.size().unwrap() as u64;
+        }
+    }
+    partitions
+}
 
 /// `streamlake status --json` for `state_dir`.
 async fn status_json(binaries: &Binaries, state_dir: &std::path::Path) -> Status {
@@ -80,26 +108,20 @@ async fn status_json_and_the_dashboard_equal_what_the_lake_and_tables_hold() {
     };
 
     // The lake, read back here.
-    let mut partitions: BTreeMap<String, Objects> = BTreeMap::new();
-    let listed = clients
-        .s3
-        .list_objects_v2()
-        .bucket(&config.bucket)
-        .prefix(DATA_ROOT)
-        .send()
-        .await
-        .unwrap();
-    for object in listed.contents() {
-        if streamlake_core::lake::is_hidden(object.key().unwrap()) {
-            continue;
-        }
-        let partition = PartitionKeys::from_path(object.key().unwrap()).unwrap();
-        let entry = partitions.entry(partition.to_string()).or_default();
-        entry.objects += 1;
-        entry.bytes += object.size().unwrap() as u64;
-    }
+    let partitions = full_listing(&clients, &config.bucket).await;
     assert!(!partitions.is_empty());
+    // Every partition was written within the window: all of them shown, and the totals.
     assert_eq!(status.partitions, partitions);
+    let objects: u64 = partitions.values().map(|o| o.objects).sum();
+    let bytes: u64 = partitions.values().map(|o| o.bytes).sum();
+    assert_eq!(
+        (
+            status.lake.partitions,
+            status.lake.objects,
+            status.lake.bytes
+        ),
+        (partitions.len() as u64, objects, bytes)
+    );
     assert_eq!(
         status.rows,
         count_rows(&clients, &config.table_names()).await.unwrap()
@@ -167,6 +189,8 @@ async fn dashboard_shows(state_dir: &std::path::Path, status: &Status) {
         ("firehose-delivered", status.firehose.delivered.to_string()),
         ("firehose-failed", status.firehose.failed.to_string()),
         ("firehose-dropped", status.firehose.dropped.to_string()),
+        ("direct-read", status.direct_put.records_read.to_string()),
+        ("direct-delivered", status.direct_put.delivered.to_string()),
         ("consumer-read", status.mapping.records_read.to_string()),
         ("consumer-succeeded", status.mapping.succeeded.to_string()),
         ("consumer-discarded", status.mapping.discarded.to_string()),
@@ -186,4 +210,87 @@ async fn dashboard_shows(state_dir: &std::path::Path, status: &Status) {
         dom.contains(&format!("<td>{partition}</td><td>{}</td>", objects.objects)),
         "the newest partition is listed:\n{dom}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_lake_of_many_partitions_status_shows_the_recent_ones_and_whole_totals() {
+    const OLD: usize = 1500;
+    let binaries = Binaries::locate().await.unwrap();
+    let mut emulator = Emulator::start(&default_state_dir(), &run_logs())
+        .await
+        .unwrap();
+    let endpoint = emulator.endpoint().to_owned();
+    let state_dir = default_state_dir().join(format!("status-many-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state_dir);
+    std::fs::create_dir_all(&state_dir).unwrap();
+    let config = StackConfig::new(state_dir.clone());
+    let clients = Clients::connect(&endpoint, true).await;
+    // Years of daily partitions, one object each, there before the stack starts.
+    clients
+        .s3
+        .create_bucket()
+        .bucket(&config.bucket)
+        .send()
+        .await
+        .unwrap();
+    let first = chrono::NaiveDate::from_ymd_opt(2015, 1, 1).unwrap();
+    futures::stream::iter(0..OLD)
+        .map(|i| {
+            let day = PartitionKeys::for_date(first + chrono::Days::new(i as u64));
+            clients
+                .s3
+                .put_object()
+                .bucket(&config.bucket)
+                .key(format!("{DATA_ROOT}{day}/old-{i}"))
+                .body(format!("{{\"n\":{i}}}\n").into_bytes().into())
+                .send()
+        })
+        .buffer_unordered(16)
+        .for_each(|r| async move {
+            r.unwrap();
+        })
+        .await;
+    let mut up = start_up(&binaries, &endpoint, &state_dir, "up", &[]).await;
+    let entries: Vec<Entry> = WeatherGenerator::new(GeneratorConfig::default())
+        .take(200)
+        .map(Entry::from)
+        .collect();
+    let producer = Producer::new(clients.kinesis.clone(), ProducerConfig::new(&config.stream));
+    let sent = producer.send(entries, |_| {}).await.unwrap().sent;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(240);
+    let status = loop {
+        let s = status_json(&binaries, &state_dir).await;
+        if s.firehose.settled() && s.firehose.records_read == sent {
+            tokio::time::sleep(streamlake::status::REFRESH * 2).await;
+            break status_json(&binaries, &state_dir).await;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{s:#?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let all = full_listing(&clients, &config.bucket).await;
+    let recent: BTreeMap<String, Objects> = all
+        .iter()
+        .filter(|(_, o)| o.objects > 0)
+        .filter(|(p, _)| !p.starts_with("year=201"))
+        .map(|(p, o)| (p.clone(), *o))
+        .collect();
+    assert!(!recent.is_empty() && recent.len() < 100, "{recent:?}");
+    assert_eq!(status.partitions, recent, "only the partitions written now");
+    assert_eq!(
+        (
+            status.lake.partitions,
+            status.lake.objects,
+            status.lake.bytes
+        ),
+        (
+            all.len() as u64,
+            all.values().map(|o| o.objects).sum(),
+            all.values().map(|o| o.bytes).sum()
+        ),
+        "totals as a full listing counts them"
+    );
+    assert!(all.len() > OLD);
+    interrupt(&mut up).await;
+    emulator.stop().await;
+    let _ = std::fs::remove_dir_all(&state_dir);
 }

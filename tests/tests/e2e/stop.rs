@@ -1,6 +1,6 @@
 //! Stopping the stack when the emulator is gone (as after Ctrl-C, which reaches the
 //! emulator too): the stack gives up on what it cannot deliver after its grace period,
-//! and counts it, instead of retrying forever.
+//! and counts it, per source, instead of retrying forever.
 
 use std::time::Duration;
 
@@ -30,7 +30,22 @@ async fn the_stack_stops_within_its_grace_when_the_emulator_is_gone() {
         stack.clients().kinesis.clone(),
         ProducerConfig::new(&stack.config().stream),
     );
-    assert_eq!(producer.send(entries, |_| {}).await.unwrap().sent, 50);
+    assert_eq!(
+        producer.send(entries.clone(), |_| {}).await.unwrap().sent,
+        50
+    );
+    let direct = Producer::firehose(
+        stack.clients().firehose.clone(),
+        ProducerConfig::new(streamlake_core::names::DIRECT_DELIVERY_STREAM),
+    );
+    assert_eq!(
+        direct
+            .send(entries[..30].to_vec(), |_| {})
+            .await
+            .unwrap()
+            .sent,
+        30
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     while stack.firehose_stats().records_read < 50 || !stack.mapping_stats().settled() {
         assert!(tokio::time::Instant::now() < deadline, "records not read");
@@ -51,6 +66,13 @@ async fn the_stack_stops_within_its_grace_when_the_emulator_is_gone() {
     assert_eq!(
         (stats.firehose.delivered, stats.firehose.in_flight),
         (0, 50),
+        "{stats:?}"
+    );
+    assert_eq!(stats.firehose.undelivered(), 50, "{stats:?}");
+    // Direct PUT: accepted, in the journal, counted as not delivered.
+    assert_eq!(
+        (stats.direct_put.delivered, stats.direct_put.undelivered()),
+        (0, 30),
         "{stats:?}"
     );
     assert_eq!(stats.mapping.unsettled(), 0, "{stats:?}");

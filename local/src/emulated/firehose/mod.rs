@@ -103,6 +103,12 @@ impl FirehoseStats {
     pub fn settled(&self) -> bool {
         self.in_flight == 0 && self.delivered + self.failed + self.dropped == self.records_read
     }
+
+    /// Records read (or accepted) and not delivered, failed or dropped.
+    pub fn undelivered(&self) -> u64 {
+        self.records_read
+            .saturating_sub(self.delivered + self.failed + self.dropped)
+    }
 }
 
 /// A running local delivery stream.
@@ -115,6 +121,20 @@ pub struct Firehose {
     direct_put: Option<(DirectPutRoutes, String)>,
     /// What it plays: the settings `DescribeDeliveryStream` answered at the start.
     settings: DeliverySettings,
+    /// A Direct PUT source's journal.
+    journal: Option<Arc<Mutex<Journal>>>,
+    /// The folders data objects were written into since the last [`Firehose::take_written`].
+    written: Arc<Mutex<BTreeSet<String>>>,
+}
+
+/// What a Direct PUT journal holds on disk: its records (delivered ones included until
+/// their segment is deleted) and bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JournalDepth {
+    /// Records in its segments.
+    pub records: u64,
+    /// Bytes of its segments.
+    pub bytes: u64,
 }
 
 impl Firehose {
@@ -148,6 +168,7 @@ impl Firehose {
         let (flush, flush_rx) = mpsc::channel(4);
         let mut tasks = Vec::new();
         let mut journal = None;
+        let written: Arc<Mutex<BTreeSet<String>>> = Arc::default();
         let direct_put = match settings.source.stream_name() {
             Some(stream) => {
                 for shard in list_shards(&clients.kinesis, stream).await? {
@@ -200,7 +221,8 @@ impl Firehose {
             s3: clients.s3.clone(),
             transform,
             stats: stats.clone(),
-            journal,
+            journal: journal.clone(),
+            written: written.clone(),
         };
         tasks.push(tokio::spawn(delivery.run(records_rx, flush_rx)));
         Ok(Self {
@@ -210,6 +232,8 @@ impl Firehose {
             tasks,
             direct_put,
             settings,
+            journal,
+            written,
         })
     }
 
@@ -221,6 +245,20 @@ impl Firehose {
     /// A snapshot of the counters.
     pub fn stats(&self) -> FirehoseStats {
         self.stats.lock().expect("not poisoned").clone()
+    }
+
+    /// The folders (`<prefix>year=…/…/`) data objects were written into since the last
+    /// call.
+    pub fn take_written(&self) -> BTreeSet<String> {
+        std::mem::take(&mut *self.written.lock().expect("not poisoned"))
+    }
+
+    /// What its journal holds, for a Direct PUT source that keeps one.
+    pub fn journal_depth(&self) -> Option<JournalDepth> {
+        self.journal.as_ref().map(|j| {
+            let (bytes, records) = j.lock().expect("not poisoned").size();
+            JournalDepth { records, bytes }
+        })
     }
 
     /// Delivers the buffer now instead of at the end of the interval.
@@ -338,6 +376,8 @@ struct Delivery {
     stats: Arc<Mutex<FirehoseStats>>,
     /// A Direct PUT source's journal, told what is delivered once it is checkpointed.
     journal: Option<Arc<Mutex<Journal>>>,
+    /// The folders data objects were written into since [`Firehose::take_written`].
+    written: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl Delivery {
@@ -723,6 +763,12 @@ impl Delivery {
 
         for (key, body, count, is_error) in objects {
             self.put(&key, body).await;
+            if !is_error && let Some((folder, _)) = key.rsplit_once('/') {
+                self.written
+                    .lock()
+                    .expect("not poisoned")
+                    .insert(format!("{folder}/"));
+            }
             let mut s = self.stats.lock().expect("not poisoned");
             s.objects += 1;
             s.in_flight -= count;
