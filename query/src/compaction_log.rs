@@ -213,12 +213,16 @@ impl CompactionLog {
 
     /// Every line of the log, object by object. An object that is not NDJSON of
     /// [`LogLine`]s is skipped with a warning (Athena would fail on it: never written
-    /// by `query`).
+    /// by `query`), and so is one deleted between the listing and its reading.
     pub async fn lines(&self) -> Result<Vec<Vec<LogLine>>, QueryError> {
         let objects = self.lake.objects_in(&self.folder).await?;
         let mut out = Vec::new();
         for object in objects.iter().filter(|o| !is_hidden_name(o)) {
-            let body = self.lake.read(&object.key).await?;
+            // Listed, then gone: its compaction ended in between (it deletes its entry
+            // last), so the entry hides nothing any more.
+            let Some((body, _)) = self.lake.read_versioned(&object.key).await? else {
+                continue;
+            };
             match parse_lines(&body) {
                 Ok(lines) => out.push(lines),
                 Err(e) => {
