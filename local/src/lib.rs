@@ -18,9 +18,16 @@
 //! - [`positions`]: each partition key's latest position (`[dynamodb.position]`) and its
 //!   SVG plot, for `status` and the dashboard.
 //! - [`dataset_tool`]: `streamlake dataset check` and `infer`.
-//! - [`status`]: a snapshot of a running stack (`streamlake status`), served by `up`.
+//! - [`status`]: a snapshot of a running stack (`streamlake status`), served by `up`;
+//!   [`lake_index`]: the lake's partitions and totals it shows, kept without listing the
+//!   whole bucket each time.
+//! - [`serve`]: `up` once the stack is up: the status refreshed and served until stopped,
+//!   and what `up` prints.
+//! - [`cli`]: the `streamlake` command line's arguments and its small commands (`main`
+//!   only parses and dispatches).
 //! - [`tail`]: following a stream from the command line (`streamlake tail`).
 
+pub mod cli;
 pub mod dashboard;
 pub mod dataset_tool;
 pub mod emulated;
@@ -30,6 +37,7 @@ pub mod harness;
 pub mod http;
 pub mod lake_index;
 pub mod positions;
+pub mod serve;
 pub mod status;
 pub mod tail;
 

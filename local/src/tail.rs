@@ -17,7 +17,7 @@ use crate::emulated::kinesis_source::{ShardReader, StartingPosition, StreamRecor
 use crate::error::StackError;
 
 /// How records are printed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum TailFormat {
     /// A header line (shard, sequence number, partition key, arrival) and the record as
     /// indented JSON (or as text, when it is not JSON).

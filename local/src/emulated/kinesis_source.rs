@@ -70,6 +70,31 @@ pub enum StartingPosition {
     AfterSequenceNumber(String),
 }
 
+/// Where a reader starts, as the command line and the API name it (`AT_TIMESTAMP` takes
+/// its time apart: [`StartingPosition::chosen`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Position {
+    /// The oldest record of each shard.
+    #[default]
+    TrimHorizon,
+    /// Only records written from now on.
+    Latest,
+    /// Records from a timestamp on.
+    AtTimestamp,
+}
+
+impl StartingPosition {
+    /// The position chosen, with the time `AtTimestamp` needs; `None` when it is missing.
+    pub fn chosen(position: Position, timestamp: Option<DateTime<Utc>>) -> Option<Self> {
+        match (position, timestamp) {
+            (Position::TrimHorizon, _) => Some(Self::TrimHorizon),
+            (Position::Latest, _) => Some(Self::Latest),
+            (Position::AtTimestamp, Some(t)) => Some(Self::AtTimestamp(t)),
+            (Position::AtTimestamp, None) => None,
+        }
+    }
+}
+
 /// The shards of a stream.
 pub async fn list_shards(client: &Client, stream: &str) -> Result<Vec<String>, StackError> {
     let mut shards = Vec::new();

@@ -392,6 +392,42 @@ pub fn follow_up_queries(dataset: &Dataset, bucket: &str, report: &DemoReport) -
     queries
 }
 
+/// Runs the [`follow_up_queries`] of a demo with the `query` binary against the stack,
+/// printing each command line as a shell reads it back, then its output; `true` when
+/// every one succeeded.
+pub async fn run_follow_up_queries(
+    stack: &LocalStack,
+    report: &DemoReport,
+) -> Result<bool, StackError> {
+    let c = stack.config();
+    let mut all_ok = true;
+    for args in follow_up_queries(&c.dataset, &c.bucket, report) {
+        println!();
+        let shown: Vec<String> = args
+            .iter()
+            .map(|a| {
+                if a.contains([' ', '"']) {
+                    // The SQL holds no single quote.
+                    format!("'{a}'")
+                } else {
+                    a.clone()
+                }
+            })
+            .collect();
+        println!("$ query {}", shown.join(" "));
+        let output = tokio::process::Command::new(stack.binaries().path("query"))
+            .args(&args)
+            .envs(stack.clients().child_env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .await
+            .map_err(StackError::io("running query"))?;
+        print!("{}", String::from_utf8_lossy(&output.stdout));
+        eprint!("{}", String::from_utf8_lossy(&output.stderr));
+        all_ok &= output.status.success();
+    }
+    Ok(all_ok)
+}
+
 /// Rows per table, counted with `Scan` (`Select: COUNT`).
 pub async fn count_rows(
     clients: &Clients,

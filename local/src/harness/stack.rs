@@ -142,18 +142,18 @@ impl StackConfig {
 }
 
 /// The server that answers an API which a Node.js server can take over from the emulator.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum ApiServer {
-    /// The emulator (moto, or the one at `endpoint`): one request at a time.
+    /// The emulator (moto, or the one at `--endpoint`): one request at a time.
     #[default]
     Emulator,
     /// The Node.js server (dynalite, kinesalite; installed with npm on first use), behind
-    /// the stack's proxy: requests served in parallel, as AWS does. It keeps its data in
-    /// memory, so it lives and dies with the stack, like the stack's own moto.
+    /// the stack's proxy: requests served in parallel, as AWS does; its data lives and
+    /// dies with the stack.
     Node,
-    /// [`ApiServer::Node`] when the stack runs its own emulator and Node.js is installed,
-    /// else [`ApiServer::Emulator`]: an emulator shared with others (`endpoint`,
-    /// `AWS_ENDPOINT_URL`) keeps answering everything, its data outliving the stack.
+    /// The Node.js server when the stack runs its own emulator and Node.js is installed;
+    /// else the emulator (one shared with others through `--endpoint` or
+    /// `AWS_ENDPOINT_URL` keeps answering everything, its data outliving the stack).
     Auto,
 }
 
@@ -499,6 +499,8 @@ impl LocalStack {
     /// progress (checkpoints saved; both bounded by [`crate::emulated::shutdown::STOP_GRACE`]), then
     /// the Lambdas and the emulator (if the stack started it). Returns the final counters.
     pub async fn stop(mut self) -> FinalStats {
+        let injected = self.injected_by_call();
+        let journal = self.journal_depth().is_some();
         let (mapping, firehose, direct) = (
             self.mapping.take(),
             self.firehose.take(),
@@ -513,6 +515,8 @@ impl LocalStack {
             firehose: firehose.unwrap_or_default(),
             direct_put: direct_put.unwrap_or_default(),
             mapping: mapping.unwrap_or_default(),
+            injected,
+            journal,
         };
         if let Some(store) = &self.checkpoints
             && let Err(e) = store.flush().await
@@ -529,7 +533,8 @@ impl LocalStack {
     }
 }
 
-/// The counters of a stopped stack.
+/// The counters of a stopped stack; shown, its stop summary: what was delivered, and
+/// what was not, per source.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FinalStats {
     /// Firehose delivery from the Kinesis stream.
@@ -538,4 +543,58 @@ pub struct FinalStats {
     pub direct_put: FirehoseStats,
     /// The consumer's event source mapping.
     pub mapping: MappingStats,
+    /// Faults injected, per call.
+    pub injected: BTreeMap<Call, u64>,
+    /// Whether Direct PUT kept a journal (what it did not deliver is delivered next time).
+    pub journal: bool,
+}
+
+impl std::fmt::Display for FinalStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (stream, direct, mapping) = (&self.firehose, &self.direct_put, &self.mapping);
+        writeln!(
+            f,
+            "stopped: Firehose delivered {} and failed {} records from the stream, {} and {} of Direct PUT; consumer settled {}",
+            stream.delivered,
+            stream.failed,
+            direct.delivered,
+            direct.failed,
+            mapping.succeeded + mapping.discarded
+        )?;
+        if !self.injected.is_empty() {
+            let counts: Vec<String> = self
+                .injected
+                .iter()
+                .map(|(c, n)| format!("{c} {n}"))
+                .collect();
+            writeln!(f, "  faults injected: {}", counts.join(", "))?;
+        }
+        if stream.undelivered() > 0 {
+            writeln!(
+                f,
+                "  not delivered: {} records of the stream; the checkpoint did not move past them, so the next `up` on the same stream reads them again",
+                stream.undelivered()
+            )?;
+        }
+        if direct.undelivered() > 0 {
+            let next = if self.journal {
+                "kept in the journal, they are delivered by the next `up` with the same state folder"
+            } else {
+                "accepted into memory only (no checkpoints, no journal): they are lost"
+            };
+            writeln!(
+                f,
+                "  not delivered: {} Direct PUT records; {next}",
+                direct.undelivered()
+            )?;
+        }
+        if mapping.unsettled() > 0 {
+            writeln!(
+                f,
+                "  not settled: {} records of the consumer; its checkpoint did not move past them, so the next `up` reads them again",
+                mapping.unsettled()
+            )?;
+        }
+        Ok(())
+    }
 }
