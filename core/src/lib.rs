@@ -27,6 +27,7 @@ pub mod names;
 #[cfg(feature = "formats")]
 pub mod ndjson;
 pub mod partition;
+pub mod report;
 pub mod seqnum;
 pub mod time;
 

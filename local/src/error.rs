@@ -120,21 +120,9 @@ impl StackError {
     }
 }
 
-/// Displays an error with its causes, `error: cause: cause` (for logs, where no reporter
-/// walks the chain).
-pub struct Report<'a>(pub &'a (dyn std::error::Error + 'static));
-
-impl std::fmt::Display for Report<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(cause) = source {
-            write!(f, ": {cause}")?;
-            source = cause.source();
-        }
-        Ok(())
-    }
-}
+/// Displays an error with its causes, each said once (for logs, where no reporter walks
+/// the chain).
+pub use streamlake_core::report::Report;
 
 #[cfg(test)]
 mod tests {

@@ -9,7 +9,14 @@ use streamlake::harness::demo;
 use streamlake::serve::{Serving, banner};
 
 #[tokio::main]
-async fn main() -> Result<ExitCode> {
+async fn main() -> ExitCode {
+    run().await.unwrap_or_else(|e| {
+        eprintln!("error: {}", streamlake_core::report::Report(e.as_ref()));
+        ExitCode::FAILURE
+    })
+}
+
+async fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
     streamlake::harness::progress::enable();
     tracing_subscriber::fmt()

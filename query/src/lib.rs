@@ -15,6 +15,7 @@ pub mod convert;
 pub mod filter;
 pub mod local_file;
 pub mod log_table;
+pub mod named_objects;
 pub mod ndjson_scan;
 pub mod output;
 pub mod partitions;
@@ -63,7 +64,10 @@ pub enum QueryError {
     Dataset(#[from] DatasetError),
     /// The SQL failed.
     #[error(transparent)]
-    Sql(#[from] datafusion::error::DataFusionError),
+    Sql(datafusion::error::DataFusionError),
+    /// An object of the lake could not be read (named, whatever DataFusion wrapped it in).
+    #[error("{0}")]
+    Object(named_objects::ObjectError),
     /// Arrow could not format the result.
     #[error(transparent)]
     Arrow(#[from] datafusion::arrow::error::ArrowError),
@@ -92,4 +96,16 @@ pub enum QueryError {
     },
 }
 pub use partitions::{PartitionSummary, summarize_partitions};
+
+impl From<datafusion::error::DataFusionError> for QueryError {
+    fn from(error: datafusion::error::DataFusionError) -> Self {
+        match named_objects::object_error(&error) {
+            Some(object) => QueryError::Object(named_objects::ObjectError {
+                object: object.object.clone(),
+                reason: object.reason.clone(),
+            }),
+            None => QueryError::Sql(error),
+        }
+    }
+}
 pub use scan::{ScanOptions, ScanStats, scan};

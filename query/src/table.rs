@@ -25,6 +25,9 @@ use datafusion::common::config::TableParquetOptions;
 use datafusion::common::{Result, ScalarValue};
 use datafusion::datasource::TableType;
 use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::parquet::{
+    DefaultParquetFileReaderFactory, ParquetFileReaderFactory,
+};
 use datafusion::datasource::physical_plan::{
     FileGroup, FileScanConfigBuilder, FileSource, ParquetSource,
 };
@@ -47,6 +50,7 @@ use crate::athena::TableFormat;
 use crate::compaction::live_objects_of;
 use crate::compaction_log::{CompactionLog, HiddenObjects};
 use crate::local_file::LocalFileReaderFactory;
+use crate::named_objects::NamingReaderFactory;
 use crate::ndjson_scan::{NdjsonObject, NdjsonTable, ndjson_scan};
 use crate::pruning::{PartitionPruner, PrunedColumns};
 use crate::whole_object::WholeObjectReaderFactory;
@@ -397,15 +401,19 @@ impl TableProvider for LakeTable {
             // pushdown): row groups whose min/max statistics rule them out are skipped.
             let mut source =
                 ParquetSource::new(table_schema.clone()).with_table_parquet_options(options);
-            if self.whole_objects {
-                let store = state.runtime_env().object_store(&self.store)?;
-                source = source.with_parquet_file_reader_factory(Arc::new(
-                    WholeObjectReaderFactory::new(store),
-                ));
+            let store = state.runtime_env().object_store(&self.store)?;
+            let readers: Arc<dyn ParquetFileReaderFactory> = if self.whole_objects {
+                Arc::new(WholeObjectReaderFactory::new(store))
             } else if matches!(self.lake.location(), LakeLocation::Local(_)) {
-                source = source
-                    .with_parquet_file_reader_factory(Arc::new(LocalFileReaderFactory::default()));
-            }
+                Arc::new(LocalFileReaderFactory::default())
+            } else {
+                Arc::new(DefaultParquetFileReaderFactory::new(store))
+            };
+            // Every reader names its object when it fails.
+            source = source.with_parquet_file_reader_factory(Arc::new(NamingReaderFactory {
+                inner: readers,
+                base: self.store.as_str().to_owned(),
+            }));
             let source = Arc::new(source);
             plans.push(self.file_scan(source, parquet, groups, projection, limit)?);
         }

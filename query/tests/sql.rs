@@ -243,3 +243,32 @@ async fn date_and_observed_at_filters_open_only_the_days_that_can_match() {
         std::fs::remove_dir_all(root).unwrap();
     }
 }
+
+/// A corrupt Parquet object fails a query with its name and the reason, each said once.
+#[tokio::test]
+async fn a_corrupt_parquet_object_is_named_once() {
+    let root = std::env::temp_dir().join(format!("streamlake-corrupt-{}", std::process::id()));
+    let day = root.join("year=2021/month=10/day=01");
+    std::fs::create_dir_all(&day).unwrap();
+    std::fs::write(day.join("x.parquet"), b"PAR1 not really").unwrap();
+    let lake =
+        streamlake_core::lake::Lake::open(streamlake_core::lake::LakeLocation::Local(root.clone()))
+            .await;
+    let session = query::sql::LakeSession::new(
+        lake,
+        std::sync::Arc::new(streamlake_core::dataset::Dataset::weather()),
+    )
+    .await
+    .unwrap();
+    let error = session
+        .run("SELECT count(*) FROM weather")
+        .await
+        .unwrap_err();
+    let text = streamlake_core::report::Report(&error).to_string();
+    assert!(
+        text.contains("/year=2021/month=10/day=01/x.parquet: not a readable Parquet object"),
+        "{text}"
+    );
+    assert_eq!(text.matches("Parquet error").count(), 0, "{text}");
+    std::fs::remove_dir_all(root).unwrap();
+}
