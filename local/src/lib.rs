@@ -8,9 +8,11 @@
 //!   Lambda binaries as child processes behind a local Runtime API), and what those share
 //!   (the shard reader, checkpoints, bounded shutdown). Each service starts from its
 //!   configuration and returns a handle with `stats()` and `stop()`.
+//! - [`clients`]: the SDK clients on the stack's endpoint, which the emulated services and
+//!   the harness both use.
 //! - [`harness`]: what runs them on one machine: the emulator process (moto, installed on
-//!   first use), the binaries, the SDK clients, the resources, the stack that composes it
-//!   all ([`harness::stack`]) and the demo.
+//!   first use), the binaries, the resources, the stack that composes it all
+//!   ([`harness::stack`]) and the demo. Nothing in [`emulated`] uses it.
 //! - [`faults`]: the calls that can be failed on purpose (`--inject`) and the errors AWS
 //!   documents for each.
 //! - [`http`]: HTTP servers the stack puts in front of the emulator (the fault proxy).
@@ -28,6 +30,7 @@
 //! - [`tail`]: following a stream from the command line (`streamlake tail`).
 
 pub mod cli;
+pub mod clients;
 pub mod dashboard;
 pub mod dataset_tool;
 pub mod emulated;

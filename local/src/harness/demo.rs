@@ -17,8 +17,8 @@ use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
 use streamlake_core::layout::{CONSUMER_DEAD_LETTER_PREFIX, ERROR_ROOT};
 use streamlake_core::names::DIRECT_DELIVERY_STREAM;
 
+use crate::clients::Clients;
 use crate::error::StackError;
-use crate::harness::clients::Clients;
 use crate::harness::progress::Step;
 use crate::harness::stack::{LocalStack, StackConfig};
 

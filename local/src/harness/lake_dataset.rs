@@ -7,8 +7,8 @@ use streamlake_core::dataset::Dataset;
 use streamlake_core::dataset::evolution::Breaking;
 use streamlake_core::lake::{Lake, LakeError, LakeLocation};
 
+use crate::clients::Clients;
 use crate::error::StackError;
-use crate::harness::clients::Clients;
 
 /// The lake of `dataset` in `bucket`.
 fn lake(clients: &Clients, bucket: &str, dataset: &Dataset) -> Lake {

@@ -2,7 +2,6 @@
 //! resources, the stack that composes the emulated services, and the demo.
 
 pub mod binaries;
-pub mod clients;
 pub mod demo;
 pub mod emulator;
 pub mod lake_dataset;

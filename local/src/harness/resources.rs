@@ -8,8 +8,8 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_kinesis::types::StreamStatus;
 use streamlake_core::dataset::dynamodb::{DynamoDb, Key, KeyType as DatasetKeyType};
 
+use crate::clients::Clients;
 use crate::error::StackError;
-use crate::harness::clients::Clients;
 
 /// What the stack needs to exist.
 #[derive(Debug, Clone)]

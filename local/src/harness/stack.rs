@@ -10,6 +10,7 @@ use streamlake_core::dataset::Dataset;
 use streamlake_core::layout::OutputFormat;
 use streamlake_core::names;
 
+use crate::clients::Clients;
 use crate::emulated::checkpoint::CheckpointStore;
 use crate::emulated::esm::{EventSourceMapping, MappingConfig, MappingStats};
 use crate::emulated::firehose::settings::DeliverySettings;
@@ -20,7 +21,6 @@ use crate::emulated::log_metrics::MetricSeries;
 use crate::error::StackError;
 use crate::faults::{Call, FaultPlan};
 use crate::harness::binaries::Binaries;
-use crate::harness::clients::Clients;
 use crate::harness::emulator::Emulator;
 use crate::harness::lake_dataset;
 use crate::harness::logs;

@@ -9,6 +9,7 @@ use streamlake_core::dataset::DATASET_ENV;
 use streamlake_core::layout::{self, OutputFormat};
 use streamlake_core::names;
 
+use crate::clients::Clients;
 use crate::emulated::checkpoint::CheckpointStore;
 use crate::emulated::esm::{MappingConfig, OnFailureDestination};
 use crate::emulated::firehose::FirehoseConfig;
@@ -19,7 +20,6 @@ use crate::error::{Report, StackError};
 use crate::faults::Call;
 use crate::faults::latency::Service;
 use crate::harness::binaries::Binaries;
-use crate::harness::clients::Clients;
 use crate::harness::emulator::Emulator;
 use crate::harness::node_servers::{NodeServer, NodeServerKind, node_available};
 use crate::harness::resources::{Provisioned, Resources, TableSpec};

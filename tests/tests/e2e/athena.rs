@@ -13,9 +13,9 @@ use query::QueryError;
 use std::time::Duration;
 
 use query::compaction::{Compactor, compact};
+use streamlake::clients::Clients;
 use streamlake::faults::FaultPlan;
 use streamlake::harness::binaries::{Binaries, default_state_dir};
-use streamlake::harness::clients::Clients;
 use streamlake::harness::emulator::Emulator;
 use streamlake::http::faults::FaultProxy;
 use streamlake_core::PartitionKeys;

@@ -3,8 +3,8 @@
 //! order and the replays.
 
 use consumer_lambda::{Tables, WriteOutcome};
+use streamlake::clients::Clients;
 use streamlake::harness::binaries::default_state_dir;
-use streamlake::harness::clients::Clients;
 use streamlake::harness::emulator::Emulator;
 use streamlake::harness::node_servers::{NodeServer, NodeServerKind};
 use streamlake::harness::resources::{TableSpec, ensure_table};

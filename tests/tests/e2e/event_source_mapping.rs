@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use crate::support::run_logs;
 use producer::{Entry, Producer, ProducerConfig};
+use streamlake::clients::Clients;
 use streamlake::emulated::esm::{
     EventSourceMapping, FailureRecord, MappingConfig, MappingStats, OnFailureDestination,
 };
 use streamlake::emulated::lambda_host::{FunctionSpec, LambdaFunction};
 use streamlake::harness::binaries::default_state_dir;
-use streamlake::harness::clients::Clients;
 use streamlake::harness::emulator::Emulator;
 use streamlake::harness::resources::{self, Resources};
 use streamlake_core::kpl::Aggregator;

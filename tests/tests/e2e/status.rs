@@ -11,8 +11,8 @@ use futures::StreamExt;
 
 use producer::{Entry, Producer, ProducerConfig};
 use streamlake::StackConfig;
+use streamlake::clients::Clients;
 use streamlake::harness::binaries::{Binaries, default_state_dir};
-use streamlake::harness::clients::Clients;
 use streamlake::harness::demo::count_rows;
 use streamlake::harness::emulator::Emulator;
 use streamlake::status::{Objects, Status};

@@ -37,12 +37,12 @@ use tokio::time::Instant;
 use wire::{BatchResult, EventRecord, KinesisEvent, interpret};
 pub use wire::{FailureRecord, KinesisBatchInfo};
 
+use crate::clients::Clients;
 use crate::emulated::checkpoint::CheckpointStore;
 use crate::emulated::kinesis_source::{ShardReader, StartingPosition, StreamRecord, list_shards};
 use crate::emulated::lambda_host::{InvokeError, LambdaFunction, MAX_PAYLOAD_BYTES};
 use crate::emulated::shutdown::{STOP_GRACE, join_within};
 use crate::error::{Report, StackError};
-use crate::harness::clients::Clients;
 
 /// Where records given up on are reported.
 #[derive(Debug, Clone)]

@@ -48,12 +48,12 @@ pub use wire::{
 };
 use wire::{EventRecord, TransformEvent, TransformResponse};
 
+use crate::clients::Clients;
 use crate::emulated::checkpoint::CheckpointStore;
 use crate::emulated::kinesis_source::{ShardReader, StartingPosition, StreamRecord, list_shards};
 use crate::emulated::lambda_host::{InvokeError, LambdaFunction, MAX_PAYLOAD_BYTES};
 use crate::emulated::shutdown::{STOP_GRACE, join_within};
 use crate::error::{Report, StackError};
-use crate::harness::clients::Clients;
 
 /// Configuration of the local delivery stream.
 #[derive(Debug, Clone)]
