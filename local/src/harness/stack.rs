@@ -12,10 +12,10 @@ use streamlake_core::names;
 
 use crate::clients::Clients;
 use crate::emulated::checkpoint::CheckpointStore;
-use crate::emulated::esm::{EventSourceMapping, MappingConfig, MappingStats};
+pub use crate::emulated::esm::MappingSettings;
+use crate::emulated::esm::{EventSourceMapping, MappingStats};
 use crate::emulated::firehose::settings::DeliverySettings;
 use crate::emulated::firehose::{Firehose, FirehoseStats, JournalDepth};
-use crate::emulated::kinesis_source::StartingPosition;
 use crate::emulated::lambda_host::LambdaFunction;
 use crate::emulated::log_metrics::MetricSeries;
 use crate::error::StackError;
@@ -73,44 +73,6 @@ pub struct StackConfig {
     pub dynamodb: ApiServer,
     /// The server that answers Kinesis (kinesalite as the Node.js server).
     pub kinesis: ApiServer,
-}
-
-/// The event source mapping settings a user chooses.
-#[derive(Debug, Clone)]
-pub struct MappingSettings {
-    /// Records per batch.
-    pub batch_size: usize,
-    /// Batching window.
-    pub batching_window: Duration,
-    /// Where reading starts without a checkpoint.
-    pub starting_position: StartingPosition,
-    /// Retries of a failing batch (`None`: until the records expire).
-    pub max_retries: Option<u32>,
-    /// Records older than this are given up on (`None`: never).
-    pub max_record_age: Option<Duration>,
-    /// Split a failing batch in two.
-    pub bisect_on_error: bool,
-    /// Concurrent batches per shard.
-    pub parallelization_factor: usize,
-    /// Tumbling windows of this length, which carry the dataset's summaries
-    /// (`[[dynamodb.summaries]]`) into their tables (`None`: off).
-    pub tumbling_window: Option<Duration>,
-}
-
-impl Default for MappingSettings {
-    fn default() -> Self {
-        let defaults = MappingConfig::new("", "", "", "");
-        Self {
-            batch_size: defaults.batch_size,
-            batching_window: defaults.batching_window,
-            starting_position: defaults.starting_position,
-            max_retries: defaults.max_retries,
-            max_record_age: defaults.max_record_age,
-            bisect_on_error: defaults.bisect_on_error,
-            parallelization_factor: defaults.parallelization_factor,
-            tumbling_window: defaults.tumbling_window,
-        }
-    }
 }
 
 impl StackConfig {

@@ -230,16 +230,8 @@ impl StackConfig {
             names::CONSUMER_FUNCTION
         );
         let region = clients.region();
-        let m = &self.mapping;
         MappingConfig {
-            batch_size: m.batch_size,
-            batching_window: m.batching_window,
-            starting_position: m.starting_position.clone(),
-            max_retries: m.max_retries,
-            max_record_age: m.max_record_age,
-            bisect_on_error: m.bisect_on_error,
-            parallelization_factor: m.parallelization_factor,
-            tumbling_window: m.tumbling_window,
+            settings: self.mapping.clone(),
             on_failure: Some(OnFailureDestination {
                 sqs: clients.sqs.clone(),
                 queue_url: provisioned.failure_queue_url.clone(),

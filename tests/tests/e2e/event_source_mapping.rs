@@ -247,9 +247,9 @@ fn completed_seqs(run: &Run) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bisect_isolates_the_poison_record() {
     let run = run("error", records_with_poison(), |c| {
-        c.batch_size = 10;
-        c.bisect_on_error = true;
-        c.max_retries = Some(1);
+        c.settings.batch_size = 10;
+        c.settings.bisect_on_error = true;
+        c.settings.max_retries = Some(1);
     })
     .await;
     let poison = &run.produced[13];
@@ -280,9 +280,9 @@ async fn bisect_isolates_the_poison_record() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn without_bisect_the_poison_batch_is_skipped_and_reported() {
     let run = run("error", records_with_poison(), |c| {
-        c.batch_size = 10;
-        c.bisect_on_error = false;
-        c.max_retries = Some(2);
+        c.settings.batch_size = 10;
+        c.settings.bisect_on_error = false;
+        c.settings.max_retries = Some(2);
     })
     .await;
     // Batches are records 0-9, 10-19, 20-29: the second one is given up on.
@@ -307,8 +307,8 @@ async fn without_bisect_the_poison_batch_is_skipped_and_reported() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn partial_batch_response_retries_from_the_reported_record() {
     let run = run("partial", records_with_poison(), |c| {
-        c.batch_size = 10;
-        c.max_retries = Some(1);
+        c.settings.batch_size = 10;
+        c.settings.max_retries = Some(1);
     })
     .await;
     // Batch 10-19 reports record 13: 10-12 succeed; 13-19 are retried once, then skipped.
@@ -354,9 +354,9 @@ fn user_position(run: &Run, user: usize) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bisect_isolates_the_aggregate_holding_a_poison_user_record() {
     let run = run_entries("error", aggregated(records_with_poison(), 3), |c| {
-        c.batch_size = 4;
-        c.bisect_on_error = true;
-        c.max_retries = Some(1);
+        c.settings.batch_size = 4;
+        c.settings.bisect_on_error = true;
+        c.settings.max_retries = Some(1);
     })
     .await;
     // Ten aggregates of three; user record 13 (the poison) is in aggregate 4.
@@ -381,8 +381,8 @@ async fn bisect_isolates_the_aggregate_holding_a_poison_user_record() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn partial_batch_response_names_the_aggregate_of_a_poison_user_record() {
     let run = run_entries("partial", aggregated(records_with_poison(), 3), |c| {
-        c.batch_size = 10;
-        c.max_retries = Some(1);
+        c.settings.batch_size = 10;
+        c.settings.max_retries = Some(1);
     })
     .await;
     let expected: Vec<String> = (0..13)
@@ -403,8 +403,8 @@ async fn parallelization_keeps_each_partition_keys_order() {
         .map(|i| (format!("key-{}", i % 7), format!("record {i}")))
         .collect();
     let run = run("error", records, |c| {
-        c.batch_size = 8;
-        c.parallelization_factor = 4;
+        c.settings.batch_size = 8;
+        c.settings.parallelization_factor = 4;
     })
     .await;
     assert_eq!(run.completed.len(), 200);
@@ -428,9 +428,9 @@ async fn a_malformed_partial_batch_response_fails_the_whole_batch() {
     // The function reports `{"itemIdentifier": 123}` for the poison record: Lambda cannot
     // read it, so the whole batch failed and is retried, then given up on.
     let run = run("malformed", records_with_poison(), |c| {
-        c.batch_size = 10;
-        c.bisect_on_error = false;
-        c.max_retries = Some(1);
+        c.settings.batch_size = 10;
+        c.settings.bisect_on_error = false;
+        c.settings.max_retries = Some(1);
     })
     .await;
     // Records 10-12 were handled on both attempts (at least once, as on AWS).
@@ -458,9 +458,9 @@ async fn a_malformed_partial_batch_response_fails_the_whole_batch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hung_function_is_stopped_at_its_timeout_and_the_batch_bisected() {
     let run = run("hang", records_with_poison(), |c| {
-        c.batch_size = 10;
-        c.bisect_on_error = true;
-        c.max_retries = Some(0);
+        c.settings.batch_size = 10;
+        c.settings.bisect_on_error = true;
+        c.settings.max_retries = Some(0);
     })
     .await;
     let poison = &run.produced[13];
@@ -481,10 +481,10 @@ async fn a_hung_function_is_stopped_at_its_timeout_and_the_batch_bisected() {
 async fn a_failing_final_invocation_is_retried_until_it_succeeds() {
     let records = (0..30).map(|i| ("key".to_owned(), format!("record {i}")));
     let run = run("window", records.collect(), |c| {
-        c.batch_size = 10;
-        c.tumbling_window = Some(Duration::from_secs(1));
+        c.settings.batch_size = 10;
+        c.settings.tumbling_window = Some(Duration::from_secs(1));
         // Fewer retries than the final invocation fails: they do not apply to it.
-        c.max_retries = Some(1);
+        c.settings.max_retries = Some(1);
     })
     .await;
     let windows: Vec<u64> = run
@@ -516,8 +516,8 @@ async fn a_window_cut_by_a_stop_is_read_again_at_the_next_start() {
     .unwrap();
     let config = |window: Duration| {
         let mut config = setup.config();
-        config.batch_size = 10;
-        config.tumbling_window = Some(window);
+        config.settings.batch_size = 10;
+        config.settings.tumbling_window = Some(window);
         config.checkpoints = Some(checkpoints.clone());
         config
     };

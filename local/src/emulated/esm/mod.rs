@@ -60,6 +60,36 @@ pub struct MappingConfig {
     pub stream: String,
     /// Stream ARN (`eventSourceARN`).
     pub stream_arn: String,
+    /// The mapping's settings (batching, retries, windows).
+    pub settings: MappingSettings,
+    /// Where records given up on are reported.
+    pub on_failure: Option<OnFailureDestination>,
+    /// Where shard checkpoints are kept.
+    pub checkpoints: Option<CheckpointStore>,
+    /// Region (`awsRegion`).
+    pub region: String,
+    /// Execution role ARN (`invokeIdentityArn`).
+    pub role_arn: String,
+}
+
+impl MappingConfig {
+    /// The mapping of `stream` with the default settings ([`MappingSettings::default`]).
+    pub fn new(stream: &str, stream_arn: &str, region: &str, role_arn: &str) -> Self {
+        Self {
+            stream: stream.to_owned(),
+            stream_arn: stream_arn.to_owned(),
+            settings: MappingSettings::default(),
+            on_failure: None,
+            checkpoints: None,
+            region: region.to_owned(),
+            role_arn: role_arn.to_owned(),
+        }
+    }
+}
+
+/// What an event source mapping's API sets: batching, where to start, retries, windows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappingSettings {
     /// Records per batch (1 to 10,000; Lambda's default 100).
     pub batch_size: usize,
     /// How long to gather records before invoking (0 to 300 s; default 0).
@@ -76,26 +106,16 @@ pub struct MappingConfig {
     pub parallelization_factor: usize,
     /// Whether the function reports partial batch failures.
     pub report_batch_item_failures: bool,
-    /// Where records given up on are reported.
-    pub on_failure: Option<OnFailureDestination>,
-    /// Where shard checkpoints are kept.
-    pub checkpoints: Option<CheckpointStore>,
     /// Tumbling windows of this length (`TumblingWindowInSeconds`, up to 900 s): the
     /// function gets each window's state, and a final invocation when it closes.
     pub tumbling_window: Option<Duration>,
-    /// Region (`awsRegion`).
-    pub region: String,
-    /// Execution role ARN (`invokeIdentityArn`).
-    pub role_arn: String,
 }
 
-impl MappingConfig {
-    /// Lambda's defaults for `stream`, except that retries are bounded (3) and record age
-    /// too (1 hour) so that a failing batch cannot hold its shard for days.
-    pub fn new(stream: &str, stream_arn: &str, region: &str, role_arn: &str) -> Self {
+impl Default for MappingSettings {
+    /// Lambda's defaults, except that retries are bounded (3) and record age too (1 hour)
+    /// so that a failing batch cannot hold its shard for days.
+    fn default() -> Self {
         Self {
-            stream: stream.to_owned(),
-            stream_arn: stream_arn.to_owned(),
             batch_size: 100,
             batching_window: Duration::ZERO,
             starting_position: StartingPosition::TrimHorizon,
@@ -104,11 +124,7 @@ impl MappingConfig {
             bisect_on_error: true,
             parallelization_factor: 1,
             report_batch_item_failures: true,
-            on_failure: None,
-            checkpoints: None,
             tumbling_window: None,
-            region: region.to_owned(),
-            role_arn: role_arn.to_owned(),
         }
     }
 }
@@ -186,7 +202,7 @@ impl EventSourceMapping {
                     .as_ref()
                     .and_then(|c| c.get(&ctx.function.spec().name, &shard))
                     .map_or_else(
-                        || ctx.config.starting_position.clone(),
+                        || ctx.config.settings.starting_position.clone(),
                         StartingPosition::AfterSequenceNumber,
                     );
                 let reader =
@@ -252,9 +268,9 @@ impl ShardProgress {
 
 /// Reads one shard and deals its records to the lanes until stopped.
 async fn run_shard(ctx: Arc<Context>, mut reader: ShardReader, mut stop: watch::Receiver<bool>) {
-    let factor = ctx.config.parallelization_factor.clamp(1, 10);
+    let factor = ctx.config.settings.parallelization_factor.clamp(1, 10);
     let read_ahead = Arc::new(Semaphore::new(
-        (ctx.config.batch_size * factor * 4).max(1000),
+        (ctx.config.settings.batch_size * factor * 4).max(1000),
     ));
     let progress = Arc::new(Mutex::new(ShardProgress {
         shard_id: reader.shard_id().to_owned(),
@@ -365,7 +381,7 @@ impl Lane {
                 return;
             }
             self.discard_expired().await;
-            if let Some(length) = self.ctx.config.tumbling_window {
+            if let Some(length) = self.ctx.config.settings.tumbling_window {
                 let next = self.pending.front().map(|r| window_of(r.arrival, length).0);
                 let closed = self
                     .window
@@ -427,7 +443,7 @@ impl Lane {
                     reason,
                     function_error,
                 } => {
-                    if function_error && self.ctx.config.bisect_on_error && len > 1 {
+                    if function_error && self.ctx.config.settings.bisect_on_error && len > 1 {
                         // Splitting does not use a retry.
                         self.splits.pop();
                         self.splits.push(len - len / 2);
@@ -449,7 +465,7 @@ impl Lane {
     /// Waits for records: until a batch is full or the batching window closes. Returns
     /// false when the lane must end.
     async fn fill(&mut self, stop: &mut watch::Receiver<bool>) -> bool {
-        let window_end = Instant::now() + self.ctx.config.batching_window;
+        let window_end = Instant::now() + self.ctx.config.settings.batching_window;
         loop {
             while let Ok(r) = self.incoming.try_recv() {
                 self.pending.push_back(r);
@@ -459,7 +475,7 @@ impl Lane {
             }
             // An open tumbling window whose end has passed needs its final invocation.
             let window_ended = self.window.as_ref().is_some_and(|w| Utc::now() >= w.end);
-            let enough = self.pending.len() >= self.ctx.config.batch_size
+            let enough = self.pending.len() >= self.ctx.config.settings.batch_size
                 || window_ended
                 || (!self.pending.is_empty()
                     && (Instant::now() >= window_end || !self.splits.is_empty()));
@@ -490,9 +506,11 @@ impl Lane {
             .splits
             .last()
             .copied()
-            .unwrap_or(self.ctx.config.batch_size)
+            .unwrap_or(self.ctx.config.settings.batch_size)
             .min(self.pending.len());
-        if let (Some(window), Some(length)) = (&self.window, self.ctx.config.tumbling_window) {
+        if let (Some(window), Some(length)) =
+            (&self.window, self.ctx.config.settings.tumbling_window)
+        {
             let in_window = self
                 .pending
                 .iter()
@@ -556,7 +574,7 @@ impl Lane {
                     .window
                     .as_ref()
                     .map(|_| wire::returned_state(&response));
-                let result = if c.report_batch_item_failures {
+                let result = if c.settings.report_batch_item_failures {
                     interpret(&response, &records)
                 } else {
                     BatchResult::Success
@@ -608,6 +626,7 @@ impl Lane {
         if self
             .ctx
             .config
+            .settings
             .max_retries
             .is_some_and(|max| retries >= max)
         {
@@ -624,7 +643,7 @@ impl Lane {
 
     /// Gives up on the records at the front that are older than the maximum record age.
     async fn discard_expired(&mut self) {
-        let Some(max_age) = self.ctx.config.max_record_age else {
+        let Some(max_age) = self.ctx.config.settings.max_record_age else {
             return;
         };
         let oldest_allowed = Utc::now() - max_age;
