@@ -3,7 +3,7 @@
 //! is the program's edge, so its errors are `anyhow`'s; `main` parses and dispatches.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -20,6 +20,10 @@ use crate::harness::binaries::default_state_dir;
 use crate::harness::demo::{DemoOptions, Sample};
 use crate::harness::stack::{ApiServer, StackConfig};
 use crate::tail::{TailFormat, TailOptions};
+
+/// The stack's defaults, which the flags show and start from (each written once, in
+/// [`StackConfig::new`] and [`crate::emulated::esm::MappingSettings::default`]).
+static DEFAULTS: LazyLock<StackConfig> = LazyLock::new(|| StackConfig::new(default_state_dir()));
 
 /// The sample records of an example's folder, which `demo --dataset DIR` sends.
 const SAMPLE_RECORDS: &str = "records.ndjson";
@@ -198,53 +202,53 @@ pub struct StackArgs {
     #[arg(long)]
     endpoint: Option<String>,
     /// Kinesis stream.
-    #[arg(long, default_value = names::STREAM)]
+    #[arg(long, default_value_t = DEFAULTS.stream.clone())]
     stream: String,
     /// Shards of the stream when it is created.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = DEFAULTS.shards)]
     shards: i32,
     /// Bucket of the lake.
-    #[arg(long, default_value = names::BUCKET)]
+    #[arg(long, default_value_t = DEFAULTS.bucket.clone())]
     bucket: String,
     /// Format of the lake's objects: ndjson, ndjson-gzip or parquet.
-    #[arg(long, default_value = "ndjson")]
+    #[arg(long, default_value_t = DEFAULTS.output_format)]
     output_format: streamlake_core::layout::OutputFormat,
     /// Firehose buffer size, in bytes.
-    #[arg(long, default_value_t = 1024 * 1024)]
+    #[arg(long, default_value_t = DEFAULTS.buffer_bytes)]
     buffer_bytes: usize,
     /// Firehose buffer interval, in seconds.
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = DEFAULTS.buffer_interval.as_secs_f64())]
     buffer_interval: f64,
     /// Event source mapping batch size (1 to 10,000).
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    #[arg(long, default_value_t = u32::try_from(DEFAULTS.mapping.batch_size).unwrap_or(u32::MAX), value_parser = clap::value_parser!(u32).range(1..=10_000))]
     batch_size: u32,
     /// Event source mapping batching window, in seconds (0 to 300).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = DEFAULTS.mapping.batching_window.as_secs_f64())]
     batching_window: f64,
     /// Where the event source mapping starts without a checkpoint.
-    #[arg(long, value_enum, default_value_t = Position::TrimHorizon)]
+    #[arg(long, value_enum, default_value_t = Position::of(&DEFAULTS.mapping.starting_position))]
     starting_position: Position,
     /// With `--starting-position at-timestamp`: the time (RFC 3339).
     #[arg(long)]
     starting_position_timestamp: Option<chrono::DateTime<chrono::Utc>>,
     /// Retries of a failing consumer batch before it is skipped (-1: until the records expire).
-    #[arg(long, default_value_t = 3, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = DEFAULTS.mapping.max_retries.map_or(-1, i64::from), allow_negative_numbers = true)]
     maximum_retry_attempts: i64,
     /// Records older than this many seconds are skipped (-1: never).
-    #[arg(long, default_value_t = 3600, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = DEFAULTS.mapping.max_record_age.map_or(-1, |a| i64::try_from(a.as_secs()).unwrap_or(i64::MAX)), allow_negative_numbers = true)]
     maximum_record_age: i64,
     /// Split a batch in two when the consumer fails.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, default_value_t = DEFAULTS.mapping.bisect_on_error, action = clap::ArgAction::Set)]
     bisect_batch_on_function_error: bool,
     /// Concurrent consumer batches per shard (1 to 10).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10))]
+    #[arg(long, default_value_t = u32::try_from(DEFAULTS.mapping.parallelization_factor).unwrap_or(1), value_parser = clap::value_parser!(u32).range(1..=10))]
     parallelization_factor: u32,
     /// Tumbling windows of this many seconds (1 to 900): the consumer adds each window to
     /// the dataset's summary tables, `[[dynamodb.summaries]]` (0: off).
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=900))]
+    #[arg(long, default_value_t = DEFAULTS.mapping.tumbling_window.map_or(0, |w| w.as_secs()), value_parser = clap::value_parser!(u64).range(0..=900))]
     tumbling_window: u64,
     /// SQS queue receiving what the event source mapping skips (metadata only).
-    #[arg(long, default_value = names::CONSUMER_FAILURE_QUEUE)]
+    #[arg(long, default_value_t = DEFAULTS.failure_queue.clone())]
     failure_queue: String,
     /// Do not keep shard checkpoints on disk (a restart reads the stream from the start).
     #[arg(long)]

@@ -72,15 +72,27 @@ pub enum StartingPosition {
 
 /// Where a reader starts, as the command line and the API name it (`AT_TIMESTAMP` takes
 /// its time apart: [`StartingPosition::chosen`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Position {
     /// The oldest record of each shard.
-    #[default]
     TrimHorizon,
     /// Only records written from now on.
     Latest,
     /// Records from a timestamp on.
     AtTimestamp,
+}
+
+impl Position {
+    /// The choice a starting position is (a checkpoint's is where trim horizon starts).
+    pub fn of(position: &StartingPosition) -> Self {
+        match position {
+            StartingPosition::Latest => Self::Latest,
+            StartingPosition::AtTimestamp(_) => Self::AtTimestamp,
+            StartingPosition::TrimHorizon | StartingPosition::AfterSequenceNumber(_) => {
+                Self::TrimHorizon
+            }
+        }
+    }
 }
 
 impl StartingPosition {
