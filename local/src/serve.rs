@@ -95,7 +95,7 @@ pub fn banner(stack: &LocalStack, dashboard: &str, generate: &str) -> String {
         "  stream    {} ({} shards){}",
         c.stream,
         c.shards,
-        served_by(c.kinesis, " (kinesalite)")
+        served_by(stack.servers().kinesis, " (kinesalite)")
     ));
     line(format!(
         "  delivery  {} (from the stream), {} (Direct PUT)",
@@ -116,7 +116,7 @@ pub fn banner(stack: &LocalStack, dashboard: &str, generate: &str) -> String {
         tables => format!(
             "  tables    {}{}",
             tables.join(", "),
-            served_by(c.dynamodb, " (dynalite)")
+            served_by(stack.servers().dynamodb, " (dynalite)")
         ),
     });
     line(format!("  logs      {}", stack.log_dir().display()));

@@ -103,6 +103,16 @@ impl StackConfig {
     }
 }
 
+/// Which server answers each API a Node.js server can take over, once resolved (never
+/// [`ApiServer::Auto`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Servers {
+    /// DynamoDB's.
+    pub dynamodb: ApiServer,
+    /// Kinesis'.
+    pub kinesis: ApiServer,
+}
+
 /// The server that answers an API which a Node.js server can take over from the emulator.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum ApiServer {
@@ -147,6 +157,8 @@ pub struct LocalStack {
     consumer: Option<Arc<LambdaFunction>>,
     front: FaultProxy,
     _node_servers: Vec<NodeServer>,
+    /// Which server answers DynamoDB and Kinesis, as resolved at the start.
+    servers: Servers,
     checkpoints: Option<CheckpointStore>,
     firehose: Option<Firehose>,
     direct_put: Option<Firehose>,
@@ -157,7 +169,7 @@ impl LocalStack {
     /// Starts the emulator and the HTTP front, creates what is missing, starts both
     /// Lambdas, both delivery streams (Kinesis source, Direct PUT) and the event source
     /// mapping (each piece's settings: `harness::wiring`).
-    pub async fn start(mut config: StackConfig) -> Result<Self, StackError> {
+    pub async fn start(config: StackConfig) -> Result<Self, StackError> {
         let binaries = Binaries::locate().await?;
         let log_dir = logs::create_run_dir(&config.state_dir).map_err(StackError::io(format!(
             "creating a log folder in {}",
@@ -167,7 +179,7 @@ impl LocalStack {
             Some(endpoint) => Emulator::shared(endpoint),
             None => Emulator::start(&config.state_dir, &log_dir).await?,
         };
-        let (front, node_servers) = config.front(&emulator, &log_dir).await?;
+        let (front, node_servers, servers) = config.front(&emulator, &log_dir).await?;
         let clients = Clients::connect(emulator.endpoint(), emulator.is_local())
             .await
             .through(front.endpoint());
@@ -227,6 +239,7 @@ impl LocalStack {
             consumer,
             front,
             _node_servers: node_servers,
+            servers,
             checkpoints,
             firehose: Some(firehose),
             direct_put: Some(direct_put),
@@ -234,7 +247,13 @@ impl LocalStack {
         })
     }
 
-    /// The stack's configuration.
+    /// Which server answers DynamoDB and Kinesis.
+    pub fn servers(&self) -> Servers {
+        self.servers
+    }
+
+    /// The configuration it was started with (its `Auto` servers unresolved: see
+    /// [`LocalStack::servers`]).
     pub fn config(&self) -> &StackConfig {
         &self.config
     }

@@ -23,7 +23,7 @@ use crate::harness::binaries::Binaries;
 use crate::harness::emulator::Emulator;
 use crate::harness::node_servers::{NodeServer, NodeServerKind, node_available};
 use crate::harness::resources::{Provisioned, Resources, TableSpec};
-use crate::harness::stack::{ApiServer, StackConfig};
+use crate::harness::stack::{ApiServer, Servers, StackConfig};
 use crate::http::faults::FaultProxy;
 
 impl StackConfig {
@@ -88,28 +88,31 @@ impl StackConfig {
     /// answers Direct PUT calls, fails or delays HTTP calls as asked, and sends some APIs to
     /// Node.js servers (started here). `ApiServer::Auto` settings are resolved here.
     pub(crate) async fn front(
-        &mut self,
+        &self,
         emulator: &Emulator,
         log_dir: &Path,
-    ) -> Result<(FaultProxy, Vec<NodeServer>), StackError> {
+    ) -> Result<(FaultProxy, Vec<NodeServer>, Servers), StackError> {
         // Only `Auto` asks whether Node.js is there (two processes to run).
         let node_usable = [self.dynamodb, self.kinesis].contains(&ApiServer::Auto)
             && emulator.is_owned()
             && node_available();
         let mut routed = Vec::new();
-        for (server, service, kind) in [
+        let mut servers = Servers::default();
+        for (asked, server, service, kind) in [
             (
-                &mut self.dynamodb,
+                self.dynamodb,
+                &mut servers.dynamodb,
                 Service::DynamoDb,
                 NodeServerKind::Dynalite,
             ),
             (
-                &mut self.kinesis,
+                self.kinesis,
+                &mut servers.kinesis,
                 Service::Kinesis,
                 NodeServerKind::Kinesalite,
             ),
         ] {
-            let started = match *server {
+            let started = match asked {
                 ApiServer::Emulator => None,
                 ApiServer::Node => Some(NodeServer::start(kind, &self.state_dir, log_dir).await?),
                 ApiServer::Auto if !node_usable => None,
@@ -131,7 +134,7 @@ impl StackConfig {
         }
         let routes: Vec<(Service, &str)> = routed.iter().map(|(s, n)| (*s, n.endpoint())).collect();
         let proxy = FaultProxy::start_routed(emulator.endpoint(), &routes, &self.faults).await?;
-        Ok((proxy, routed.into_iter().map(|(_, n)| n).collect()))
+        Ok((proxy, routed.into_iter().map(|(_, n)| n).collect(), servers))
     }
 
     /// The Lambdas' dataset: its file, written into the run's folder as the deploy puts
