@@ -20,8 +20,10 @@
 //! mid-delivery leaves objects past the checkpoint; the restarted stack reads the same
 //! records again and writes them under the same keys.
 
+mod chunking;
 pub mod direct_put;
 pub mod journal;
+mod response;
 pub mod settings;
 mod wire;
 
@@ -42,16 +44,17 @@ use tokio::time::Instant;
 
 use direct_put::{DirectPutInlet, DirectPutRoutes};
 use journal::Journal;
+use response::{Failure, Outcome};
 use settings::{DeliverySettings, Source};
 pub use wire::{
     DataCatalogTable, ErrorRecord, FormatConversionFailedRecord, ProcessingFailedRecord,
 };
-use wire::{EventRecord, TransformEvent, TransformResponse};
+use wire::{EventRecord, TransformEvent};
 
 use crate::clients::Clients;
 use crate::emulated::checkpoint::CheckpointStore;
 use crate::emulated::kinesis_source::{ShardReader, StartingPosition, StreamRecord, list_shards};
-use crate::emulated::lambda_host::{InvokeError, LambdaFunction, MAX_PAYLOAD_BYTES};
+use crate::emulated::lambda_host::{InvokeError, LambdaFunction};
 use crate::emulated::shutdown::{STOP_GRACE, join_within};
 use crate::error::{Report, StackError};
 
@@ -342,31 +345,6 @@ impl ConcatData for Group<'_> {
     }
 }
 
-/// The outcome of one record of a delivery.
-enum Outcome {
-    Delivered { prefix: String, data: Vec<u8> },
-    Dropped,
-    Failed(Failure),
-}
-
-struct Failure {
-    output: ErrorOutputType,
-    code: String,
-    message: String,
-    attempts: u32,
-}
-
-impl Failure {
-    fn processing(code: &str, message: impl Into<String>, attempts: u32) -> Self {
-        Self {
-            output: ErrorOutputType::ProcessingFailed,
-            code: code.to_owned(),
-            message: message.into(),
-            attempts,
-        }
-    }
-}
-
 struct Delivery {
     config: FirehoseConfig,
     prefix: PrefixTemplate,
@@ -426,7 +404,7 @@ impl Delivery {
         let mut outcomes: Vec<Option<Outcome>> = std::iter::repeat_with(|| None)
             .take(records.len())
             .collect();
-        for chunk in self.chunks(&records) {
+        for chunk in chunking::invocations(&records, self.config.settings.processor.buffer_bytes) {
             let results = self.process(&records, &chunk).await;
             for (i, outcome) in chunk.into_iter().zip(results) {
                 outcomes[i] = Some(outcome);
@@ -464,34 +442,6 @@ impl Delivery {
                 }
             }
         }
-    }
-
-    /// Cuts the buffer into invocations: indexes of records, in order.
-    fn chunks(&self, records: &[StreamRecord]) -> Vec<Vec<usize>> {
-        let limit = self.config.settings.processor.buffer_bytes.max(1);
-        let mut chunks = Vec::new();
-        let mut current = Vec::new();
-        let (mut raw, mut encoded) = (0usize, 0usize);
-        for (i, r) in records.iter().enumerate() {
-            let size = r.data.len();
-            let wire = size.div_ceil(3) * 4
-                + r.partition_key.len() * 2
-                + r.sequence_number.len() * 2
-                + 320;
-            if !current.is_empty()
-                && (raw + size > limit || encoded + wire > MAX_PAYLOAD_BYTES - 4096)
-            {
-                chunks.push(std::mem::take(&mut current));
-                (raw, encoded) = (0, 0);
-            }
-            current.push(i);
-            raw += size;
-            encoded += wire;
-        }
-        if !current.is_empty() {
-            chunks.push(current);
-        }
-        chunks
     }
 
     /// Invokes the transform for one chunk (with retries) and checks its response.
@@ -554,99 +504,7 @@ impl Delivery {
                 }
             }
         };
-        self.check(&ids, &response, attempts)
-    }
-
-    /// Matches a response to its records, as Firehose checks it.
-    fn check(&self, ids: &[String], response: &[u8], attempts: u32) -> Vec<Outcome> {
-        let parsed: TransformResponse = match serde_json::from_slice(response) {
-            Ok(r) => r,
-            Err(e) => {
-                let message = format!(
-                    "the function's response is not a Firehose transformation response: {e}"
-                );
-                return ids
-                    .iter()
-                    .map(|_| {
-                        Outcome::Failed(Failure::processing(
-                            "Lambda.JsonProcessingException",
-                            &message,
-                            attempts,
-                        ))
-                    })
-                    .collect();
-            }
-        };
-        let mut by_id: HashMap<&str, Vec<&wire::ResponseRecord>> = HashMap::new();
-        for r in &parsed.records {
-            by_id
-                .entry(r.record_id.as_deref().unwrap_or_default())
-                .or_default()
-                .push(r);
-        }
-        ids.iter()
-            .map(|id| match by_id.get(id.as_str()).map(Vec::as_slice) {
-                None | Some([]) => Outcome::Failed(Failure::processing(
-                    "Lambda.MissingRecordId",
-                    format!("record {id} is missing from the function's response"),
-                    attempts,
-                )),
-                Some([_, _, ..]) => Outcome::Failed(Failure::processing(
-                    "Lambda.DuplicatedRecordId",
-                    format!("record {id} appears more than once in the function's response"),
-                    attempts,
-                )),
-                Some([r]) => self.outcome(r, attempts),
-            })
-            .collect()
-    }
-
-    fn outcome(&self, r: &wire::ResponseRecord, attempts: u32) -> Outcome {
-        let data = r.data.as_deref().map(|d| STANDARD.decode(d));
-        match (r.result.as_deref(), data) {
-            (Some("Ok"), Some(Ok(data))) => {
-                let keys: Vec<(&str, &str)> = r
-                    .metadata
-                    .as_ref()
-                    .and_then(|m| m.partition_keys.as_ref())
-                    .map(|k| k.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect())
-                    .unwrap_or_default();
-                let ctx = PrefixContext {
-                    lambda_keys: &keys,
-                    error_output_type: None,
-                    arrival: Utc::now(),
-                };
-                match self.prefix.evaluate(&ctx) {
-                    Ok(prefix) => Outcome::Delivered { prefix, data },
-                    Err(e) => Outcome::Failed(Failure {
-                        output: ErrorOutputType::PartitioningFailed,
-                        code: "DynamicPartitioning.MetadataExtractionFailed".into(),
-                        message: e.to_string(),
-                        attempts,
-                    }),
-                }
-            }
-            (Some("Ok"), _) => Outcome::Failed(Failure::processing(
-                "Lambda.InvalidData",
-                "an Ok record's data is missing or not valid base64",
-                attempts,
-            )),
-            (Some("Dropped"), _) => Outcome::Dropped,
-            // Firehose does not read the data of a `ProcessingFailed` record: the error
-            // record holds its own message and the original data; the function's reason
-            // is in the function's logs.
-            // https://docs.aws.amazon.com/firehose/latest/dev/data-transformation-failure-handling.html
-            (Some("ProcessingFailed"), _) => Outcome::Failed(Failure::processing(
-                "Lambda.ProcessingFailedStatus",
-                "the function returned the record with result ProcessingFailed (its logs hold the reason)",
-                attempts,
-            )),
-            (other, _) => Outcome::Failed(Failure::processing(
-                "Lambda.InvalidResult",
-                format!("result {other:?} is not Ok, Dropped or ProcessingFailed"),
-                attempts,
-            )),
-        }
+        response::check(&ids, &response, attempts, &self.prefix)
     }
 
     /// Groups the outcomes into objects (encoded in the output format) and writes them.
