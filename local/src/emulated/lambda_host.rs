@@ -579,3 +579,29 @@ async fn init_error(State(shared): State<Arc<Shared>>, body: Bytes) -> StatusCod
     );
     StatusCode::ACCEPTED
 }
+
+/// A function as the services that invoke it see it (Firehose's transform, the mapping's
+/// consumer): its ARN, and a synchronous invocation. [`LambdaFunction`] runs the real
+/// binary behind the Runtime API; tests of a service's own logic give it a stub.
+pub trait Function: Send + Sync + 'static {
+    /// The function's name.
+    fn name(&self) -> &str;
+    /// The function's ARN.
+    fn arn(&self) -> String;
+    /// Invokes it (`RequestResponse`) with a JSON payload.
+    fn invoke(&self, payload: Bytes) -> futures::future::BoxFuture<'_, Result<Bytes, InvokeError>>;
+}
+
+impl Function for LambdaFunction {
+    fn name(&self) -> &str {
+        &self.spec().name
+    }
+
+    fn arn(&self) -> String {
+        self.spec().arn()
+    }
+
+    fn invoke(&self, payload: Bytes) -> futures::future::BoxFuture<'_, Result<Bytes, InvokeError>> {
+        Box::pin(LambdaFunction::invoke(self, payload))
+    }
+}

@@ -40,7 +40,7 @@ pub use wire::{FailureRecord, KinesisBatchInfo};
 use crate::clients::Clients;
 use crate::emulated::checkpoint::CheckpointStore;
 use crate::emulated::kinesis_source::{ShardReader, StartingPosition, StreamRecord, list_shards};
-use crate::emulated::lambda_host::{InvokeError, LambdaFunction, MAX_PAYLOAD_BYTES};
+use crate::emulated::lambda_host::{Function, InvokeError, MAX_PAYLOAD_BYTES};
 use crate::emulated::shutdown::{STOP_GRACE, join_within};
 use crate::error::{Report, StackError};
 
@@ -173,7 +173,7 @@ pub struct EventSourceMapping {
 /// What every task of the mapping shares.
 struct Context {
     config: MappingConfig,
-    function: Arc<LambdaFunction>,
+    function: Arc<dyn Function>,
     stats: Arc<Mutex<MappingStats>>,
 }
 
@@ -182,7 +182,7 @@ impl EventSourceMapping {
     pub async fn start(
         config: MappingConfig,
         clients: &Clients,
-        function: Arc<LambdaFunction>,
+        function: Arc<dyn Function>,
     ) -> Result<Self, StackError> {
         let stats = Arc::new(Mutex::new(MappingStats::default()));
         let (stop, stopped) = watch::channel(false);
@@ -200,7 +200,7 @@ impl EventSourceMapping {
                     .config
                     .checkpoints
                     .as_ref()
-                    .and_then(|c| c.get(&ctx.function.spec().name, &shard))
+                    .and_then(|c| c.get(ctx.function.name(), &shard))
                     .map_or_else(
                         || ctx.config.settings.starting_position.clone(),
                         StartingPosition::AfterSequenceNumber,
@@ -561,7 +561,7 @@ impl Lane {
             }),
         };
         let body = serde_json::to_vec(&event).expect("the event serializes");
-        match self.ctx.function.invoke(body).await {
+        match self.ctx.function.invoke(body.into()).await {
             Err(e) => (
                 BatchResult::Failed {
                     reason: e.to_string(),
@@ -669,7 +669,7 @@ impl Lane {
             let record = FailureRecord {
                 request_context: wire::RequestContext {
                     request_id: uuid::Uuid::new_v4().to_string(),
-                    function_arn: self.ctx.function.spec().arn(),
+                    function_arn: self.ctx.function.arn(),
                     condition: condition.to_owned(),
                     approximate_invoke_count: self.attempts,
                 },
@@ -733,11 +733,7 @@ impl Lane {
         if let Some(checkpoint) = progress.settle(records, released)
             && let Some(store) = &self.ctx.config.checkpoints
         {
-            store.set(
-                &self.ctx.function.spec().name,
-                &progress.shard_id,
-                &checkpoint,
-            );
+            store.set(self.ctx.function.name(), &progress.shard_id, &checkpoint);
         }
     }
 }

@@ -54,7 +54,7 @@ use wire::{EventRecord, TransformEvent};
 use crate::clients::Clients;
 use crate::emulated::checkpoint::CheckpointStore;
 use crate::emulated::kinesis_source::{ShardReader, StartingPosition, StreamRecord, list_shards};
-use crate::emulated::lambda_host::{InvokeError, LambdaFunction};
+use crate::emulated::lambda_host::{Function, InvokeError};
 use crate::emulated::shutdown::{STOP_GRACE, join_within};
 use crate::error::{Report, StackError};
 
@@ -147,12 +147,12 @@ impl Firehose {
     pub async fn start(
         mut config: FirehoseConfig,
         clients: &Clients,
-        transform: Arc<LambdaFunction>,
+        transform: Arc<dyn Function>,
         routes: &DirectPutRoutes,
     ) -> Result<Self, StackError> {
         config.settings = config.settings.ensure(&clients.firehose).await?;
         let settings = &config.settings;
-        if settings.processor.function_arn != transform.spec().arn() {
+        if settings.processor.function_arn != transform.arn() {
             return Err(settings::SettingsError::Unplayable {
                 stream: settings.name.clone(),
                 setting: "LambdaArn",
@@ -350,7 +350,7 @@ struct Delivery {
     prefix: PrefixTemplate,
     error_prefix: PrefixTemplate,
     s3: aws_sdk_s3::Client,
-    transform: Arc<LambdaFunction>,
+    transform: Arc<dyn Function>,
     stats: Arc<Mutex<FirehoseStats>>,
     /// A Direct PUT source's journal, told what is delivered once it is checkpointed.
     journal: Option<Arc<Mutex<Journal>>>,
@@ -671,7 +671,7 @@ impl Delivery {
                 error_message: failure.message,
                 attempt_ending_timestamp: now.timestamp_millis(),
                 raw_data,
-                lambda_arn: self.transform.spec().arn(),
+                lambda_arn: self.transform.arn(),
             }),
         }
     }
@@ -739,5 +739,186 @@ impl Delivery {
             names::LOCAL_ACCOUNT,
             self.config.settings.name
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use axum::body::Bytes;
+    use futures::future::BoxFuture;
+    use serde_json::json;
+
+    use super::*;
+    use crate::emulated::firehose::settings::LambdaProcessor;
+
+    /// A transform that fails its first `failures` invocations with `error`, then answers
+    /// every record `Ok`, unchanged, in partition 2021-10-01.
+    struct Stub {
+        failures: u32,
+        error: fn() -> InvokeError,
+        calls: AtomicU32,
+    }
+
+    impl Stub {
+        fn failing(failures: u32, error: fn() -> InvokeError) -> Arc<Self> {
+            Arc::new(Self {
+                failures,
+                error,
+                calls: AtomicU32::new(0),
+            })
+        }
+    }
+
+    impl Function for Stub {
+        fn name(&self) -> &str {
+            "stub"
+        }
+
+        fn arn(&self) -> String {
+            "arn:aws:lambda:us-east-1:123456789012:function:stub".into()
+        }
+
+        fn invoke(&self, payload: Bytes) -> BoxFuture<'_, Result<Bytes, InvokeError>> {
+            let call = self.calls.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move {
+                if call < self.failures {
+                    return Err((self.error)());
+                }
+                let event: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+                let keys = json!({ "year": "2021", "month": "10", "day": "01" });
+                let records: Vec<serde_json::Value> = event["records"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| {
+                        json!({ "recordId": r["recordId"], "result": "Ok", "data": r["data"],
+                                "metadata": { "partitionKeys": keys } })
+                    })
+                    .collect();
+                Ok(serde_json::to_vec(&json!({ "records": records }))
+                    .unwrap()
+                    .into())
+            })
+        }
+    }
+
+    fn delivery(transform: Arc<dyn Function>, retries: u32) -> Delivery {
+        let settings = DeliverySettings {
+            name: "streamlake-delivery".into(),
+            source: Source::DirectPut,
+            bucket: "lake".into(),
+            prefix: layout::DATA_PREFIX.into(),
+            error_prefix: layout::ERROR_PREFIX.into(),
+            buffer_bytes: 1 << 20,
+            buffer_interval: Duration::from_secs(1),
+            processor: LambdaProcessor {
+                function_arn: transform.arn(),
+                buffer_bytes: 1 << 20,
+                retries,
+            },
+            format: OutputFormat::Ndjson,
+            conversion_table: None,
+        };
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::Config::builder()
+                .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+                .build(),
+        );
+        Delivery {
+            prefix: PrefixTemplate::parse(&settings.prefix).unwrap(),
+            error_prefix: PrefixTemplate::parse(&settings.error_prefix).unwrap(),
+            config: FirehoseConfig {
+                settings,
+                max_active_partitions: 500,
+                starting_position: StartingPosition::TrimHorizon,
+                checkpoints: None,
+                journal: None,
+                region: "us-east-1".into(),
+                dataset: Arc::new(Dataset::weather()),
+            },
+            s3,
+            transform,
+            stats: Arc::default(),
+            journal: None,
+            written: Arc::default(),
+        }
+    }
+
+    fn records(n: usize) -> Vec<StreamRecord> {
+        let shard: Arc<str> = direct_put::DIRECT_PUT_SHARD.into();
+        (0..n)
+            .map(|i| StreamRecord {
+                shard_id: shard.clone(),
+                sequence_number: format!("{i:036}"),
+                partition_key: String::new(),
+                data: format!("{{\"n\":{i}}}\n").into_bytes(),
+                arrival: DateTime::from_timestamp_millis(1_633_046_400_000).unwrap(),
+                subsequence_number: None,
+            })
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_invocation_is_retried_and_its_records_delivered() {
+        let stub = Stub::failing(2, || InvokeError::Crashed("signal 9".into()));
+        let delivery = delivery(stub.clone(), 3);
+        let records = records(3);
+        let outcomes = delivery.process(&records, &[0, 1, 2]).await;
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| matches!(o, Outcome::Delivered { prefix, .. } if prefix == "data/year=2021/month=10/day=01/")),
+            "every record delivered"
+        );
+        assert_eq!(
+            stub.calls.load(Ordering::SeqCst),
+            3,
+            "two failures, then a success"
+        );
+        assert_eq!(delivery.stats.lock().unwrap().invocations, 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_exhausted_fail_every_record_with_the_lambda_error_code() {
+        let stub = Stub::failing(u32::MAX, || InvokeError::Timeout(Duration::from_secs(60)));
+        let delivery = delivery(stub.clone(), 3);
+        let records = records(2);
+        let outcomes = delivery.process(&records, &[0, 1]).await;
+        assert_eq!(
+            stub.calls.load(Ordering::SeqCst),
+            4,
+            "the first try and 3 retries"
+        );
+        for outcome in outcomes {
+            let Outcome::Failed(failure) = outcome else {
+                panic!("delivered")
+            };
+            assert_eq!(
+                (failure.code.as_str(), failure.attempts),
+                ("Lambda.FunctionTimeout", 4)
+            );
+            // The error record Firehose writes for it: the original bytes, base64, the
+            // function's ARN, the attempts.
+            let record = delivery.error_record(&records[0], failure, &records[0].data, Utc::now());
+            let ErrorRecord::Processing(written) = record else {
+                panic!("not a processing-failed record")
+            };
+            assert_eq!(written.error_code, "Lambda.FunctionTimeout");
+            assert_eq!(written.attempts_made, 4);
+            assert_eq!(written.lambda_arn, stub.arn());
+            assert_eq!(STANDARD.decode(&written.raw_data).unwrap(), records[0].data);
+            assert_eq!(written.arrival_timestamp, 1_633_046_400_000);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stopped_function_is_not_retried() {
+        let stub = Stub::failing(u32::MAX, || InvokeError::Stopped);
+        let delivery = delivery(stub.clone(), 3);
+        let outcomes = delivery.process(&records(1), &[0]).await;
+        assert_eq!(stub.calls.load(Ordering::SeqCst), 1);
+        assert!(matches!(&outcomes[0], Outcome::Failed(f) if f.code == "Lambda.FunctionError"));
     }
 }
