@@ -764,3 +764,247 @@ async fn send_until_accepted(destination: &OnFailureDestination, body: &str) {
         .await;
     debug_assert!(retried.is_ok(), "retried without a limit");
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Bytes;
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use futures::future::BoxFuture;
+    use serde_json::json;
+
+    use super::*;
+
+    /// What the stub answers its invocation number `call` (from 0), given the batch's
+    /// records' data and sequence numbers, in order.
+    type Answer = fn(usize, &[String], &[String]) -> Result<serde_json::Value, InvokeError>;
+
+    /// A consumer that keeps every batch it was invoked with and answers as `answer` says.
+    struct Stub {
+        batches: Mutex<Vec<Vec<String>>>,
+        answer: Answer,
+    }
+
+    impl Function for Stub {
+        fn name(&self) -> &str {
+            "stub"
+        }
+
+        fn arn(&self) -> String {
+            "arn:aws:lambda:us-east-1:123456789012:function:stub".into()
+        }
+
+        fn invoke(&self, payload: Bytes) -> BoxFuture<'_, Result<Bytes, InvokeError>> {
+            let event: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+            let records = event["Records"].as_array().cloned().unwrap_or_default();
+            let data: Vec<String> = records
+                .iter()
+                .map(|r| {
+                    let bytes = STANDARD
+                        .decode(r["kinesis"]["data"].as_str().unwrap())
+                        .unwrap();
+                    String::from_utf8(bytes).unwrap()
+                })
+                .collect();
+            let sequence_numbers: Vec<String> = records
+                .iter()
+                .map(|r| r["kinesis"]["sequenceNumber"].as_str().unwrap().to_owned())
+                .collect();
+            let mut batches = self.batches.lock().unwrap();
+            let answer = (self.answer)(batches.len(), &data, &sequence_numbers);
+            batches.push(data);
+            Box::pin(async move { answer.map(|v| v.to_string().into()) })
+        }
+    }
+
+    fn function_error() -> InvokeError {
+        InvokeError::Function {
+            error_type: "Poison".into(),
+            message: "cannot take r5".into(),
+        }
+    }
+
+    fn ok() -> serde_json::Value {
+        json!({ "batchItemFailures": [] })
+    }
+
+    /// Runs one lane over `n` records (`r0`, `r1`, ...) arrived now, until all are settled.
+    async fn run(
+        n: usize,
+        settings: MappingSettings,
+        answer: Answer,
+    ) -> (Vec<Vec<String>>, MappingStats) {
+        let now = Utc::now();
+        run_arrived(&vec![now; n], settings, answer).await
+    }
+
+    /// [`run`], record `ri` arrived at `arrivals[i]`.
+    async fn run_arrived(
+        arrivals: &[DateTime<Utc>],
+        settings: MappingSettings,
+        answer: Answer,
+    ) -> (Vec<Vec<String>>, MappingStats) {
+        let stub = Arc::new(Stub {
+            batches: Mutex::new(Vec::new()),
+            answer,
+        });
+        let mut config = MappingConfig::new(
+            "s",
+            "arn:aws:kinesis:us-east-1:123456789012:stream/s",
+            "us-east-1",
+            "arn:aws:iam::123456789012:role/r",
+        );
+        config.settings = settings;
+        let stats = Arc::new(Mutex::new(MappingStats::default()));
+        let ctx = Arc::new(Context {
+            config,
+            function: stub.clone(),
+            stats: stats.clone(),
+        });
+        let progress = Arc::new(Mutex::new(ShardProgress {
+            shard_id: "shardId-000000000000".into(),
+            records: BTreeMap::new(),
+            read_ahead: Arc::new(Semaphore::new(1000)),
+        }));
+        let (tx, incoming) = mpsc::unbounded_channel();
+        let shard: Arc<str> = "shardId-000000000000".into();
+        for (i, arrival) in arrivals.iter().enumerate() {
+            tx.send(StreamRecord {
+                shard_id: shard.clone(),
+                sequence_number: format!("{:056}", i + 1),
+                partition_key: "k".into(),
+                data: format!("r{i}").into_bytes(),
+                arrival: *arrival,
+                subsequence_number: None,
+            })
+            .unwrap();
+        }
+        drop(tx);
+        let lane = Lane {
+            ctx,
+            progress,
+            incoming,
+            pending: VecDeque::new(),
+            splits: Vec::new(),
+            attempts: 0,
+            window: None,
+            held: Vec::new(),
+        };
+        let (_stop, stopped) = watch::channel(false);
+        lane.run(stopped).await;
+        let batches = stub.batches.lock().unwrap().clone();
+        let stats = stats.lock().unwrap().clone();
+        (batches, stats)
+    }
+
+    fn settings(batch_size: usize, bisect: bool, max_retries: u32) -> MappingSettings {
+        MappingSettings {
+            batch_size,
+            bisect_on_error: bisect,
+            max_retries: Some(max_retries),
+            ..MappingSettings::default()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bisect_isolates_a_poison_record_and_gives_up_on_it_alone() {
+        let poison = |_, data: &[String], _: &[String]| {
+            if data.iter().any(|d| d == "r5") {
+                Err(function_error())
+            } else {
+                Ok(ok())
+            }
+        };
+        let (batches, stats) = run(8, settings(8, true, 1), poison).await;
+        assert_eq!((stats.succeeded, stats.discarded), (7, 1), "{stats:?}");
+        let alone = batches.iter().filter(|b| b.as_slice() == ["r5"]).count();
+        assert_eq!(
+            alone, 2,
+            "the poison alone: tried, then retried once: {batches:?}"
+        );
+        assert_eq!(batches[0].len(), 8);
+        assert_eq!(batches[1], ["r0", "r1", "r2", "r3"], "bisected in halves");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_bisect_a_failing_batch_is_retried_then_given_up_whole() {
+        let (batches, stats) = run(4, settings(4, false, 2), |_, _, _| Err(function_error())).await;
+        assert_eq!(batches.len(), 3, "the first try and 2 retries");
+        assert!(batches.iter().all(|b| b.len() == 4));
+        assert_eq!((stats.succeeded, stats.discarded), (0, 4));
+        assert_eq!(stats.invocations, 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_partial_batch_response_retries_from_the_reported_record() {
+        // The first invocation reports r3 (and r5) failed; later ones succeed.
+        let partial = |call, _: &[String], seq: &[String]| {
+            if call == 0 {
+                Ok(json!({ "batchItemFailures": [
+                    { "itemIdentifier": seq[5] }, { "itemIdentifier": seq[3] }
+                ]}))
+            } else {
+                Ok(ok())
+            }
+        };
+        let (batches, stats) = run(8, settings(8, true, 3), partial).await;
+        assert_eq!(batches.len(), 2, "{batches:?}");
+        assert_eq!(
+            batches[1],
+            ["r3", "r4", "r5", "r6", "r7"],
+            "from the lowest reported"
+        );
+        assert_eq!((stats.succeeded, stats.discarded), (8, 0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unknown_item_identifier_fails_the_whole_batch() {
+        let unknown = |call, _: &[String], _: &[String]| {
+            if call == 0 {
+                Ok(json!({ "batchItemFailures": [{ "itemIdentifier": "42" }] }))
+            } else {
+                Ok(ok())
+            }
+        };
+        let (batches, stats) = run(3, settings(3, false, 3), unknown).await;
+        assert_eq!(batches.len(), 2, "retried whole: {batches:?}");
+        assert_eq!(batches[1].len(), 3);
+        assert_eq!(stats.succeeded, 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_tumbling_window_gets_its_records_then_one_final_invocation() {
+        // Two windows of a minute, both over: each closes after its records.
+        let minute = Duration::from_secs(60);
+        let (first, _) = window_of(Utc::now() - chrono::Duration::minutes(10), minute);
+        let second = first + chrono::Duration::minutes(1);
+        let at = |start: DateTime<Utc>, s: i64| start + chrono::Duration::seconds(s);
+        let arrivals = [
+            at(first, 1),
+            at(first, 30),
+            at(second, 2),
+            at(second, 3),
+            at(second, 59),
+        ];
+        let windowed = MappingSettings {
+            tumbling_window: Some(minute),
+            ..settings(100, true, 3)
+        };
+        let state = |_, data: &[String], _: &[String]| {
+            Ok(json!({ "state": { "records": data.len() }, "batchItemFailures": [] }))
+        };
+        let (batches, stats) = run_arrived(&arrivals, windowed, state).await;
+        let empty: Vec<String> = Vec::new();
+        assert_eq!(
+            batches,
+            [
+                vec!["r0".to_owned(), "r1".to_owned()],
+                empty.clone(),
+                vec!["r2".to_owned(), "r3".to_owned(), "r4".to_owned()],
+                empty,
+            ],
+            "a window's records, then its final invocation (no records)"
+        );
+        assert_eq!(stats.succeeded, 5);
+    }
+}
