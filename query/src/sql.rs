@@ -15,7 +15,7 @@ use crate::athena::{TableFormat, TableNames};
 use crate::compaction_log::CompactionLog;
 use crate::log_table::LogTable;
 use crate::table::{LakeTable, ScanCounters};
-use crate::view_grouping::ViewGroupingRule;
+use crate::view_grouping::{StreamlakeOptions, ViewGroupingRule};
 
 /// The variable that sets DataFusion's partitions per query (default: four per thread).
 const TARGET_PARTITIONS: &str = "DATAFUSION_EXECUTION_TARGET_PARTITIONS";
@@ -46,7 +46,8 @@ impl LakeSession {
         format: Option<TableFormat>,
     ) -> Result<Self, QueryError> {
         let table = dataset.name().to_owned();
-        let mut config = SessionConfig::from_env()?;
+        let mut config =
+            SessionConfig::from_env()?.with_option_extension(StreamlakeOptions::from_env());
         if std::env::var_os(TARGET_PARTITIONS).is_none() {
             // Four partitions per thread: a thread that finishes its share early takes
             // another, so one slow object or a descheduled thread does not hold the

@@ -12,6 +12,10 @@
 //! DataFusion's own `GroupsAccumulator`s, so the partial states emitted are the ones the
 //! final aggregation merges. At most [`MAX_GROUPS`] groups are held: past that the states
 //! are emitted and the partition starts afresh (the final aggregation merges repeats).
+//!
+//! The rule reaches into DataFusion's physical plan, which can change between DataFusion
+//! releases: `SET streamlake.view_grouping = false` (or `STREAMLAKE_VIEW_GROUPING=false`
+//! for `query`) turns it off, and DataFusion's own aggregation runs ([`StreamlakeOptions`]).
 
 use std::fmt;
 use std::sync::Arc;
@@ -20,7 +24,7 @@ use datafusion::arrow::array::{
     Array, ArrayBuilder, ArrayRef, AsArray, RecordBatch, StringViewArray, StringViewBuilder,
 };
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
-use datafusion::common::config::ConfigOptions;
+use datafusion::common::config::{ConfigExtension, ConfigOptions};
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Result, ScalarValue};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -46,12 +50,43 @@ pub const MAX_GROUPS: usize = 32 * 1024;
 #[derive(Debug, Default)]
 pub struct ViewGroupingRule;
 
+datafusion::common::extensions_options! {
+    /// streamlake's settings of a DataFusion session (`SET streamlake.<name> = <value>`).
+    pub struct StreamlakeOptions {
+        /// Group a partial aggregation by a `Utf8View` column by its views
+        /// ([`ViewGroupingRule`]); false runs DataFusion's own.
+        pub view_grouping: bool, default = true
+    }
+}
+
+impl ConfigExtension for StreamlakeOptions {
+    const PREFIX: &'static str = "streamlake";
+}
+
+impl StreamlakeOptions {
+    /// The defaults, with `STREAMLAKE_VIEW_GROUPING=false` (or `0`) turning the rule off.
+    pub fn from_env() -> Self {
+        let mut options = Self::default();
+        if let Ok(value) = std::env::var("STREAMLAKE_VIEW_GROUPING") {
+            options.view_grouping = !matches!(value.trim(), "false" | "0" | "off");
+        }
+        options
+    }
+}
+
 impl PhysicalOptimizerRule for ViewGroupingRule {
     fn optimize(
         &self,
         plan: Arc<dyn ExecutionPlan>,
-        _config: &ConfigOptions,
+        config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        let off = config
+            .extensions
+            .get::<StreamlakeOptions>()
+            .is_some_and(|o| !o.view_grouping);
+        if off {
+            return Ok(plan);
+        }
         plan.transform_up(|node| {
             Ok(match ViewGroupingExec::try_new(&node) {
                 Some(exec) => Transformed::yes(Arc::new(exec) as _),
@@ -581,6 +616,38 @@ mod tests {
         let (result, plan) = run(&batches, true, sql).await;
         assert!(plan.contains("ViewGroupingExec"), "{plan}");
         assert_eq!(result, expected);
+    }
+
+    #[tokio::test]
+    async fn a_session_setting_turns_the_rule_off() {
+        let batches = batches(0);
+        let config = SessionConfig::new().with_option_extension(StreamlakeOptions::default());
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .with_physical_optimizer_rule(Arc::new(ViewGroupingRule))
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        let table = MemTable::try_new(batches[0].schema(), vec![batches]).unwrap();
+        ctx.register_table("t", Arc::new(table)).unwrap();
+        let plan = |ctx: SessionContext| async move {
+            let frame = ctx
+                .sql("SELECT v, count(*) FROM t GROUP BY v")
+                .await
+                .unwrap();
+            let plan = frame.create_physical_plan().await.unwrap();
+            datafusion::physical_plan::displayable(plan.as_ref())
+                .indent(false)
+                .to_string()
+        };
+        assert!(plan(ctx.clone()).await.contains("ViewGroupingExec"));
+        ctx.sql("SET streamlake.view_grouping = false")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        assert!(!plan(ctx).await.contains("ViewGroupingExec"));
     }
 
     #[tokio::test]
