@@ -196,6 +196,15 @@ async fn two_compactions_over_s3_started_together_compact_each_day_once() {
     let (mut emulator, _front, clients, lake, days, _) = lake_in_s3(RACE).await;
     let binaries = Binaries::locate().await.unwrap();
     let before = query_lake(&binaries, &clients, RACE, ALL).await;
+    let view = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/athena/weather_view.sql"),
+    )
+    .unwrap();
+    let as_athena = format!("{view}\n{ALL}");
+    assert_eq!(
+        query_lake(&binaries, &clients, RACE, &as_athena).await,
+        before
+    );
     let dataset = std::sync::Arc::new(streamlake_core::dataset::Dataset::weather());
     let start = std::sync::Arc::new(tokio::sync::Barrier::new(2));
     let run = || {
@@ -212,5 +221,10 @@ async fn two_compactions_over_s3_started_together_compact_each_day_once() {
     assert_eq!(compacted, days, "each day compacted by one of the two");
     assert_compacted(&lake, &days).await;
     assert_eq!(query_lake(&binaries, &clients, RACE, ALL).await, before);
+    assert_eq!(
+        query_lake(&binaries, &clients, RACE, &as_athena).await,
+        before,
+        "Athena's view"
+    );
     emulator.stop().await;
 }
