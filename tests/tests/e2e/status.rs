@@ -1,8 +1,8 @@
-//! `streamlake status --json` against a running `streamlake up`: after a run it equals
-//! what the lake, the tables and the queue hold, read back here with the SDK; and the
-//! dashboard `up` serves, rendered by a real browser (headless Chromium), shows the same
-//! figures. On a lake of many partitions it shows the recent ones, and totals equal to a
-//! full listing.
+//! `up`'s status: run in process (the stack and `serve::Serving`), after a run it equals
+//! what the lake, the tables and the queue hold, read back here with the SDK, and the
+//! dashboard it serves, rendered by a real browser (headless Chromium), shows the same
+//! figures. Against `streamlake up`, `status --json` on a lake of many partitions shows
+//! the recent ones, and totals equal to a full listing.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -10,11 +10,14 @@ use std::time::Duration;
 use futures::StreamExt;
 
 use producer::{Entry, Producer, ProducerConfig};
+use streamlake::LocalStack;
 use streamlake::StackConfig;
 use streamlake::clients::Clients;
 use streamlake::harness::binaries::{Binaries, default_state_dir};
 use streamlake::harness::demo::count_rows;
 use streamlake::harness::emulator::Emulator;
+use streamlake::lake_index::RECENT_WINDOW;
+use streamlake::serve::Serving;
 use streamlake::status::{Objects, Status};
 use streamlake_core::PartitionKeys;
 use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
@@ -65,7 +68,6 @@ async fn status_json(binaries: &Binaries, state_dir: &std::path::Path) -> Status
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_json_and_the_dashboard_equal_what_the_lake_and_tables_hold() {
-    let binaries = Binaries::locate().await.unwrap();
     let mut emulator = Emulator::start(&default_state_dir(), &run_logs())
         .await
         .unwrap();
@@ -75,79 +77,94 @@ async fn status_json_and_the_dashboard_equal_what_the_lake_and_tables_hold() {
     std::fs::create_dir_all(&state_dir).unwrap();
     let config = StackConfig::new(state_dir.clone());
     let clients = Clients::connect(&endpoint, true).await;
-    let mut up = start_up(&binaries, &endpoint, &state_dir, "up", &[]).await;
+    // In process: the stack, and `up`'s status served and refreshed until the check ends.
+    let mut in_process = StackConfig::new(state_dir.clone());
+    in_process.endpoint = Some(endpoint.clone());
+    let stack = LocalStack::start(in_process).await.unwrap();
+    let serving = Serving::start(&stack, RECENT_WINDOW).await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serve = serving.until(&stack, async {
+        let _ = stopped.await;
+    });
+    let check = async {
+        let entries: Vec<Entry> = WeatherGenerator::new(GeneratorConfig {
+            seed: 5,
+            error_rate: 0.03,
+            ..GeneratorConfig::default()
+        })
+        .take(600)
+        .map(Entry::from)
+        .collect();
+        let producer = Producer::new(clients.kinesis.clone(), ProducerConfig::new(&config.stream));
+        let sent = producer.send(entries.clone(), |_| {}).await.unwrap().sent;
+        assert_eq!(sent as usize, entries.len());
 
-    let entries: Vec<Entry> = WeatherGenerator::new(GeneratorConfig {
-        seed: 5,
-        error_rate: 0.03,
-        ..GeneratorConfig::default()
-    })
-    .take(600)
-    .map(Entry::from)
-    .collect();
-    let producer = Producer::new(clients.kinesis.clone(), ProducerConfig::new(&config.stream));
-    let sent = producer.send(entries.clone(), |_| {}).await.unwrap().sent;
-    assert_eq!(sent as usize, entries.len());
+        // Until both branches have settled every record, and a snapshot taken after that.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(240);
+        let status = loop {
+            let s = streamlake::status::fetch(&state_dir).await.unwrap();
+            let settled = s.firehose.settled()
+                && s.firehose.records_read == sent
+                && s.mapping.settled()
+                && s.mapping.records_read == sent
+                && s.metrics["streamlake-consumer"].get("RecordsIn") == Some(&(sent as f64));
+            if settled {
+                // The counters are final; the next snapshot lists the lake after them.
+                tokio::time::sleep(streamlake::status::REFRESH * 2).await;
+                break streamlake::status::fetch(&state_dir).await.unwrap();
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{s:#?}");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
 
-    // Until both branches have settled every record, and a snapshot taken after that.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(240);
-    let status = loop {
-        let s = status_json(&binaries, &state_dir).await;
-        let settled = s.firehose.settled()
-            && s.firehose.records_read == sent
-            && s.mapping.settled()
-            && s.mapping.records_read == sent
-            && s.metrics["streamlake-consumer"].get("RecordsIn") == Some(&(sent as f64));
-        if settled {
-            // The counters are final; the next snapshot lists the lake after them.
-            tokio::time::sleep(streamlake::status::REFRESH * 2).await;
-            break status_json(&binaries, &state_dir).await;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{s:#?}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // The lake, read back here.
+        let partitions = full_listing(&clients, &config.bucket).await;
+        assert!(!partitions.is_empty());
+        // Every partition was written within the window: all of them shown, and the totals.
+        assert_eq!(status.partitions, partitions);
+        let objects: u64 = partitions.values().map(|o| o.objects).sum();
+        let bytes: u64 = partitions.values().map(|o| o.bytes).sum();
+        assert_eq!(
+            (
+                status.lake.partitions,
+                status.lake.objects,
+                status.lake.bytes
+            ),
+            (partitions.len() as u64, objects, bytes)
+        );
+        assert_eq!(
+            status.rows,
+            count_rows(&clients, &config.table_names()).await.unwrap()
+        );
+        // Every item table has rows; the summary table is empty without tumbling windows.
+        let dynamodb = config.dataset.dynamodb().unwrap();
+        assert!(dynamodb.tables.iter().all(|t| status.rows[&t.name] > 0));
+        assert!(dynamodb.summaries.iter().all(|t| status.rows[&t.name] == 0));
+        assert_eq!(status.firehose.delivered + status.firehose.failed, sent);
+        assert_eq!(status.mapping.succeeded, sent);
+        assert_eq!(status.failure_queue_depth, 0);
+        let malformed = status.firehose.failed;
+        assert!(malformed > 0);
+        assert_eq!(
+            status.metrics["streamlake-consumer"]["DeadLetters"],
+            malformed as f64
+        );
+        assert_eq!(status.errors["consumer-invalid"].objects, malformed);
+        assert!(status.errors["processing-failed"].objects > 0);
+        let checkpoints = &status.checkpoints;
+        assert_eq!(checkpoints.len(), 2, "{checkpoints:?}");
+        assert!(checkpoints.values().all(|shards| shards.len() == 2));
+
+        dashboard_shows(&state_dir, &status).await;
+        let _ = stop.send(());
     };
-
-    // The lake, read back here.
-    let partitions = full_listing(&clients, &config.bucket).await;
-    assert!(!partitions.is_empty());
-    // Every partition was written within the window: all of them shown, and the totals.
-    assert_eq!(status.partitions, partitions);
-    let objects: u64 = partitions.values().map(|o| o.objects).sum();
-    let bytes: u64 = partitions.values().map(|o| o.bytes).sum();
+    tokio::join!(serve, check);
+    let stats = stack.stop().await;
     assert_eq!(
-        (
-            status.lake.partitions,
-            status.lake.objects,
-            status.lake.bytes
-        ),
-        (partitions.len() as u64, objects, bytes)
+        stats.firehose.undelivered() + stats.mapping.unsettled(),
+        0,
+        "{stats:?}"
     );
-    assert_eq!(
-        status.rows,
-        count_rows(&clients, &config.table_names()).await.unwrap()
-    );
-    // Every item table has rows; the summary table is empty without tumbling windows.
-    let dynamodb = config.dataset.dynamodb().unwrap();
-    assert!(dynamodb.tables.iter().all(|t| status.rows[&t.name] > 0));
-    assert!(dynamodb.summaries.iter().all(|t| status.rows[&t.name] == 0));
-    assert_eq!(status.firehose.delivered + status.firehose.failed, sent);
-    assert_eq!(status.mapping.succeeded, sent);
-    assert_eq!(status.failure_queue_depth, 0);
-    let malformed = status.firehose.failed;
-    assert!(malformed > 0);
-    assert_eq!(
-        status.metrics["streamlake-consumer"]["DeadLetters"],
-        malformed as f64
-    );
-    assert_eq!(status.errors["consumer-invalid"].objects, malformed);
-    assert!(status.errors["processing-failed"].objects > 0);
-    let checkpoints = &status.checkpoints;
-    assert_eq!(checkpoints.len(), 2, "{checkpoints:?}");
-    assert!(checkpoints.values().all(|shards| shards.len() == 2));
-
-    dashboard_shows(&state_dir, &status).await;
-
-    interrupt(&mut up).await;
     emulator.stop().await;
     let _ = std::fs::remove_dir_all(&state_dir);
 }
