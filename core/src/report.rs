@@ -27,6 +27,19 @@ impl fmt::Display for Report<'_> {
     }
 }
 
+/// A program's exit code: its own on success; on failure the error, said once on standard
+/// error (`error: …`), and failure.
+pub fn exit<E>(result: Result<std::process::ExitCode, E>) -> std::process::ExitCode
+where
+    E: AsRef<dyn Error + Send + Sync + 'static>,
+{
+    result.unwrap_or_else(|e| {
+        let error: &(dyn Error + 'static) = e.as_ref();
+        eprintln!("error: {}", Report(error));
+        std::process::ExitCode::FAILURE
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,10 +10,7 @@ use streamlake::serve::{Serving, banner};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    run().await.unwrap_or_else(|e| {
-        eprintln!("error: {}", streamlake_core::report::Report(e.as_ref()));
-        ExitCode::FAILURE
-    })
+    streamlake_core::report::exit(run().await)
 }
 
 async fn run() -> Result<ExitCode> {

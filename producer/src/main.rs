@@ -157,13 +157,7 @@ impl Args {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    match run().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {}", streamlake_core::report::Report(e.as_ref()));
-            std::process::ExitCode::FAILURE
-        }
-    }
+    streamlake_core::report::exit(run().await.map(|()| std::process::ExitCode::SUCCESS))
 }
 
 async fn run() -> Result<()> {

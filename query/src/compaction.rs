@@ -300,7 +300,7 @@ impl<'a> Compactor<'a> {
             partition: Some(*partition),
             ..Default::default()
         };
-        let (sources, lease) = loop {
+        let (sources, format, compacted_key, entry, lease) = loop {
             let sources = live_objects(lake, &self.log.hidden().await?, partition).await?;
             if sources.len() < 2 {
                 return Ok(report);
@@ -321,12 +321,11 @@ impl<'a> Compactor<'a> {
             // Another compaction may have changed the day before this one claimed it.
             let live = live_objects(lake, &self.log.hidden().await?, partition).await?;
             if sources.iter().all(|s| live.contains(s)) {
-                break (sources, lease);
+                break (sources, format, compacted_key, entry, lease);
             }
             self.change()?;
             lease.release().await?;
         };
-        let format = format_of(partition, &sources)?;
         let mut bodies = Vec::with_capacity(sources.len());
         for object in &sources {
             bodies.push(lake.read(&object.key).await?);
@@ -354,10 +353,6 @@ impl<'a> Compactor<'a> {
         report.bytes_out = body.len() as u64;
         report.objects_in = sources.len();
 
-        let entry = lease.entry().await?;
-        let compacted_key = lake
-            .key_of_url(&entry.compacted)
-            .expect("the compacted object is in this lake");
         lease.check().await?;
         self.write(&compacted_key, body).await?;
         self.change()?;
@@ -384,70 +379,59 @@ fn now() -> String {
 /// committed, released or dropped (a crash, as far as the log can tell).
 struct Lease {
     log: CompactionLog,
-    held: Arc<Mutex<Held>>,
+    /// The claim as last written; `None` once another compaction took it over.
+    held: Arc<Mutex<Option<Claim>>>,
+    /// The day and the compaction, for the error of a lost claim.
+    day: String,
+    id: String,
     renewer: Option<tokio::task::JoinHandle<()>>,
-}
-
-/// The claim as last written, or lost to another compaction.
-enum Held {
-    Claim(Claim),
-    Lost { day: String, id: String },
-}
-
-impl Held {
-    fn lost(&self) -> QueryError {
-        match self {
-            Held::Claim(claim) => QueryError::ClaimLost {
-                day: claim.entry.day_folder.clone(),
-                id: claim.entry.id.clone(),
-            },
-            Held::Lost { day, id } => QueryError::ClaimLost {
-                day: day.clone(),
-                id: id.clone(),
-            },
-        }
-    }
 }
 
 impl Lease {
     fn hold(log: CompactionLog, claim: Claim, lease: Duration) -> Self {
-        let held = Arc::new(Mutex::new(Held::Claim(claim)));
+        let (day, id) = (claim.entry.day_folder.clone(), claim.entry.id.clone());
+        let held = Arc::new(Mutex::new(Some(claim)));
         let renewer = (!lease.is_zero()).then(|| {
             let (log, held) = (log.clone(), held.clone());
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(lease / 3).await;
-                    let mut held = held.lock().await;
-                    if let Err(e) = renew(&log, &mut held, |_| {}).await {
-                        tracing::warn!("renewing a compaction's claim: {e}");
-                    }
-                    if matches!(*held, Held::Lost { .. }) {
-                        break;
+                    match renew(&log, &mut *held.lock().await, |_| {}).await {
+                        Ok(true) => {}
+                        Ok(false) => break,
+                        Err(e) => tracing::warn!("renewing a compaction's claim: {e}"),
                     }
                 }
             })
         });
-        Self { log, held, renewer }
+        Self {
+            log,
+            held,
+            day,
+            id,
+            renewer,
+        }
     }
 
-    /// The entry as claimed; an error if the claim was taken over.
-    async fn entry(&self) -> Result<LogEntry, QueryError> {
-        match &*self.held.lock().await {
-            Held::Claim(claim) => Ok(claim.entry.clone()),
-            lost => Err(lost.lost()),
+    /// The error of a claim taken over.
+    fn lost(&self) -> QueryError {
+        QueryError::ClaimLost {
+            day: self.day.clone(),
+            id: self.id.clone(),
         }
     }
 
     /// Renews the claim now: an error if it was taken over.
     async fn check(&self) -> Result<(), QueryError> {
-        let mut held = self.held.lock().await;
-        renew(&self.log, &mut held, |_| {}).await
+        let held = renew(&self.log, &mut *self.held.lock().await, |_| {}).await?;
+        if held { Ok(()) } else { Err(self.lost()) }
     }
 
     /// Switches the day over: the entry committed, if the claim is still this run's.
     async fn commit(&self) -> Result<(), QueryError> {
-        let mut held = self.held.lock().await;
-        renew(&self.log, &mut held, |entry| entry.state = State::Committed).await
+        let commit = |entry: &mut LogEntry| entry.state = State::Committed;
+        let held = renew(&self.log, &mut *self.held.lock().await, commit).await?;
+        if held { Ok(()) } else { Err(self.lost()) }
     }
 
     /// Deletes the claim; a claim taken over meanwhile is its new holder's to delete.
@@ -456,7 +440,7 @@ impl Lease {
             renewer.abort();
         }
         let held = self.held.lock().await;
-        if let Held::Claim(claim) = &*held
+        if let Some(claim) = &*held
             && !self.log.release(claim).await?
         {
             tracing::warn!(day = %claim.entry.day_folder, "another compaction took over this claim before it was released");
@@ -473,33 +457,21 @@ impl Drop for Lease {
     }
 }
 
-/// Rewrites the held claim (`renewed_at` now, and `change`), if it is still at the version
-/// this run wrote; marks it lost otherwise.
+/// Rewrites the held claim (`renewed_at` now, and `change`) if it is still at the version
+/// this run wrote; `false` when another compaction took it over (it is then dropped).
 async fn renew(
     log: &CompactionLog,
-    held: &mut Held,
+    held: &mut Option<Claim>,
     change: impl FnOnce(&mut LogEntry),
-) -> Result<(), QueryError> {
-    let Held::Claim(claim) = &*held else {
-        return Err(held.lost());
+) -> Result<bool, QueryError> {
+    let Some(claim) = held.as_ref() else {
+        return Ok(false);
     };
     let mut entry = claim.entry.clone();
     entry.renewed_at = Some(now());
     change(&mut entry);
-    match log.replace(claim, &entry).await? {
-        Some(renewed) => {
-            *held = Held::Claim(renewed);
-            Ok(())
-        }
-        None => {
-            let error = held.lost();
-            *held = Held::Lost {
-                day: entry.day_folder,
-                id: entry.id,
-            };
-            Err(error)
-        }
-    }
+    *held = log.replace(claim, &entry).await?;
+    Ok(held.is_some())
 }
 
 /// The format a partition compacts into: Parquet if its objects are Parquet, GZIP NDJSON

@@ -206,13 +206,7 @@ enum Format {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    match run().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {}", streamlake_core::report::Report(e.as_ref()));
-            std::process::ExitCode::FAILURE
-        }
-    }
+    streamlake_core::report::exit(run().await.map(|()| std::process::ExitCode::SUCCESS))
 }
 
 async fn run() -> Result<()> {

@@ -20,7 +20,7 @@ use tokio::process::Child;
 
 use crate::support::{
     audit, audit_lake, failure_queue_url, interrupt, run_logs, start_up, start_up_at,
-    wait_for_consumer,
+    wait_for_consumer, with_newline,
 };
 
 const RECORDS: usize = 2000;
@@ -36,6 +36,40 @@ async fn up(binaries: &Binaries, endpoint: &str, state_dir: &Path, run: u32) -> 
         &["--buffer-bytes", "8192", "--buffer-interval", "0.5"],
     )
     .await
+}
+
+/// What a crash test runs against: an emulator that stays up across the kills, and a
+/// state folder of its own.
+struct Crash {
+    binaries: Binaries,
+    emulator: Emulator,
+    endpoint: String,
+    state_dir: std::path::PathBuf,
+    config: StackConfig,
+    clients: Clients,
+}
+
+impl Crash {
+    async fn start(name: &str) -> Self {
+        let binaries = Binaries::locate().await.unwrap();
+        let emulator = Emulator::start(&default_state_dir(), &run_logs())
+            .await
+            .unwrap();
+        let endpoint = emulator.endpoint().to_owned();
+        let state_dir = default_state_dir().join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&state_dir);
+        std::fs::create_dir_all(&state_dir).unwrap();
+        let config = StackConfig::new(state_dir.clone());
+        let clients = Clients::connect(&endpoint, true).await;
+        Self {
+            binaries,
+            emulator,
+            endpoint,
+            state_dir,
+            config,
+            clients,
+        }
+    }
 }
 
 /// Data objects in the lake.
@@ -88,16 +122,14 @@ async fn lines_in_lake(clients: &Clients, bucket: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_mid_delivery_twice_then_restart_loses_and_duplicates_nothing() {
-    let binaries = Binaries::locate().await.unwrap();
-    let mut emulator = Emulator::start(&default_state_dir(), &run_logs())
-        .await
-        .unwrap();
-    let endpoint = emulator.endpoint().to_owned();
-    let state_dir = default_state_dir().join(format!("crash-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&state_dir);
-    std::fs::create_dir_all(&state_dir).unwrap();
-    let config = StackConfig::new(state_dir.clone());
-    let clients = Clients::connect(&endpoint, true).await;
+    let Crash {
+        binaries,
+        mut emulator,
+        endpoint,
+        state_dir,
+        config,
+        clients,
+    } = Crash::start("crash").await;
 
     let mut first = up(&binaries, &endpoint, &state_dir, 1).await;
     let entries: Vec<Entry> = WeatherGenerator::new(GeneratorConfig {
@@ -150,16 +182,14 @@ async fn sigkill_mid_delivery_twice_then_restart_loses_and_duplicates_nothing() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn direct_put_records_accepted_before_a_sigkill_are_delivered_once_after_restarts() {
-    let binaries = Binaries::locate().await.unwrap();
-    let mut emulator = Emulator::start(&default_state_dir(), &run_logs())
-        .await
-        .unwrap();
-    let endpoint = emulator.endpoint().to_owned();
-    let state_dir = default_state_dir().join(format!("crash-direct-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&state_dir);
-    std::fs::create_dir_all(&state_dir).unwrap();
-    let config = StackConfig::new(state_dir.clone());
-    let clients = Clients::connect(&endpoint, true).await;
+    let Crash {
+        binaries,
+        mut emulator,
+        endpoint,
+        state_dir,
+        config,
+        clients,
+    } = Crash::start("crash-direct").await;
 
     // A buffer that is not delivered before the kill: 15 minutes, 64 MiB.
     let (mut first, front) = start_up_at(
@@ -209,15 +239,7 @@ async fn direct_put_records_accepted_before_a_sigkill_are_delivered_once_after_r
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     interrupt(&mut last).await;
-    // Records travel with the newline the producer appended.
-    let sent: Vec<Entry> = entries
-        .iter()
-        .map(|e| Entry {
-            data: [&e.data[..], b"\n"].concat(),
-            ..e.clone()
-        })
-        .collect();
-    let (ledger, _, _) = audit_lake(&clients, &config.bucket, &sent).await;
+    let (ledger, _, _) = audit_lake(&clients, &config.bucket, &with_newline(&entries)).await;
     eprintln!(
         "Direct PUT after two crashes: {ledger:?}, {delivered_before} delivered before the last start"
     );

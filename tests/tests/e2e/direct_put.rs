@@ -17,7 +17,7 @@ use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
 use streamlake_core::layout::{self, OutputFormat};
 use streamlake_core::names;
 
-use crate::support::audit_lake;
+use crate::support::{audit_lake, with_newline};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn describe_delivery_stream_shows_what_the_local_firehose_plays() {
@@ -143,15 +143,8 @@ async fn direct_put_records_reach_the_lake_through_partial_failures() {
         .wait_direct_put_settled(entries.len() as u64, Duration::from_secs(120))
         .await
         .unwrap();
-    // Every record exactly once: the re-sent entries were the failed ones only. Records
-    // travel with the newline the producer appended (the error output keeps it too).
-    let sent: Vec<Entry> = entries
-        .iter()
-        .map(|e| Entry {
-            data: [&e.data[..], b"\n"].concat(),
-            ..e.clone()
-        })
-        .collect();
+    // Every record exactly once: the re-sent entries were the failed ones only.
+    let sent = with_newline(&entries);
     let (ledger, _, _) = audit_lake(stack.clients(), &stack.config().bucket, &sent).await;
     assert!(ledger.malformed > 0 && ledger.delivered > 0, "{ledger:?}");
     let stats = stack.direct_put_stats();

@@ -112,6 +112,18 @@ pub async fn audit_in_order<'a>(
     ledger
 }
 
+/// `entries` as a Firehose producer sends them: with the newline it appends (records
+/// travel with it, into the lake and the error output).
+pub fn with_newline(entries: &[Entry]) -> Vec<Entry> {
+    entries
+        .iter()
+        .map(|e| Entry {
+            data: [&e.data[..], b"\n"].concat(),
+            ..e.clone()
+        })
+        .collect()
+}
+
 /// The lake's part of [`audit`]: each valid record of `entries` once in the lake's data
 /// (or under `processing-failed/` with a `Lambda.*` error), each malformed one once under
 /// `processing-failed/`. Returns the ledger, the malformed records and the error objects

@@ -38,7 +38,7 @@ pub struct DirectPutInlet {
 #[derive(Debug)]
 struct Call {
     records: Vec<Vec<u8>>,
-    answer: oneshot::Sender<Result<Vec<String>, PutError>>,
+    answer: Answer,
 }
 
 /// Why records were not taken in (the call is answered `ServiceUnavailableException`,
@@ -120,6 +120,17 @@ impl RecordIds {
     }
 }
 
+/// Where a call's answer goes.
+type Answer = oneshot::Sender<Result<Vec<String>, PutError>>;
+
+/// Answers every call of a group that the journal could not keep.
+fn fail(answers: Vec<Answer>, error: &dyn std::fmt::Display) {
+    tracing::error!("the Direct PUT journal cannot keep records: {error}");
+    for answer in answers {
+        let _ = answer.send(Err(PutError::Journal(error.to_string())));
+    }
+}
+
 /// The task that takes calls in, one group at a time.
 struct TakeIn {
     records: mpsc::Sender<Vec<StreamRecord>>,
@@ -155,49 +166,51 @@ impl TakeIn {
     async fn take(&mut self, calls: Vec<Call>) {
         let shard: Arc<str> = DIRECT_PUT_SHARD.into();
         let arrival = Utc::now();
-        let batches: Vec<Vec<StreamRecord>> = calls
-            .iter()
+        let (answers, mut batches): (Vec<Answer>, Vec<Vec<StreamRecord>>) = calls
+            .into_iter()
             .map(|call| {
-                call.records
-                    .iter()
+                let batch = call
+                    .records
+                    .into_iter()
                     .map(|data| StreamRecord {
                         shard_id: shard.clone(),
                         sequence_number: self.ids.next(),
                         partition_key: String::new(),
-                        data: data.clone(),
+                        data,
                         arrival,
                         subsequence_number: None,
                     })
-                    .collect()
+                    .collect();
+                (call.answer, batch)
             })
-            .collect();
+            .unzip();
         if let Some(journal) = &self.journal {
             let journal = journal.clone();
-            let all: Vec<StreamRecord> = batches.iter().flatten().cloned().collect();
+            // The records go to the blocking pool and come back: written, never copied.
             let written = tokio::task::spawn_blocking(move || {
-                journal.lock().expect("not poisoned").append(&all)
+                let written = journal
+                    .lock()
+                    .expect("not poisoned")
+                    .append(batches.iter().flatten());
+                (batches, written)
             })
-            .await
-            .map_err(std::io::Error::other)
-            .and_then(|r| r);
-            if let Err(e) = written {
-                tracing::error!("the Direct PUT journal cannot keep records: {e}");
-                for call in calls {
-                    let _ = call.answer.send(Err(PutError::Journal(e.to_string())));
-                }
-                return;
-            }
+            .await;
+            batches = match written {
+                Ok((back, Ok(()))) => back,
+                Ok((_, Err(e))) => return fail(answers, &e),
+                Err(e) => return fail(answers, &e),
+            };
         }
-        for (call, batch) in calls.into_iter().zip(batches) {
+        for (answer, batch) in answers.into_iter().zip(batches) {
             let ids = batch.iter().map(|r| r.sequence_number.clone()).collect();
             // Once in the journal, records are accepted even if the delivery has just
             // stopped: the next start delivers them.
-            let answer = if self.enqueue(batch).await || self.journal.is_some() {
+            let accepted = self.enqueue(batch).await || self.journal.is_some();
+            let _ = answer.send(if accepted {
                 Ok(ids)
             } else {
                 Err(PutError::Stopped)
-            };
-            let _ = call.answer.send(answer);
+            });
         }
     }
 

@@ -71,8 +71,7 @@ impl Journal {
         };
         let mut pending = Vec::new();
         for path in paths {
-            let (records, valid) = read_segment(&path, shard)?;
-            let bytes = std::fs::metadata(&path)?.len();
+            let (records, valid, bytes) = read_segment(&path, shard)?;
             if valid < bytes {
                 tracing::warn!(
                     segment = %path.display(),
@@ -114,11 +113,15 @@ impl Journal {
 
     /// Writes `records` (in id order, after every record already in) and waits until they
     /// are on disk.
-    pub fn append(&mut self, records: &[StreamRecord]) -> std::io::Result<()> {
+    pub fn append<'a>(
+        &mut self,
+        records: impl IntoIterator<Item = &'a StreamRecord>,
+    ) -> std::io::Result<()> {
+        let records: Vec<&StreamRecord> = records.into_iter().collect();
         let (Some(first), Some(last)) = (records.first(), records.last()) else {
             return Ok(());
         };
-        let body = encode(records);
+        let body = encode(&records);
         let full = self
             .segments
             .back()
@@ -176,7 +179,7 @@ fn stem(path: &Path) -> String {
 }
 
 /// The frames of `records`.
-fn encode(records: &[StreamRecord]) -> Vec<u8> {
+fn encode(records: &[&StreamRecord]) -> Vec<u8> {
     let mut out = Vec::with_capacity(records.iter().map(|r| r.data.len() + 64).sum());
     for r in records {
         let id = r.sequence_number.as_bytes();
@@ -196,9 +199,9 @@ fn encode(records: &[StreamRecord]) -> Vec<u8> {
     out
 }
 
-/// The records of a segment, and the length of its valid frames (less than the file's
-/// when the last frame was cut short).
-fn read_segment(path: &Path, shard: &Arc<str>) -> std::io::Result<(Vec<StreamRecord>, u64)> {
+/// The records of a segment, the length of its valid frames and the file's (more when
+/// the last frame was cut short).
+fn read_segment(path: &Path, shard: &Arc<str>) -> std::io::Result<(Vec<StreamRecord>, u64, u64)> {
     let mut bytes = Vec::new();
     File::open(path)?.read_to_end(&mut bytes)?;
     let mut records = Vec::new();
@@ -208,7 +211,7 @@ fn read_segment(path: &Path, shard: &Arc<str>) -> std::io::Result<(Vec<StreamRec
         records.push(record);
         at += used;
     }
-    Ok((records, at as u64))
+    Ok((records, at as u64, bytes.len() as u64))
 }
 
 /// The frame at the start of `bytes` and its length, or `None` when it is missing, cut
@@ -304,7 +307,7 @@ mod tests {
             .path();
         let whole = std::fs::metadata(&segment).unwrap().len();
         // Half a frame, as a crash in the middle of a write leaves it.
-        let half = &encode(&[record(&shard, 1, b"never acknowledged\n")])[..10];
+        let half = &encode(&[&record(&shard, 1, b"never acknowledged\n")])[..10];
         OpenOptions::new()
             .append(true)
             .open(&segment)
