@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::types::ShardIteratorType;
+use backon::{ExponentialBuilder, Retryable};
 use chrono::{DateTime, Utc};
 
 use crate::error::StackError;
@@ -45,6 +46,15 @@ impl StreamRecord {
                 .collect(),
             Err(_) => vec![self],
         }
+    }
+
+    /// An upper bound of the bytes the record takes in a Lambda event, Kinesis's or
+    /// Firehose's: its data in base64, its ids twice, and 512 bytes for the field names,
+    /// ARNs and timestamps around them.
+    pub fn event_bytes(&self) -> usize {
+        self.data.len().div_ceil(3) * 4
+            + 2 * (self.shard_id.len() + self.partition_key.len() + self.sequence_number.len())
+            + 512
     }
 
     /// The record's id in a Firehose event: shard and sequence number, and the
@@ -164,31 +174,40 @@ impl ShardReader {
         self.closed
     }
 
-    /// Reads up to `limit` records (possibly none). Throttling and expired iterators are
-    /// handled here; other errors are returned.
+    /// Reads up to `limit` records (possibly none). Throttling is retried with backoff
+    /// and an expired iterator replaced; other errors are returned.
     pub async fn read(&mut self, limit: i32) -> Result<Vec<StreamRecord>, StackError> {
         if self.closed {
             return Ok(Vec::new());
         }
-        let mut delay = Duration::from_millis(100);
         loop {
             let iterator = match self.iterator.take() {
                 Some(i) => i,
                 None => self.new_iterator().await?,
             };
-            match self
-                .client
-                .get_records()
-                .shard_iterator(&iterator)
-                .limit(limit.clamp(1, 10_000))
-                .send()
-                .await
-            {
+            let read = (|| {
+                self.client
+                    .get_records()
+                    .shard_iterator(&iterator)
+                    .limit(limit.clamp(1, 10_000))
+                    .send()
+            })
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(100))
+                    .with_max_delay(Duration::from_secs(5))
+                    .without_max_times(),
+            )
+            .sleep(tokio::time::sleep)
+            .when(|e| {
+                e.as_service_error()
+                    .is_some_and(|s| s.is_provisioned_throughput_exceeded_exception())
+            })
+            .await;
+            match read {
                 Ok(out) => {
                     self.iterator = out.next_shard_iterator().map(str::to_owned);
-                    if self.iterator.is_none() {
-                        self.closed = true;
-                    }
+                    self.closed = self.iterator.is_none();
                     let records: Vec<StreamRecord> = out
                         .records()
                         .iter()
@@ -209,22 +228,17 @@ impl ShardReader {
                     }
                     return Ok(records);
                 }
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_expired_iterator_exception()) =>
+                {
+                    self.iterator = None;
+                }
                 Err(e) => {
-                    let service = e.as_service_error();
-                    if service.is_some_and(|s| s.is_expired_iterator_exception()) {
-                        self.iterator = None;
-                    } else if service
-                        .is_some_and(|s| s.is_provisioned_throughput_exceeded_exception())
-                    {
-                        self.iterator = Some(iterator);
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(Duration::from_secs(5));
-                    } else {
-                        return Err(StackError::aws(
-                            format!("GetRecords {}/{}", self.stream, self.shard_id),
-                            e,
-                        ));
-                    }
+                    return Err(StackError::aws(
+                        format!("GetRecords {}/{}", self.stream, self.shard_id),
+                        e,
+                    ));
                 }
             }
         }

@@ -31,6 +31,7 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use backon::{BackoffBuilder, ExponentialBuilder};
 use thiserror::Error;
 use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 use tokio::task::{AbortHandle, JoinHandle};
@@ -41,6 +42,10 @@ use crate::faults::Injector;
 
 /// Largest synchronous invocation request or response Lambda accepts.
 pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
+
+/// What the records of one event may take: the payload limit less 4 KiB for the event
+/// around them (with [`StreamRecord::event_bytes`](crate::emulated::kinesis_source::StreamRecord::event_bytes)).
+pub const MAX_EVENT_RECORDS_BYTES: usize = MAX_PAYLOAD_BYTES - 4096;
 
 /// What to run and how.
 #[derive(Debug, Clone)]
@@ -578,6 +583,19 @@ async fn init_error(State(shared): State<Arc<Shared>>, body: Bytes) -> StatusCod
         report.error_message
     );
     StatusCode::ACCEPTED
+}
+
+/// How long a service that invokes a function waits before retry `attempt` (1, 2, …) of
+/// a failed invocation: doubling from 100 ms up to 2 s. AWS documents that Firehose and
+/// the event source mapping retry, not how long they wait in between.
+pub fn retry_delay(attempt: u32) -> Duration {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(2))
+        .without_max_times()
+        .build()
+        .nth(attempt.saturating_sub(1).min(32) as usize)
+        .unwrap_or(Duration::from_secs(2))
 }
 
 /// A function as the services that invoke it see it (Firehose's transform, the mapping's

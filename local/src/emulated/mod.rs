@@ -6,4 +6,5 @@ pub mod firehose;
 pub mod kinesis_source;
 pub mod lambda_host;
 pub mod log_metrics;
+pub mod shard_poller;
 pub mod shutdown;

@@ -181,19 +181,37 @@ pub(crate) async fn wait_until_ready<F: Future<Output = bool>>(
     }
 }
 
-/// A loopback port nobody listens on right now, and that this process has not handed
-/// out before: servers started at once (the tests start many) never get the same port
-/// between this call and their own bind, where one would fail to bind and the other's
-/// answers would seem to be its own.
+/// A loopback port for a server this process starts (moto, dynalite): nobody listens on
+/// it right now, and this process has not handed it out before.
+///
+/// It is taken below the kernel's ephemeral range: the ports the kernel picks by itself
+/// (a bind to port 0, the local end of an outgoing connection) come from that range, so
+/// a port from it could be taken by the stack's own sockets between this check and the
+/// server's bind (seen: moto exiting with "Address already in use", CI 2026-12-04).
 pub fn free_port() -> std::io::Result<u16> {
     static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
         std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let below = ephemeral_range_start().clamp(10_000, 32_768);
     loop {
-        let port = TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port();
-        if GIVEN.lock().expect("not poisoned").insert(port) {
+        let port = fastrand::u16(5_000..below);
+        let free = match TcpListener::bind(("127.0.0.1", port)) {
+            Ok(_) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => false,
+            Err(e) => return Err(e),
+        };
+        if free && GIVEN.lock().expect("not poisoned").insert(port) {
             return Ok(port);
         }
     }
+}
+
+/// The first port of the kernel's ephemeral range (Linux's default where it cannot be
+/// read; macOS's starts higher, at 49152).
+fn ephemeral_range_start() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
 }
 
 /// Whether moto answers `GET /moto-api/` with a success status within [`PROBE_TIMEOUT`].

@@ -39,8 +39,9 @@ pub use wire::{FailureRecord, KinesisBatchInfo};
 
 use crate::clients::Clients;
 use crate::emulated::checkpoint::CheckpointStore;
-use crate::emulated::kinesis_source::{ShardReader, StartingPosition, StreamRecord, list_shards};
-use crate::emulated::lambda_host::{Function, InvokeError, MAX_PAYLOAD_BYTES};
+use crate::emulated::kinesis_source::{ShardReader, StartingPosition, StreamRecord};
+use crate::emulated::lambda_host::{self, Function, InvokeError, MAX_EVENT_RECORDS_BYTES};
+use crate::emulated::shard_poller;
 use crate::emulated::shutdown::{STOP_GRACE, join_within};
 use crate::error::{Report, StackError};
 
@@ -186,29 +187,22 @@ impl EventSourceMapping {
     ) -> Result<Self, StackError> {
         let stats = Arc::new(Mutex::new(MappingStats::default()));
         let (stop, stopped) = watch::channel(false);
-        let shards = list_shards(&clients.kinesis, &config.stream).await?;
+        let readers = shard_poller::readers(
+            clients,
+            &config.stream,
+            function.name(),
+            config.checkpoints.as_ref(),
+            &config.settings.starting_position,
+        )
+        .await?;
         let context = Arc::new(Context {
             config,
             function,
             stats: stats.clone(),
         });
-        let tasks = shards
+        let tasks = readers
             .into_iter()
-            .map(|shard| {
-                let ctx = context.clone();
-                let start = ctx
-                    .config
-                    .checkpoints
-                    .as_ref()
-                    .and_then(|c| c.get(ctx.function.name(), &shard))
-                    .map_or_else(
-                        || ctx.config.settings.starting_position.clone(),
-                        StartingPosition::AfterSequenceNumber,
-                    );
-                let reader =
-                    ShardReader::new(clients.kinesis.clone(), &ctx.config.stream, &shard, start);
-                tokio::spawn(run_shard(ctx, reader, stopped.clone()))
-            })
+            .map(|reader| tokio::spawn(run_shard(context.clone(), reader, stopped.clone())))
             .collect();
         Ok(Self { stats, stop, tasks })
     }
@@ -267,7 +261,7 @@ impl ShardProgress {
 }
 
 /// Reads one shard and deals its records to the lanes until stopped.
-async fn run_shard(ctx: Arc<Context>, mut reader: ShardReader, mut stop: watch::Receiver<bool>) {
+async fn run_shard(ctx: Arc<Context>, reader: ShardReader, stop: watch::Receiver<bool>) {
     let factor = ctx.config.settings.parallelization_factor.clamp(1, 10);
     let read_ahead = Arc::new(Semaphore::new(
         (ctx.config.settings.batch_size * factor * 4).max(1000),
@@ -295,46 +289,46 @@ async fn run_shard(ctx: Arc<Context>, mut reader: ShardReader, mut stop: watch::
         };
         workers.spawn(lane.run(stop.clone()));
     }
-    while !*stop.borrow() && !reader.is_closed() {
-        let available = read_ahead.available_permits().min(10_000);
-        if available == 0 {
-            let _ = tokio::time::timeout(Duration::from_millis(50), stop.changed()).await;
-            continue;
-        }
-        match reader
-            .read(i32::try_from(available).unwrap_or(10_000))
-            .await
-        {
-            Ok(records) if !records.is_empty() => {
-                read_ahead.forget_permits(records.len());
-                ctx.stats.lock().expect("not poisoned").records_read += records.len() as u64;
-                let mut p = progress.lock().expect("not poisoned");
-                for record in records {
-                    p.records.insert(
-                        seqnum::sortable(&record.sequence_number),
-                        (record.sequence_number.clone(), false),
-                    );
-                    let mut hasher = std::hash::DefaultHasher::new();
-                    record.partition_key.hash(&mut hasher);
-                    let lane = (hasher.finish() % factor as u64) as usize;
-                    let _ = lanes[lane].send(record);
-                }
-            }
-            Ok(_) => {
-                let _ = tokio::time::timeout(Duration::from_millis(200), stop.changed()).await;
-            }
-            Err(e) => {
-                tracing::warn!(
-                    shard = reader.shard_id(),
-                    "event source mapping cannot read: {}",
-                    Report(&e)
-                );
-                let _ = tokio::time::timeout(Duration::from_secs(1), stop.changed()).await;
-            }
-        }
-    }
-    drop(lanes);
+    let mut dealer = Dealer {
+        lanes,
+        progress,
+        read_ahead,
+        stats: ctx.stats.clone(),
+    };
+    shard_poller::poll(reader, "the event source mapping", &mut dealer, stop).await;
+    drop(dealer);
     while workers.join_next().await.is_some() {}
+}
+
+/// Where the reads of a shard go: its lanes, by partition key, within the read-ahead.
+struct Dealer {
+    lanes: Vec<mpsc::UnboundedSender<StreamRecord>>,
+    progress: Arc<Mutex<ShardProgress>>,
+    read_ahead: Arc<Semaphore>,
+    stats: Arc<Mutex<MappingStats>>,
+}
+
+impl shard_poller::Intake for Dealer {
+    fn room(&self) -> usize {
+        self.read_ahead.available_permits()
+    }
+
+    async fn take(&mut self, records: Vec<StreamRecord>) -> bool {
+        self.read_ahead.forget_permits(records.len());
+        self.stats.lock().expect("not poisoned").records_read += records.len() as u64;
+        let mut p = self.progress.lock().expect("not poisoned");
+        for record in records {
+            p.records.insert(
+                seqnum::sortable(&record.sequence_number),
+                (record.sequence_number.clone(), false),
+            );
+            let mut hasher = std::hash::DefaultHasher::new();
+            record.partition_key.hash(&mut hasher);
+            let lane = (hasher.finish() % self.lanes.len() as u64) as usize;
+            let _ = self.lanes[lane].send(record);
+        }
+        true
+    }
 }
 
 /// One lane of a shard: batches, invokes, retries, gives up.
@@ -518,14 +512,11 @@ impl Lane {
                 .count();
             limit = limit.min(in_window.max(1));
         }
-        let mut size = 64;
+        let mut size = 0;
         let mut n = 0;
         for r in self.pending.iter().take(limit) {
-            size += r.data.len().div_ceil(3) * 4
-                + r.partition_key.len()
-                + 2 * r.sequence_number.len()
-                + 512;
-            if n > 0 && size > MAX_PAYLOAD_BYTES {
+            size += r.event_bytes();
+            if n > 0 && size > MAX_EVENT_RECORDS_BYTES {
                 break;
             }
             n += 1;
@@ -614,7 +605,7 @@ impl Lane {
                     attempt,
                     "final invocation of a tumbling window failed, retrying: {reason}"
                 );
-                let backoff = Duration::from_millis(100 * u64::from(attempt.min(20)));
+                let backoff = lambda_host::retry_delay(attempt);
                 let _ = tokio::time::timeout(backoff, stop.changed()).await;
             }
         }
@@ -636,7 +627,7 @@ impl Lane {
             self.attempts = 0;
         } else {
             tracing::warn!(shard = %self.shard_id(), retry = retries + 1, "batch failed, retrying: {reason}");
-            let backoff = Duration::from_millis(100 * u64::from(self.attempts.min(20)));
+            let backoff = lambda_host::retry_delay(self.attempts);
             let _ = tokio::time::timeout(backoff, stop.changed()).await;
         }
     }

@@ -4,7 +4,7 @@
 //! (<https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html>).
 
 use crate::emulated::kinesis_source::StreamRecord;
-use crate::emulated::lambda_host::MAX_PAYLOAD_BYTES;
+use crate::emulated::lambda_host::MAX_EVENT_RECORDS_BYTES;
 
 /// The buffer's records, as indexes, in order, cut into invocations; a record larger than
 /// the limit goes alone.
@@ -18,10 +18,8 @@ pub(super) fn invocations(
     let (mut raw, mut encoded) = (0usize, 0usize);
     for (i, r) in records.iter().enumerate() {
         let size = r.data.len();
-        let wire =
-            size.div_ceil(3) * 4 + r.partition_key.len() * 2 + r.sequence_number.len() * 2 + 320;
-        if !current.is_empty() && (raw + size > limit || encoded + wire > MAX_PAYLOAD_BYTES - 4096)
-        {
+        let wire = r.event_bytes();
+        if !current.is_empty() && (raw + size > limit || encoded + wire > MAX_EVENT_RECORDS_BYTES) {
             chunks.push(std::mem::take(&mut current));
             (raw, encoded) = (0, 0);
         }

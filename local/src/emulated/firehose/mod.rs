@@ -53,8 +53,9 @@ use wire::{EventRecord, TransformEvent};
 
 use crate::clients::Clients;
 use crate::emulated::checkpoint::CheckpointStore;
-use crate::emulated::kinesis_source::{ShardReader, StartingPosition, StreamRecord, list_shards};
-use crate::emulated::lambda_host::{Function, InvokeError};
+use crate::emulated::kinesis_source::{StartingPosition, StreamRecord};
+use crate::emulated::lambda_host::{self, Function, InvokeError};
+use crate::emulated::shard_poller;
 use crate::emulated::shutdown::{STOP_GRACE, join_within};
 use crate::error::{Report, StackError};
 
@@ -174,22 +175,23 @@ impl Firehose {
         let written: Arc<Mutex<BTreeSet<String>>> = Arc::default();
         let direct_put = match settings.source.stream_name() {
             Some(stream) => {
-                for shard in list_shards(&clients.kinesis, stream).await? {
-                    let start = config
-                        .checkpoints
-                        .as_ref()
-                        .and_then(|c| c.get(&settings.name, &shard))
-                        .map_or_else(
-                            || config.starting_position.clone(),
-                            StartingPosition::AfterSequenceNumber,
-                        );
-                    let reader = ShardReader::new(clients.kinesis.clone(), stream, &shard, start);
-                    tasks.push(tokio::spawn(read_shard(
-                        reader,
-                        records_tx.clone(),
-                        stats.clone(),
-                        stopped.clone(),
-                    )));
+                let readers = shard_poller::readers(
+                    clients,
+                    stream,
+                    &settings.name,
+                    config.checkpoints.as_ref(),
+                    &config.starting_position,
+                )
+                .await?;
+                for reader in readers {
+                    let mut buffer = SourceBuffer {
+                        out: records_tx.clone(),
+                        stats: stats.clone(),
+                    };
+                    let stop = stopped.clone();
+                    tasks.push(tokio::spawn(async move {
+                        shard_poller::poll(reader, "Firehose", &mut buffer, stop).await;
+                    }));
                 }
                 None
             }
@@ -289,45 +291,27 @@ impl Firehose {
     }
 }
 
-/// Reads one shard into the delivery buffer until stopped.
-async fn read_shard(
-    mut reader: ShardReader,
+/// Where the reads of a Kinesis source's shards go: the delivery buffer.
+struct SourceBuffer {
     out: mpsc::Sender<Vec<StreamRecord>>,
     stats: Arc<Mutex<FirehoseStats>>,
-    mut stop: watch::Receiver<bool>,
-) {
-    while !*stop.borrow() && !reader.is_closed() {
-        match reader.read(10_000).await {
-            Ok(records) if !records.is_empty() => {
-                // Firehose de-aggregates KPL records of a Kinesis source: the transform
-                // and the lake see user records.
-                // https://docs.aws.amazon.com/streams/latest/dev/kpl-with-firehose.html
-                let records: Vec<StreamRecord> = records
-                    .into_iter()
-                    .flat_map(StreamRecord::deaggregated)
-                    .collect();
-                {
-                    let mut s = stats.lock().expect("not poisoned");
-                    s.records_read += records.len() as u64;
-                    s.in_flight += records.len() as u64;
-                }
-                if out.send(records).await.is_err() {
-                    return;
-                }
-            }
-            Ok(_) => {
-                // Kinesis allows five reads per second per shard.
-                let _ = tokio::time::timeout(Duration::from_millis(200), stop.changed()).await;
-            }
-            Err(e) => {
-                tracing::warn!(
-                    shard = reader.shard_id(),
-                    "Firehose cannot read the source: {}",
-                    Report(&e)
-                );
-                let _ = tokio::time::timeout(Duration::from_secs(1), stop.changed()).await;
-            }
+}
+
+impl shard_poller::Intake for SourceBuffer {
+    async fn take(&mut self, records: Vec<StreamRecord>) -> bool {
+        // Firehose de-aggregates KPL records of a Kinesis source: the transform and the
+        // lake see user records.
+        // https://docs.aws.amazon.com/streams/latest/dev/kpl-with-firehose.html
+        let records: Vec<StreamRecord> = records
+            .into_iter()
+            .flat_map(StreamRecord::deaggregated)
+            .collect();
+        {
+            let mut s = self.stats.lock().expect("not poisoned");
+            s.records_read += records.len() as u64;
+            s.in_flight += records.len() as u64;
         }
+        self.out.send(records).await.is_ok()
     }
 }
 
@@ -483,7 +467,7 @@ impl Delivery {
                         attempt = attempts,
                         "transform invocation failed, retrying: {e}"
                     );
-                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempts))).await;
+                    tokio::time::sleep(lambda_host::retry_delay(attempts)).await;
                 }
                 Err(e) => {
                     let code = match e {
