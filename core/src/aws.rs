@@ -5,11 +5,10 @@ use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 
 use crate::names::DEFAULT_REGION;
 
-/// The SDK's configuration loader with the project's HTTPS client: rustls on `ring`, the
-/// one crypto library in the workspace (`object_store`, which `query` reads S3 through,
-/// signs with `ring` and its `reqwest` picks rustls on `ring`; the SDK's default client
-/// would add `aws-lc-rs` as a second one). Clients built from what it loads, and the
-/// credential providers it sets up, share that client.
+/// The SDK's configuration loader with the project's HTTPS client: rustls on `ring`,
+/// which builds with a C compiler alone (the SDK's default, `aws-lc-rs`, needs CMake).
+/// Clients built from what it loads, and the credential providers it sets up, share that
+/// client.
 pub fn loader() -> ConfigLoader {
     let https = aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))

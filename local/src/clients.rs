@@ -1,6 +1,7 @@
 //! AWS clients pointed at the emulator, and the environment the stack's processes get.
 
 use aws_config::SdkConfig;
+use streamlake_core::lake::{Lake, LakeLocation};
 use streamlake_core::names::DEFAULT_REGION;
 
 /// Placeholder access key for the stack's own emulator, which accepts any key. It is not
@@ -27,6 +28,16 @@ pub struct Clients {
 }
 
 impl Clients {
+    /// The whole of `bucket` as a lake (keys from the bucket's root), read through
+    /// [`Clients::s3`].
+    pub fn bucket(&self, bucket: &str) -> Lake {
+        let location = LakeLocation::S3 {
+            bucket: bucket.to_owned(),
+            prefix: String::new(),
+        };
+        Lake::with_client(location, self.s3.clone())
+    }
+
     /// Clients for `endpoint`. For a local emulator the region is fixed and the
     /// placeholder key is used; for an endpoint named by `AWS_ENDPOINT_URL` the standard
     /// configuration applies.

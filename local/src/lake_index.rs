@@ -13,9 +13,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use aws_sdk_s3::Client;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use streamlake_core::PartitionKeys;
+use streamlake_core::lake::Lake;
 
 use crate::error::StackError;
 
@@ -35,9 +36,9 @@ pub struct Objects {
 }
 
 impl Objects {
-    fn add(&mut self, size: i64) {
+    fn add(&mut self, size: u64) {
         self.objects += 1;
-        self.bytes += u64::try_from(size).unwrap_or(0);
+        self.bytes += size;
     }
 }
 
@@ -55,30 +56,24 @@ pub struct LakeTotals {
 /// The lake's data objects per partition, and which partitions are recent.
 #[derive(Debug)]
 pub struct LakeIndex {
-    s3: Client,
-    bucket: String,
+    /// The bucket, keys from its root.
+    bucket: Lake,
     prefix: String,
     window: Duration,
     partitions: BTreeMap<String, Objects>,
     /// When the stack last wrote into each partition of the window.
     written: HashMap<String, Instant>,
     /// The newest data object seen: (last modified, key).
-    newest: Option<(i64, String)>,
+    newest: Option<(Option<DateTime<Utc>>, String)>,
     listed: Instant,
 }
 
 impl LakeIndex {
-    /// Lists the lake under `prefix` of `bucket` once; partitions written into stay recent
-    /// for `window`.
-    pub async fn build(
-        s3: Client,
-        bucket: &str,
-        prefix: &str,
-        window: Duration,
-    ) -> Result<Self, StackError> {
+    /// Lists the lake under `prefix` of `bucket` (a lake over the whole bucket) once;
+    /// partitions written into stay recent for `window`.
+    pub async fn build(bucket: Lake, prefix: &str, window: Duration) -> Result<Self, StackError> {
         let mut index = Self {
-            s3,
-            bucket: bucket.to_owned(),
+            bucket,
             prefix: prefix.to_owned(),
             window,
             partitions: BTreeMap::new(),
@@ -93,8 +88,8 @@ impl LakeIndex {
     /// [`LakeIndex::build`] over the lake of `stack`.
     pub async fn of_stack(stack: &crate::LocalStack, window: Duration) -> Result<Self, StackError> {
         let config = stack.config();
-        let s3 = stack.clients().s3.clone();
-        Self::build(s3, &config.bucket, config.dataset.prefix(), window).await
+        let bucket = stack.clients().bucket(&config.bucket);
+        Self::build(bucket, config.dataset.prefix(), window).await
     }
 
     /// Takes in the data prefixes the stack wrote objects under since the last refresh
@@ -165,32 +160,25 @@ impl LakeIndex {
     /// The data objects under `prefix`, per partition (noting the newest).
     async fn list(&mut self, prefix: &str) -> Result<BTreeMap<String, Objects>, StackError> {
         let mut out: BTreeMap<String, Objects> = BTreeMap::new();
-        let mut pages = self
-            .s3
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(prefix)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| StackError::aws("ListObjectsV2", e))?;
-            for object in page.contents() {
-                let Some(key) = object.key() else { continue };
-                let Some(partition) = PartitionKeys::from_path(key) else {
-                    continue;
-                };
-                if streamlake_core::lake::is_hidden(key) {
-                    continue;
-                }
-                out.entry(partition.to_string())
-                    .or_default()
-                    .add(object.size().unwrap_or(0));
-                let modified = (
-                    object.last_modified().map_or(0, |t| t.secs()),
-                    key.to_owned(),
-                );
-                self.newest = self.newest.take().max(Some(modified));
+        let objects =
+            self.bucket
+                .objects_under(prefix)
+                .await
+                .map_err(|source| StackError::Lake {
+                    context: "listing the lake".into(),
+                    source,
+                })?;
+        for object in objects {
+            let Some(partition) = PartitionKeys::from_path(&object.key) else {
+                continue;
+            };
+            if streamlake_core::lake::is_hidden(&object.key) {
+                continue;
             }
+            out.entry(partition.to_string())
+                .or_default()
+                .add(object.size);
+            self.newest = self.newest.take().max(Some((object.modified, object.key)));
         }
         Ok(out)
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::error::StackError;
+use crate::error::{Report, StackError};
 use crate::harness::stack::{ApiServer, LocalStack};
 use crate::lake_index::LakeIndex;
 use crate::status::{REFRESH, Status, StatusServer};
@@ -54,7 +54,7 @@ impl Serving {
                     Ok(status) => {
                         self.publish.send_replace(status);
                     }
-                    Err(e) => tracing::warn!("status: {e}"),
+                    Err(e) => tracing::warn!("status: {}", Report(&e)),
                 },
                 _ = log.tick() => {
                     let now = (stack.firehose_stats(), stack.mapping_stats());

@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 use crate::emulated::esm::MappingStats;
 use crate::emulated::firehose::{FirehoseStats, JournalDepth};
 use crate::error::StackError;
-use crate::harness::demo::{count_rows, read_object};
+use crate::harness::demo::count_rows;
 use crate::harness::stack::LocalStack;
 pub use crate::lake_index::{LakeIndex, LakeTotals, Objects};
 use crate::positions::{self, Position};
@@ -191,41 +191,29 @@ impl Status {
             })
             .and_then(|n| n.parse().ok())
             .unwrap_or(0);
+        let bucket = clients.bucket(&config.bucket);
+        let lake_error = |source| StackError::Lake {
+            context: "taking the status".into(),
+            source,
+        };
         // (last modified, key) of the consumer's dead letters.
-        let mut dead_letters: Vec<(i64, String)> = Vec::new();
-        let mut pages = clients
-            .s3
-            .list_objects_v2()
-            .bucket(&config.bucket)
-            .prefix(ERROR_ROOT)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| StackError::aws("ListObjectsV2", e))?;
-            for object in page.contents() {
-                let (Some(key), size) = (object.key(), object.size().unwrap_or(0)) else {
-                    continue;
-                };
-                let modified = (
-                    object.last_modified().map_or(0, |t| t.secs()),
-                    key.to_owned(),
-                );
-                let group = if key.starts_with(CONSUMER_DEAD_LETTER_PREFIX) {
-                    dead_letters.push(modified);
-                    status.errors.entry("consumer-invalid".into())
-                } else if let Some(rest) = key.strip_prefix(ERROR_ROOT) {
-                    let folder = rest.split('/').next().unwrap_or_default();
-                    status.errors.entry(folder.to_owned())
-                } else {
-                    continue;
-                };
-                let entry = group.or_default();
-                entry.objects += 1;
-                entry.bytes += u64::try_from(size).unwrap_or(0);
-            }
+        let mut dead_letters = Vec::new();
+        for object in bucket.objects_under(ERROR_ROOT).await.map_err(lake_error)? {
+            let group = if object.key.starts_with(CONSUMER_DEAD_LETTER_PREFIX) {
+                dead_letters.push((object.modified, object.key.clone()));
+                status.errors.entry("consumer-invalid".into())
+            } else if let Some(rest) = object.key.strip_prefix(ERROR_ROOT) {
+                let folder = rest.split('/').next().unwrap_or_default();
+                status.errors.entry(folder.to_owned())
+            } else {
+                continue;
+            };
+            let entry = group.or_default();
+            entry.objects += 1;
+            entry.bytes += object.size;
         }
         if let Some(key) = lake.newest() {
-            let body = read_object(clients, &config.bucket, key).await?;
+            let body = bucket.read(key).await.map_err(lake_error)?;
             if let Ok((records, _)) = streamlake_core::formats::read_records(key, &body) {
                 let skip = records.len().saturating_sub(LATEST);
                 status.latest_records = records[skip..]
@@ -236,7 +224,7 @@ impl Status {
         }
         dead_letters.sort_unstable_by(|a, b| b.cmp(a));
         for (_, key) in dead_letters.into_iter().take(LATEST) {
-            let body = read_object(clients, &config.bucket, &key).await?;
+            let body = bucket.read(&key).await.map_err(lake_error)?;
             if let Ok(letter) = serde_json::from_slice::<serde_json::Value>(&body) {
                 status.latest_errors.push(LatestError {
                     sequence_number: letter["sequenceNumber"].as_str().unwrap_or_default().into(),

@@ -12,11 +12,11 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::error::DisplayErrorContext;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{NaiveDate, Utc};
 use serde::Deserialize;
+use streamlake_core::lake::{Lake, LakeError, LakeLocation};
 use streamlake_core::layout::CONSUMER_DEAD_LETTER_PREFIX;
 use thiserror::Error;
 
@@ -84,17 +84,18 @@ pub struct RedriveSummary {
 /// Failure to redrive.
 #[derive(Debug, Error)]
 pub enum RedriveError {
-    /// An S3 request failed.
-    #[error("S3 {operation} s3://{bucket}/{key} failed: {message}")]
-    S3 {
-        /// The request.
-        operation: &'static str,
+    /// Listing or reading the error objects failed.
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+    /// Writing a marker failed.
+    #[error("S3 PutObject s3://{bucket}/{key} failed")]
+    Mark {
         /// The bucket.
         bucket: String,
-        /// The key or prefix.
+        /// The marker's key.
         key: String,
-        /// The SDK's error with its causes.
-        message: String,
+        /// The SDK's error.
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// An error object does not hold what its prefix says.
     #[error("s3://{bucket}/{key} is not an error record with rawData: {message}")]
@@ -135,18 +136,27 @@ pub async fn redrive(
     config: &RedriveConfig,
 ) -> Result<RedriveSummary, RedriveError> {
     let mut summary = RedriveSummary::default();
-    let marked: HashSet<String> = list(s3, &config.bucket, REDRIVEN_PREFIX)
+    let bucket = Lake::with_client(
+        LakeLocation::S3 {
+            bucket: config.bucket.clone(),
+            prefix: String::new(),
+        },
+        s3.clone(),
+    );
+    let marked: HashSet<String> = bucket
+        .objects_under(REDRIVEN_PREFIX)
         .await?
         .into_iter()
-        .filter_map(|(key, _)| key.strip_prefix(REDRIVEN_PREFIX).map(str::to_owned))
+        .filter_map(|o| o.key.strip_prefix(REDRIVEN_PREFIX).map(str::to_owned))
         .collect();
     let mut objects = Vec::new();
     let mut sources = config.sources.clone();
     sources.sort_unstable();
     sources.dedup();
     for source in sources {
-        for (key, modified) in list(s3, &config.bucket, source.prefix()).await? {
-            let day = modified.date_naive();
+        for object in bucket.objects_under(source.prefix()).await? {
+            let key = object.key;
+            let day = object.modified.unwrap_or_else(Utc::now).date_naive();
             if config.from.is_some_and(|from| day < from) || config.to.is_some_and(|to| day > to) {
                 continue;
             }
@@ -154,7 +164,7 @@ pub async fn redrive(
                 summary.already_redriven += 1;
                 continue;
             }
-            let body = read(s3, &config.bucket, &key).await?;
+            let body = bucket.read(&key).await?;
             let records = parse(&body, &key).map_err(|message| RedriveError::Unreadable {
                 bucket: config.bucket.clone(),
                 key: key.clone(),
@@ -267,48 +277,6 @@ fn object_of(partition_key: &str) -> Option<&str> {
     partition_key.splitn(3, '|').nth(2)
 }
 
-async fn list(
-    s3: &Client,
-    bucket: &str,
-    prefix: &str,
-) -> Result<Vec<(String, DateTime<Utc>)>, RedriveError> {
-    let mut out = Vec::new();
-    let mut pages = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(prefix)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| s3_error("ListObjectsV2", bucket, prefix, e))?;
-        for object in page.contents() {
-            let Some(key) = object.key() else { continue };
-            let modified = object
-                .last_modified()
-                .and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
-                .unwrap_or_else(Utc::now);
-            out.push((key.to_owned(), modified));
-        }
-    }
-    Ok(out)
-}
-
-async fn read(s3: &Client, bucket: &str, key: &str) -> Result<Vec<u8>, RedriveError> {
-    let out = s3
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .map_err(|e| s3_error("GetObject", bucket, key, e))?;
-    let body = out
-        .body
-        .collect()
-        .await
-        .map_err(|e| s3_error("GetObject", bucket, key, e))?;
-    Ok(body.into_bytes().to_vec())
-}
-
 async fn put(s3: &Client, bucket: &str, key: &str, body: Vec<u8>) -> Result<(), RedriveError> {
     s3.put_object()
         .bucket(bucket)
@@ -318,21 +286,11 @@ async fn put(s3: &Client, bucket: &str, key: &str, body: Vec<u8>) -> Result<(), 
         .send()
         .await
         .map(|_| ())
-        .map_err(|e| s3_error("PutObject", bucket, key, e))
-}
-
-fn s3_error<E: std::error::Error>(
-    operation: &'static str,
-    bucket: &str,
-    key: &str,
-    e: E,
-) -> RedriveError {
-    RedriveError::S3 {
-        operation,
-        bucket: bucket.to_owned(),
-        key: key.to_owned(),
-        message: DisplayErrorContext(e).to_string(),
-    }
+        .map_err(|e| RedriveError::Mark {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            source: Box::new(e),
+        })
 }
 
 #[cfg(test)]

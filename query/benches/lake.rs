@@ -30,9 +30,6 @@ use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::Int64Type;
 use futures::StreamExt;
-use object_store::aws::AmazonS3Builder;
-use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStoreExt, PutPayload};
 use query::sql::LakeSession;
 use serde_json::json;
 use streamlake_core::columnar::ndjson_to_parquet;
@@ -424,13 +421,10 @@ fn over_s3(
         .expect("STREAMLAKE_BENCH_S3=1 reads the lake through AWS_ENDPOINT_URL");
     let bucket = std::env::var("STREAMLAKE_BENCH_BUCKET")
         .unwrap_or_else(|_| streamlake_core::names::BUCKET.to_owned());
-    let store = AmazonS3Builder::from_env()
-        .with_bucket_name(&bucket)
-        .with_endpoint(&endpoint)
-        .with_allow_http(true)
-        .with_virtual_hosted_style_request(false)
-        .build()
-        .unwrap();
+    let store = runtime.block_on(Lake::open(LakeLocation::S3 {
+        bucket: bucket.clone(),
+        prefix: String::new(),
+    }));
     let mut objects = Vec::new();
     let parquet = root.join("parquet");
     let mut folders = vec![parquet.clone()];
@@ -452,10 +446,7 @@ fn over_s3(
                 let store = &store;
                 async move {
                     let body = std::fs::read(path).unwrap();
-                    store
-                        .put(&ObjectPath::from(key.as_str()), PutPayload::from(body))
-                        .await
-                        .unwrap();
+                    store.write(key, body).await.unwrap();
                 }
             })
             .buffer_unordered(16)

@@ -33,6 +33,7 @@ use streamlake_core::dataset::Dataset;
 use streamlake_core::formats::{decompress, gzip, read_batches};
 use streamlake_core::lake::{DateRange, Lake, ObjectInfo};
 use streamlake_core::layout::OutputFormat;
+use streamlake_core::report::Report;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -399,7 +400,7 @@ impl Lease {
                     match renew(&log, &mut *held.lock().await, |_| {}).await {
                         Ok(true) => {}
                         Ok(false) => break,
-                        Err(e) => tracing::warn!("renewing a compaction's claim: {e}"),
+                        Err(e) => tracing::warn!("renewing a compaction's claim: {}", Report(&e)),
                     }
                 }
             })

@@ -29,6 +29,7 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 use streamlake_core::lake::{Condition, Lake, LakeError, ObjectInfo, Version};
+use streamlake_core::report::Report;
 
 use crate::QueryError;
 
@@ -226,7 +227,7 @@ impl CompactionLog {
             match parse_lines(&body) {
                 Ok(lines) => out.push(lines),
                 Err(e) => {
-                    tracing::warn!(key = %object.key, "ignoring an unreadable compaction log object: {e}")
+                    tracing::warn!(key = %object.key, "ignoring an unreadable compaction log object: {}", Report(&e))
                 }
             }
         }

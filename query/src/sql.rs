@@ -61,7 +61,7 @@ impl LakeSession {
             .with_physical_optimizer_rule(Arc::new(ViewGroupingRule))
             .build();
         let ctx = SessionContext::new_with_state(state);
-        let store = crate::store::register(&ctx, lake.location()).await?;
+        let store = crate::store::register(&ctx, &lake)?;
         let names = TableNames::for_view(&table);
         let log = CompactionLog::of(&lake);
         ctx.register_table(

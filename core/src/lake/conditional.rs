@@ -20,7 +20,7 @@ use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::SdkError;
 use md5::{Digest, Md5};
 
-use super::{Lake, LakeError, LakeLocation, io_error, s3_error};
+use super::{Lake, LakeError, Store, io_error, s3_error};
 
 /// One version of an object: S3's ETag, or the MD5 of a local file's bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -54,22 +54,24 @@ pub enum Condition {
 impl Lake {
     /// An object's bytes and version, or `None` if the key holds no object.
     pub async fn read_versioned(&self, key: &str) -> Result<Option<(Vec<u8>, Version)>, LakeError> {
-        match (&self.location, &self.s3) {
-            (LakeLocation::S3 { bucket, .. }, Some(s3)) => {
+        match &self.store {
+            Store::S3 {
+                client: s3, bucket, ..
+            } => {
                 let out = match s3.get_object().bucket(bucket).key(key).send().await {
                     Ok(out) => out,
                     Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => return Ok(None),
-                    Err(e) => return Err(s3_error("GetObject", bucket, key, &e)),
+                    Err(e) => return Err(s3_error("GetObject", bucket, key, e)),
                 };
                 let version = Version::of_etag(out.e_tag().unwrap_or_default());
                 let body = out
                     .body
                     .collect()
                     .await
-                    .map_err(|e| s3_error("GetObject", bucket, key, &e))?;
+                    .map_err(|e| s3_error("GetObject", bucket, key, e))?;
                 Ok(Some((body.into_bytes().to_vec(), version)))
             }
-            _ => match std::fs::read(key) {
+            Store::Local { .. } => match std::fs::read(key) {
                 Ok(body) => {
                     let version = Version::of_bytes(&body);
                     Ok(Some((body, version)))
@@ -87,8 +89,10 @@ impl Lake {
         body: Vec<u8>,
         condition: &Condition,
     ) -> Result<Version, LakeError> {
-        match (&self.location, &self.s3) {
-            (LakeLocation::S3 { bucket, .. }, Some(s3)) => {
+        match &self.store {
+            Store::S3 {
+                client: s3, bucket, ..
+            } => {
                 let request = s3.put_object().bucket(bucket).key(key);
                 let request = match condition {
                     Condition::Absent => request.if_none_match("*"),
@@ -99,7 +103,7 @@ impl Lake {
                     Err(e) => Err(condition_error(e, "PutObject", bucket, key)),
                 }
             }
-            _ => {
+            Store::Local { .. } => {
                 let path = Path::new(key);
                 let _lock = FolderLock::take(path)?;
                 check_local(path, condition)?;
@@ -113,8 +117,10 @@ impl Lake {
     /// Deletes an object if it is still at `version`.
     pub async fn delete_if(&self, key: &str, version: &Version) -> Result<(), LakeError> {
         let condition = Condition::Is(version.clone());
-        match (&self.location, &self.s3) {
-            (LakeLocation::S3 { bucket, .. }, Some(s3)) => s3
+        match &self.store {
+            Store::S3 {
+                client: s3, bucket, ..
+            } => s3
                 .delete_object()
                 .bucket(bucket)
                 .key(key)
@@ -123,7 +129,7 @@ impl Lake {
                 .await
                 .map(|_| ())
                 .map_err(|e| condition_error(e, "DeleteObject", bucket, key)),
-            _ => {
+            Store::Local { .. } => {
                 let path = Path::new(key);
                 let _lock = FolderLock::take(path)?;
                 check_local(path, &condition)?;
@@ -148,7 +154,7 @@ where
         Some(404 | 409 | 412) => LakeError::PreconditionFailed {
             target: format!("s3://{bucket}/{key}"),
         },
-        _ => s3_error(operation, bucket, key, &error),
+        _ => s3_error(operation, bucket, key, error),
     }
 }
 
@@ -200,6 +206,7 @@ impl Drop for FolderLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lake::LakeLocation;
 
     #[tokio::test]
     async fn a_local_key_is_created_once_and_changed_only_from_the_version_read() {

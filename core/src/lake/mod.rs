@@ -4,22 +4,23 @@
 //! days of the requested range are opened.
 
 use std::fmt;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Read;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::error::DisplayErrorContext;
-use chrono::{Datelike, NaiveDate};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use thiserror::Error;
 
 use crate::dataset::Granularity;
 use crate::partition::PartitionKeys;
 
 mod conditional;
+mod fetch;
 
 pub use conditional::{Condition, Version};
+pub use fetch::{ByteRange, Fetched};
 
 /// Where the lake is: `s3://bucket/prefix/` or a local folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,6 +142,8 @@ pub struct ObjectInfo {
     pub key: String,
     /// Size in bytes.
     pub size: u64,
+    /// When it was last written, as the store says.
+    pub modified: Option<DateTime<Utc>>,
 }
 
 impl ObjectInfo {
@@ -160,14 +163,20 @@ pub enum LakeError {
     #[error("invalid lake location {0:?}: expected s3://bucket/prefix/ or a folder")]
     InvalidLocation(String),
     /// An S3 request failed.
-    #[error("S3 {operation} on {target} failed: {message}")]
+    #[error("S3 {operation} on {target} failed")]
     S3 {
         /// The request (ListObjectsV2, GetObject).
         operation: &'static str,
         /// Bucket and key or prefix.
         target: String,
-        /// The SDK's error, with its causes.
-        message: String,
+        /// The SDK's error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The object does not exist.
+    #[error("{target} does not exist")]
+    NotFound {
+        /// The object.
+        target: String,
     },
     /// An object larger than a whole read may load.
     #[error("{key}: {size} bytes is more than the {limit} bytes one read may load")]
@@ -215,9 +224,23 @@ pub const MAX_OBJECT_BYTES: u64 = 1 << 30;
 #[derive(Debug, Clone)]
 pub struct Lake {
     location: LakeLocation,
-    s3: Option<Client>,
+    store: Store,
     max_object_bytes: u64,
     granularity: Granularity,
+}
+
+/// What a lake's objects are read and written through.
+#[derive(Debug, Clone)]
+enum Store {
+    /// The location's bucket, through a client.
+    S3 {
+        client: Client,
+        bucket: String,
+        /// The key prefix of the partitions.
+        prefix: String,
+    },
+    /// The local file system: keys are paths, the partitions under `root`.
+    Local { root: PathBuf },
 }
 
 /// An S3 client from the standard AWS configuration (environment, profile, instance role).
@@ -239,25 +262,48 @@ pub fn s3_client_from(shared: &aws_config::SdkConfig) -> Client {
 impl Lake {
     /// Opens the lake; an S3 location gets a client from the standard configuration.
     pub async fn open(location: LakeLocation) -> Self {
-        let s3 = match location {
-            LakeLocation::S3 { .. } => Some(s3_client().await),
-            LakeLocation::Local(_) => None,
+        match location {
+            LakeLocation::S3 { .. } => Self::with_client(location, s3_client().await),
+            LakeLocation::Local(ref root) => {
+                Self::with_store(Store::Local { root: root.clone() }, location)
+            }
+        }
+    }
+
+    /// Opens a lake with a given client (used when the location is in S3).
+    pub fn with_client(location: LakeLocation, client: Client) -> Self {
+        let store = match &location {
+            LakeLocation::S3 { bucket, prefix } => Store::S3 {
+                client,
+                bucket: bucket.clone(),
+                prefix: prefix.clone(),
+            },
+            LakeLocation::Local(root) => Store::Local { root: root.clone() },
         };
+        Self::with_store(store, location)
+    }
+
+    fn with_store(store: Store, location: LakeLocation) -> Self {
         Self {
             location,
-            s3,
+            store,
             max_object_bytes: MAX_OBJECT_BYTES,
             granularity: Granularity::Day,
         }
     }
 
-    /// Opens an S3 lake with a given client.
-    pub fn with_client(location: LakeLocation, client: Client) -> Self {
-        Self {
-            location,
-            s3: Some(client),
-            max_object_bytes: MAX_OBJECT_BYTES,
-            granularity: Granularity::Day,
+    /// The whole bucket of an S3 lake (keys from the bucket's root), through the same
+    /// client; `None` for a local lake.
+    pub fn bucket(&self) -> Option<Lake> {
+        match &self.store {
+            Store::S3 { client, bucket, .. } => Some(Lake::with_client(
+                LakeLocation::S3 {
+                    bucket: bucket.clone(),
+                    prefix: String::new(),
+                },
+                client.clone(),
+            )),
+            Store::Local { .. } => None,
         }
     }
 
@@ -334,13 +380,17 @@ impl Lake {
     /// The objects of one partition, by key.
     pub async fn objects(&self, partition: &PartitionKeys) -> Result<Vec<ObjectInfo>, LakeError> {
         let folder = format!("{partition}/");
-        let mut out = match &self.location {
-            LakeLocation::S3 { bucket, prefix } => {
-                self.list_s3(bucket, &format!("{prefix}{folder}"), None)
+        let mut out = match &self.store {
+            Store::S3 {
+                client,
+                bucket,
+                prefix,
+            } => {
+                list_s3(client, bucket, &format!("{prefix}{folder}"), None)
                     .await?
                     .1
             }
-            LakeLocation::Local(root) => list_local_files(&root.join(&folder))?,
+            Store::Local { root } => list_local_files(&root.join(&folder))?,
         };
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
@@ -355,22 +405,28 @@ impl Lake {
             size,
             limit,
         };
-        match (&self.location, &self.s3) {
-            (LakeLocation::S3 { bucket, .. }, Some(s3)) => {
-                let err = |e: &dyn std::error::Error| s3_error("GetObject", bucket, key, e);
+        match &self.store {
+            Store::S3 {
+                client: s3, bucket, ..
+            } => {
                 let mut out = s3
                     .get_object()
                     .bucket(bucket)
                     .key(key)
                     .send()
                     .await
-                    .map_err(|e| err(&e))?;
+                    .map_err(|e| s3_error("GetObject", bucket, key, e))?;
                 let size = out.content_length.map_or(0, |n| n.max(0).unsigned_abs());
                 if size > limit {
                     return Err(too_large(size));
                 }
                 let mut body = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-                while let Some(chunk) = out.body.try_next().await.map_err(|e| err(&e))? {
+                while let Some(chunk) = out
+                    .body
+                    .try_next()
+                    .await
+                    .map_err(|e| s3_error("GetObject", bucket, key, e))?
+                {
                     if (body.len() + chunk.len()) as u64 > limit {
                         return Err(too_large((body.len() + chunk.len()) as u64));
                     }
@@ -378,7 +434,7 @@ impl Lake {
                 }
                 Ok(body)
             }
-            _ => {
+            Store::Local { .. } => {
                 let (file, size) = self.open_local(key)?;
                 let mut body = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
                 file.take(limit + 1)
@@ -423,32 +479,7 @@ impl Lake {
         if range.is_empty() {
             return Ok(Vec::new());
         }
-        match (&self.location, &self.s3) {
-            (LakeLocation::S3 { bucket, .. }, Some(s3)) => {
-                let err = |e: &dyn std::error::Error| s3_error("GetObject", bucket, key, e);
-                let out = s3
-                    .get_object()
-                    .bucket(bucket)
-                    .key(key)
-                    .range(format!("bytes={}-{}", range.start, range.end - 1))
-                    .send()
-                    .await
-                    .map_err(|e| err(&e))?;
-                let body = out.body.collect().await.map_err(|e| err(&e))?;
-                Ok(body.into_bytes().to_vec())
-            }
-            _ => {
-                let path = Path::new(key);
-                let read = || -> std::io::Result<Vec<u8>> {
-                    let mut file = std::fs::File::open(path)?;
-                    file.seek(SeekFrom::Start(range.start))?;
-                    let mut body = vec![0; usize::try_from(range.end - range.start).unwrap_or(0)];
-                    file.read_exact(&mut body)?;
-                    Ok(body)
-                };
-                read().map_err(|e| io_error(path, e))
-            }
-        }
+        Ok(self.fetch(key, Some(ByteRange::Bounded(range))).await?.body)
     }
 
     /// The object's address as Athena's `"$path"` pseudo-column gives it:
@@ -481,9 +512,41 @@ impl Lake {
 
     /// The objects directly in a folder (a key prefix ending in `/`, or a path), by key.
     pub async fn objects_in(&self, folder: &str) -> Result<Vec<ObjectInfo>, LakeError> {
-        let mut out = match &self.location {
-            LakeLocation::S3 { bucket, .. } => self.list_s3(bucket, folder, Some("/")).await?.1,
-            LakeLocation::Local(_) => list_local_files(Path::new(folder))?,
+        Ok(self.folder(folder).await?.1)
+    }
+
+    /// What is directly in a folder (a key prefix ending in `/`, or a path): its
+    /// sub-folders (keys or paths ending in `/`) and its objects, each by key.
+    pub async fn folder(&self, folder: &str) -> Result<(Vec<String>, Vec<ObjectInfo>), LakeError> {
+        let (mut folders, mut objects) = match &self.store {
+            Store::S3 { client, bucket, .. } => list_s3(client, bucket, folder, Some("/")).await?,
+            Store::Local { .. } => {
+                let dir = Path::new(folder);
+                let folders = list_local_folders(dir)?
+                    .into_iter()
+                    .map(|p| format!("{}/", p.display()))
+                    .collect();
+                (folders, list_local_files(dir)?)
+            }
+        };
+        folders.sort();
+        objects.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok((folders, objects))
+    }
+
+    /// Every object under a folder (a key prefix, or a path), however deep, by key.
+    pub async fn objects_under(&self, folder: &str) -> Result<Vec<ObjectInfo>, LakeError> {
+        let mut out = match &self.store {
+            Store::S3 { client, bucket, .. } => list_s3(client, bucket, folder, None).await?.1,
+            Store::Local { .. } => {
+                let mut out = Vec::new();
+                let mut folders = vec![PathBuf::from(folder)];
+                while let Some(dir) = folders.pop() {
+                    out.extend(list_local_files(&dir)?);
+                    folders.extend(list_local_folders(&dir)?);
+                }
+                out
+            }
         };
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
@@ -513,22 +576,22 @@ impl Lake {
     /// The text of the dataset file stored beside the lake, if there is one.
     pub async fn read_dataset(&self) -> Result<Option<String>, LakeError> {
         let key = self.dataset_key();
-        let body = match (&self.location, &self.s3) {
-            (LakeLocation::S3 { bucket, .. }, Some(s3)) => {
-                match s3.get_object().bucket(bucket).key(&key).send().await {
-                    Ok(out) => out
-                        .body
-                        .collect()
-                        .await
-                        .map_err(|e| s3_error("GetObject", bucket, &key, &e))?
-                        .to_vec(),
-                    Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
-                        return Ok(None);
-                    }
-                    Err(e) => return Err(s3_error("GetObject", bucket, &key, &e)),
+        let body = match &self.store {
+            Store::S3 {
+                client: s3, bucket, ..
+            } => match s3.get_object().bucket(bucket).key(&key).send().await {
+                Ok(out) => out
+                    .body
+                    .collect()
+                    .await
+                    .map_err(|e| s3_error("GetObject", bucket, &key, e))?
+                    .to_vec(),
+                Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
+                    return Ok(None);
                 }
-            }
-            _ => match std::fs::read(&key) {
+                Err(e) => return Err(s3_error("GetObject", bucket, &key, e)),
+            },
+            Store::Local { .. } => match std::fs::read(&key) {
                 Ok(body) => body,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
                 Err(e) => return Err(io_error(Path::new(&key), e)),
@@ -550,8 +613,10 @@ impl Lake {
 
     /// Writes an object (a key from [`Lake::key_in`]).
     pub async fn write(&self, key: &str, body: Vec<u8>) -> Result<(), LakeError> {
-        match (&self.location, &self.s3) {
-            (LakeLocation::S3 { bucket, .. }, Some(s3)) => s3
+        match &self.store {
+            Store::S3 {
+                client: s3, bucket, ..
+            } => s3
                 .put_object()
                 .bucket(bucket)
                 .key(key)
@@ -559,8 +624,8 @@ impl Lake {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| s3_error("PutObject", bucket, key, &e)),
-            _ => self.write_local(Path::new(key), &body),
+                .map_err(|e| s3_error("PutObject", bucket, key, e)),
+            Store::Local { .. } => self.write_local(Path::new(key), &body),
         }
     }
 
@@ -582,16 +647,18 @@ impl Lake {
 
     /// Deletes an object.
     pub async fn delete(&self, key: &str) -> Result<(), LakeError> {
-        match (&self.location, &self.s3) {
-            (LakeLocation::S3 { bucket, .. }, Some(s3)) => s3
+        match &self.store {
+            Store::S3 {
+                client: s3, bucket, ..
+            } => s3
                 .delete_object()
                 .bucket(bucket)
                 .key(key)
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| s3_error("DeleteObject", bucket, key, &e)),
-            _ => match std::fs::remove_file(key) {
+                .map_err(|e| s3_error("DeleteObject", bucket, key, e)),
+            Store::Local { .. } => match std::fs::remove_file(key) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                     Err(io_error(Path::new(key), e))
                 }
@@ -602,68 +669,61 @@ impl Lake {
 
     /// Sub-folders (relative to the lake root, ending in `/`) of a folder of the lake.
     async fn subfolders(&self, folder: &str) -> Result<Vec<String>, LakeError> {
-        match &self.location {
-            LakeLocation::S3 { bucket, prefix } => {
-                let (dirs, _) = self
-                    .list_s3(bucket, &format!("{prefix}{folder}"), Some("/"))
-                    .await?;
+        match &self.store {
+            Store::S3 {
+                client,
+                bucket,
+                prefix,
+            } => {
+                let (dirs, _) =
+                    list_s3(client, bucket, &format!("{prefix}{folder}"), Some("/")).await?;
                 Ok(dirs
                     .into_iter()
                     .filter_map(|d| d.strip_prefix(prefix.as_str()).map(str::to_owned))
                     .collect())
             }
-            LakeLocation::Local(root) => {
-                let dir = root.join(folder);
-                let entries = match std::fs::read_dir(&dir) {
-                    Ok(e) => e,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-                    Err(source) => return Err(io_error(&dir, source)),
-                };
-                let mut out = Vec::new();
-                for entry in entries {
-                    let entry = entry.map_err(|e| io_error(&dir, e))?;
-                    if entry.file_type().map_err(|e| io_error(&dir, e))?.is_dir() {
-                        out.push(format!("{folder}{}/", entry.file_name().to_string_lossy()));
-                    }
-                }
-                Ok(out)
-            }
+            Store::Local { root } => Ok(list_local_folders(&root.join(folder))?
+                .into_iter()
+                .filter_map(|dir| Some(format!("{folder}{}/", dir.file_name()?.to_string_lossy())))
+                .collect()),
         }
     }
+}
 
-    /// Lists a prefix: common prefixes (with a delimiter) and objects.
-    async fn list_s3(
-        &self,
-        bucket: &str,
-        prefix: &str,
-        delimiter: Option<&str>,
-    ) -> Result<(Vec<String>, Vec<ObjectInfo>), LakeError> {
-        let s3 = self.s3.as_ref().expect("an S3 lake has a client");
-        let mut pages = s3
-            .list_objects_v2()
-            .bucket(bucket)
-            .prefix(prefix)
-            .set_delimiter(delimiter.map(str::to_owned))
-            .into_paginator()
-            .send();
-        let mut dirs = Vec::new();
-        let mut objects = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| s3_error("ListObjectsV2", bucket, prefix, &e))?;
-            dirs.extend(
-                page.common_prefixes()
-                    .iter()
-                    .filter_map(|p| p.prefix().map(str::to_owned)),
-            );
-            objects.extend(page.contents().iter().filter_map(|o| {
-                Some(ObjectInfo {
-                    key: o.key()?.to_owned(),
-                    size: o.size().unwrap_or(0).try_into().unwrap_or(0),
-                })
-            }));
-        }
-        Ok((dirs, objects))
+/// Lists a prefix: common prefixes (with a delimiter) and objects.
+async fn list_s3(
+    s3: &Client,
+    bucket: &str,
+    prefix: &str,
+    delimiter: Option<&str>,
+) -> Result<(Vec<String>, Vec<ObjectInfo>), LakeError> {
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .set_delimiter(delimiter.map(str::to_owned))
+        .into_paginator()
+        .send();
+    let mut dirs = Vec::new();
+    let mut objects = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| s3_error("ListObjectsV2", bucket, prefix, e))?;
+        dirs.extend(
+            page.common_prefixes()
+                .iter()
+                .filter_map(|p| p.prefix().map(str::to_owned)),
+        );
+        objects.extend(page.contents().iter().filter_map(|o| {
+            Some(ObjectInfo {
+                key: o.key()?.to_owned(),
+                size: o.size().unwrap_or(0).try_into().unwrap_or(0),
+                modified: o
+                    .last_modified()
+                    .and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
+            })
+        }));
     }
+    Ok((dirs, objects))
 }
 
 fn value_of<'a>(folder: &'a str, name: &str) -> Option<&'a str> {
@@ -675,12 +735,12 @@ fn s3_error(
     operation: &'static str,
     bucket: &str,
     key: &str,
-    error: &dyn std::error::Error,
+    error: impl std::error::Error + Send + Sync + 'static,
 ) -> LakeError {
     LakeError::S3 {
         operation,
         target: format!("s3://{bucket}/{key}"),
-        message: DisplayErrorContext(error).to_string(),
+        source: Box::new(error),
     }
 }
 
@@ -691,21 +751,36 @@ fn io_error(path: &Path, source: std::io::Error) -> LakeError {
     }
 }
 
-fn list_local_files(dir: &Path) -> Result<Vec<ObjectInfo>, LakeError> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(io_error(dir, source)),
-    };
+/// The entries of a local folder; none when it does not exist.
+fn local_entries(dir: &Path) -> Result<Vec<std::fs::DirEntry>, LakeError> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .map(|entry| entry.map_err(|e| io_error(dir, e)))
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(source) => Err(io_error(dir, source)),
+    }
+}
+
+fn list_local_folders(dir: &Path) -> Result<Vec<PathBuf>, LakeError> {
     let mut out = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| io_error(dir, e))?;
+    for entry in local_entries(dir)? {
+        if entry.file_type().map_err(|e| io_error(dir, e))?.is_dir() {
+            out.push(entry.path());
+        }
+    }
+    Ok(out)
+}
+
+fn list_local_files(dir: &Path) -> Result<Vec<ObjectInfo>, LakeError> {
+    let mut out = Vec::new();
+    for entry in local_entries(dir)? {
         let meta = entry.metadata().map_err(|e| io_error(dir, e))?;
-        let name = entry.file_name();
-        if meta.is_file() && !name.to_string_lossy().starts_with('.') {
+        if meta.is_file() && !entry.file_name().to_string_lossy().starts_with('.') {
             out.push(ObjectInfo {
                 key: entry.path().display().to_string(),
                 size: meta.len(),
+                modified: meta.modified().ok().map(DateTime::<Utc>::from),
             });
         }
     }
@@ -791,6 +866,16 @@ mod tests {
         );
         let all = lake.partitions(DateRange::default()).await.unwrap();
         assert_eq!(all.len(), 4);
+        let under = lake
+            .objects_under(&format!("{}/", root.display()))
+            .await
+            .unwrap();
+        assert_eq!(under.len(), 4, "{under:?}");
+        assert!(
+            under
+                .iter()
+                .all(|o| o.name() == "obj" && o.modified.is_some())
+        );
         let range = DateRange {
             from: Some("2021-10-01".parse().unwrap()),
             to: Some("2021-10-31".parse().unwrap()),

@@ -467,50 +467,18 @@ pub async fn read_prefix(
     bucket: &str,
     prefix: &str,
 ) -> Result<Vec<(String, Vec<u8>)>, StackError> {
+    let lake = clients.bucket(bucket);
+    let lake_error = |source| StackError::Lake {
+        context: format!("reading s3://{bucket}/{prefix}"),
+        source,
+    };
     let mut out = Vec::new();
-    let mut pages = clients
-        .s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(prefix)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page =
-            page.map_err(|e| StackError::aws(format!("ListObjectsV2 s3://{bucket}/{prefix}"), e))?;
-        for object in page.contents() {
-            let Some(key) = object
-                .key()
-                .filter(|k| !streamlake_core::lake::is_hidden(k))
-            else {
-                continue;
-            };
-            let body = read_object(clients, bucket, key).await?;
-            out.push((key.to_owned(), body));
+    for object in lake.objects_under(prefix).await.map_err(lake_error)? {
+        if streamlake_core::lake::is_hidden(&object.key) {
+            continue;
         }
+        let body = lake.read(&object.key).await.map_err(lake_error)?;
+        out.push((object.key, body));
     }
     Ok(out)
-}
-
-/// One object's content.
-pub async fn read_object(
-    clients: &Clients,
-    bucket: &str,
-    key: &str,
-) -> Result<Vec<u8>, StackError> {
-    let context = || format!("GetObject s3://{bucket}/{key}");
-    Ok(clients
-        .s3
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .map_err(|e| StackError::aws(context(), e))?
-        .body
-        .collect()
-        .await
-        .map_err(|e| StackError::aws(context(), e))?
-        .into_bytes()
-        .to_vec())
 }

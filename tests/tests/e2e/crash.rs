@@ -75,24 +75,15 @@ impl Crash {
 /// Data objects in the lake.
 async fn objects(clients: &Clients, bucket: &str) -> usize {
     clients
-        .s3
-        .list_objects_v2()
         .bucket(bucket)
-        .prefix(DATA_ROOT)
-        .into_paginator()
-        .send()
-        .collect::<Vec<_>>()
+        .objects_under(DATA_ROOT)
         .await
-        .into_iter()
-        .map(|page| {
-            page.map_or(0, |p| {
-                p.contents()
-                    .iter()
-                    .filter(|o| !streamlake_core::lake::is_hidden(o.key().unwrap_or_default()))
-                    .count()
-            })
+        .map_or(0, |objects| {
+            objects
+                .iter()
+                .filter(|o| !streamlake_core::lake::is_hidden(&o.key))
+                .count()
         })
-        .sum()
 }
 
 /// Waits until the lake holds more than `count` data objects.

@@ -155,21 +155,13 @@ async fn direct_put_records_reach_the_lake_through_partial_failures() {
     // Objects are named after the Direct PUT delivery stream.
     let listed = stack
         .clients()
-        .s3
-        .list_objects_v2()
         .bucket(&stack.config().bucket)
-        .prefix(layout::DATA_ROOT)
-        .send()
+        .objects_under(layout::DATA_ROOT)
         .await
         .unwrap();
-    assert!(listed.contents().iter().all(|o| {
-        let key = o.key().unwrap();
-        streamlake_core::lake::is_hidden(key)
-            || key
-                .rsplit('/')
-                .next()
-                .unwrap()
-                .starts_with(names::DIRECT_DELIVERY_STREAM)
+    assert!(listed.iter().all(|o| {
+        streamlake_core::lake::is_hidden(&o.key)
+            || o.name().starts_with(names::DIRECT_DELIVERY_STREAM)
     }));
     stack.stop().await;
 }

@@ -5,6 +5,8 @@
 use std::time::Duration;
 
 use producer::{Entry, Producer, ProducerConfig};
+use streamlake::emulated::kinesis_source::StartingPosition;
+use streamlake::emulated::shard_poller;
 use streamlake::emulated::shutdown::STOP_GRACE;
 use streamlake::harness::binaries::default_state_dir;
 use streamlake::harness::emulator::Emulator;
@@ -12,6 +14,31 @@ use streamlake::{LocalStack, StackConfig};
 use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
 
 use crate::support::run_logs;
+
+/// The Kinesis records in the stack's stream (an aggregate counts once, as the mapping
+/// counts it).
+async fn kinesis_records(stack: &LocalStack) -> u64 {
+    let readers = shard_poller::readers(
+        stack.clients(),
+        &stack.config().stream,
+        "count",
+        None,
+        &StartingPosition::TrimHorizon,
+    )
+    .await
+    .unwrap();
+    let mut count = 0;
+    for mut reader in readers {
+        loop {
+            let records = reader.read(10_000).await.unwrap();
+            if records.is_empty() {
+                break;
+            }
+            count += records.len() as u64;
+        }
+    }
+    count
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_stack_stops_within_its_grace_when_the_emulator_is_gone() {
@@ -46,8 +73,14 @@ async fn the_stack_stops_within_its_grace_when_the_emulator_is_gone() {
             .sent,
         30
     );
+    // Everything read and the mapping done with it before the emulator goes: "settled"
+    // alone also holds between two reads of the mapping.
+    let in_stream = kinesis_records(&stack).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    while stack.firehose_stats().records_read < 50 || !stack.mapping_stats().settled() {
+    while stack.firehose_stats().records_read < 50
+        || stack.mapping_stats().records_read < in_stream
+        || !stack.mapping_stats().settled()
+    {
         assert!(tokio::time::Instant::now() < deadline, "records not read");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
