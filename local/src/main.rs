@@ -6,7 +6,7 @@ use clap::Parser;
 use streamlake::LocalStack;
 use streamlake::cli::{Cli, Command, DemoArgs, TailArgs, UpArgs};
 use streamlake::harness::demo;
-use streamlake::serve::{Serving, banner};
+use streamlake::serve::{self, Serving, banner};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -37,10 +37,7 @@ async fn up(args: UpArgs) -> Result<ExitCode> {
     let stack = LocalStack::start(args.stack.config()?).await?;
     let serving = Serving::start(&stack, Duration::from_secs(args.status_window)).await?;
     print!("{}", banner(&stack, serving.endpoint(), &args.generate()));
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    serving.until(&stack, ctrl_c).await;
+    serving.until(&stack, serve::stop_requested()).await;
     eprintln!(
         "stopping: delivering what is buffered (up to {:?})",
         streamlake::emulated::shutdown::STOP_GRACE
@@ -72,9 +69,7 @@ async fn run_demo(args: DemoArgs) -> Result<ExitCode> {
 async fn tail(args: TailArgs) -> Result<ExitCode> {
     let options = args.options()?;
     let client = aws_sdk_kinesis::Client::new(&streamlake_core::aws::load_config().await);
-    let stop = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+    let stop = serve::stop_requested();
     let summary =
         streamlake::tail::tail(&client, &options, &mut std::io::stdout().lock(), stop).await?;
     eprintln!(

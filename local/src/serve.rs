@@ -11,6 +11,28 @@ use crate::harness::stack::{ApiServer, LocalStack};
 use crate::lake_index::LakeIndex;
 use crate::status::{REFRESH, Status, StatusServer};
 
+/// Resolves when the process is told to stop: Ctrl-C (`SIGINT`), or `SIGTERM` (what
+/// `kill`, a service manager or a container runtime sends) on Unix. Ctrl-C in a terminal
+/// reaches the emulator processes too; `SIGTERM` reaches `up` alone, which then stops them
+/// as it stops.
+pub async fn stop_requested() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+                return;
+            }
+            Err(e) => tracing::warn!("cannot listen for SIGTERM: {e}"),
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
 /// How often the counters are logged (when they changed).
 pub const LOG_EVERY: Duration = Duration::from_secs(5);
 

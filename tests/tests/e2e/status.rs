@@ -23,7 +23,7 @@ use streamlake_core::PartitionKeys;
 use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
 use streamlake_core::layout::DATA_ROOT;
 
-use crate::support::{interrupt, run_logs, start_up};
+use crate::support::{run_logs, start_up, terminate};
 
 /// Every data object under the lake's prefix, per partition (a full listing).
 async fn full_listing(clients: &Clients, bucket: &str) -> BTreeMap<String, Objects> {
@@ -307,7 +307,7 @@ async fn on_a_lake_of_many_partitions_status_shows_the_recent_ones_and_whole_tot
         "totals as a full listing counts them"
     );
     assert!(all.len() > OLD);
-    interrupt(&mut up).await;
+    terminate(&mut up).await;
     emulator.stop().await;
     let _ = std::fs::remove_dir_all(&state_dir);
 }

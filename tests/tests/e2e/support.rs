@@ -258,18 +258,28 @@ fn assert_same<K: Ord + std::fmt::Debug>(
 /// Stops a `streamlake up` child process with Ctrl-C (SIGINT) and checks that it finished
 /// what was in flight and exited cleanly within a minute.
 pub async fn interrupt(up: &mut tokio::process::Child) {
+    stop_with(up, "INT").await;
+}
+
+/// Stops a `streamlake up` child process with SIGTERM (what `kill` and service managers
+/// send), with the same checks as [`interrupt`].
+pub async fn terminate(up: &mut tokio::process::Child) {
+    stop_with(up, "TERM").await;
+}
+
+async fn stop_with(up: &mut tokio::process::Child, signal: &str) {
     let pid = up.id().expect("still running").to_string();
     let sent = tokio::process::Command::new("kill")
-        .args(["-INT", &pid])
+        .args([&format!("-{signal}"), &pid])
         .status()
         .await
         .unwrap();
     assert!(sent.success());
     let status = tokio::time::timeout(std::time::Duration::from_secs(60), up.wait())
         .await
-        .expect("up stops on Ctrl-C")
+        .unwrap_or_else(|_| panic!("up stops on SIG{signal}"))
         .unwrap();
-    assert!(status.success(), "{status}");
+    assert!(status.success(), "SIG{signal}: {status}");
 }
 
 /// Waits until the consumer branch has caught up with `entries` (for a stack in another
