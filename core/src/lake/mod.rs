@@ -1,4 +1,6 @@
-//! Reading the lake: an S3 bucket prefix, or a local folder with the same layout.
+//! The lake: an S3 bucket prefix, or a local folder with the same layout, and the one way
+//! every tool lists, reads and writes it (DataFusion too, through `query`'s object-store
+//! view of a [`Lake`]).
 //!
 //! Listings are pruned by date: only the `year=`/`month=`/`day=` folders that can hold
 //! days of the requested range are opened.

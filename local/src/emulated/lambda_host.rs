@@ -610,6 +610,50 @@ pub trait Function: Send + Sync + 'static {
     fn invoke(&self, payload: Bytes) -> futures::future::BoxFuture<'_, Result<Bytes, InvokeError>>;
 }
 
+/// A function for the unit tests of the services that invoke one: it answers invocation
+/// number `call` (from 0) with `answer(call, payload)`.
+#[cfg(test)]
+pub(crate) struct StubFunction {
+    calls: std::sync::atomic::AtomicU32,
+    #[allow(clippy::type_complexity)]
+    answer: Box<dyn Fn(u32, &[u8]) -> Result<Bytes, InvokeError> + Send + Sync>,
+}
+
+#[cfg(test)]
+impl StubFunction {
+    /// A stub answering as `answer` does.
+    pub(crate) fn new(
+        answer: impl Fn(u32, &[u8]) -> Result<Bytes, InvokeError> + Send + Sync + 'static,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            calls: std::sync::atomic::AtomicU32::new(0),
+            answer: Box::new(answer),
+        })
+    }
+
+    /// How many times it was invoked.
+    pub(crate) fn calls(&self) -> u32 {
+        self.calls.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+impl Function for StubFunction {
+    fn name(&self) -> &str {
+        "stub"
+    }
+
+    fn arn(&self) -> String {
+        "arn:aws:lambda:us-east-1:123456789012:function:stub".into()
+    }
+
+    fn invoke(&self, payload: Bytes) -> futures::future::BoxFuture<'_, Result<Bytes, InvokeError>> {
+        let call = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let answer = (self.answer)(call, &payload);
+        Box::pin(async move { answer })
+    }
+}
+
 impl Function for LambdaFunction {
     fn name(&self) -> &str {
         &self.spec().name

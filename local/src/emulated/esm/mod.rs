@@ -758,55 +758,16 @@ async fn send_until_accepted(destination: &OnFailureDestination, body: &str) {
 
 #[cfg(test)]
 mod tests {
-    use axum::body::Bytes;
     use base64::Engine;
     use base64::engine::general_purpose::STANDARD;
-    use futures::future::BoxFuture;
     use serde_json::json;
 
     use super::*;
+    use crate::emulated::lambda_host::StubFunction;
 
     /// What the stub answers its invocation number `call` (from 0), given the batch's
     /// records' data and sequence numbers, in order.
     type Answer = fn(usize, &[String], &[String]) -> Result<serde_json::Value, InvokeError>;
-
-    /// A consumer that keeps every batch it was invoked with and answers as `answer` says.
-    struct Stub {
-        batches: Mutex<Vec<Vec<String>>>,
-        answer: Answer,
-    }
-
-    impl Function for Stub {
-        fn name(&self) -> &str {
-            "stub"
-        }
-
-        fn arn(&self) -> String {
-            "arn:aws:lambda:us-east-1:123456789012:function:stub".into()
-        }
-
-        fn invoke(&self, payload: Bytes) -> BoxFuture<'_, Result<Bytes, InvokeError>> {
-            let event: serde_json::Value = serde_json::from_slice(&payload).unwrap();
-            let records = event["Records"].as_array().cloned().unwrap_or_default();
-            let data: Vec<String> = records
-                .iter()
-                .map(|r| {
-                    let bytes = STANDARD
-                        .decode(r["kinesis"]["data"].as_str().unwrap())
-                        .unwrap();
-                    String::from_utf8(bytes).unwrap()
-                })
-                .collect();
-            let sequence_numbers: Vec<String> = records
-                .iter()
-                .map(|r| r["kinesis"]["sequenceNumber"].as_str().unwrap().to_owned())
-                .collect();
-            let mut batches = self.batches.lock().unwrap();
-            let answer = (self.answer)(batches.len(), &data, &sequence_numbers);
-            batches.push(data);
-            Box::pin(async move { answer.map(|v| v.to_string().into()) })
-        }
-    }
 
     fn function_error() -> InvokeError {
         InvokeError::Function {
@@ -835,9 +796,30 @@ mod tests {
         settings: MappingSettings,
         answer: Answer,
     ) -> (Vec<Vec<String>>, MappingStats) {
-        let stub = Arc::new(Stub {
-            batches: Mutex::new(Vec::new()),
-            answer,
+        // Every batch the consumer was invoked with, kept; answered as `answer` says.
+        let batches: Arc<Mutex<Vec<Vec<String>>>> = Arc::default();
+        let stub = StubFunction::new({
+            let batches = batches.clone();
+            move |call, payload| {
+                let event: serde_json::Value = serde_json::from_slice(payload).unwrap();
+                let records = event["Records"].as_array().cloned().unwrap_or_default();
+                let data: Vec<String> = records
+                    .iter()
+                    .map(|r| {
+                        let bytes = STANDARD
+                            .decode(r["kinesis"]["data"].as_str().unwrap())
+                            .unwrap();
+                        String::from_utf8(bytes).unwrap()
+                    })
+                    .collect();
+                let sequence_numbers: Vec<String> = records
+                    .iter()
+                    .map(|r| r["kinesis"]["sequenceNumber"].as_str().unwrap().to_owned())
+                    .collect();
+                let answer = answer(call as usize, &data, &sequence_numbers);
+                batches.lock().unwrap().push(data);
+                answer.map(|v| v.to_string().into())
+            }
         });
         let mut config = MappingConfig::new(
             "s",
@@ -883,7 +865,7 @@ mod tests {
         };
         let (_stop, stopped) = watch::channel(false);
         lane.run(stopped).await;
-        let batches = stub.batches.lock().unwrap().clone();
+        let batches = batches.lock().unwrap().clone();
         let stats = stats.lock().unwrap().clone();
         (batches, stats)
     }

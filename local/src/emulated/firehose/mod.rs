@@ -728,64 +728,34 @@ impl Delivery {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicU32, Ordering};
-
-    use axum::body::Bytes;
-    use futures::future::BoxFuture;
     use serde_json::json;
 
     use super::*;
     use crate::emulated::firehose::settings::LambdaProcessor;
+    use crate::emulated::lambda_host::StubFunction;
 
     /// A transform that fails its first `failures` invocations with `error`, then answers
     /// every record `Ok`, unchanged, in partition 2021-10-01.
-    struct Stub {
-        failures: u32,
-        error: fn() -> InvokeError,
-        calls: AtomicU32,
-    }
-
-    impl Stub {
-        fn failing(failures: u32, error: fn() -> InvokeError) -> Arc<Self> {
-            Arc::new(Self {
-                failures,
-                error,
-                calls: AtomicU32::new(0),
-            })
-        }
-    }
-
-    impl Function for Stub {
-        fn name(&self) -> &str {
-            "stub"
-        }
-
-        fn arn(&self) -> String {
-            "arn:aws:lambda:us-east-1:123456789012:function:stub".into()
-        }
-
-        fn invoke(&self, payload: Bytes) -> BoxFuture<'_, Result<Bytes, InvokeError>> {
-            let call = self.calls.fetch_add(1, Ordering::SeqCst);
-            Box::pin(async move {
-                if call < self.failures {
-                    return Err((self.error)());
-                }
-                let event: serde_json::Value = serde_json::from_slice(&payload).unwrap();
-                let keys = json!({ "year": "2021", "month": "10", "day": "01" });
-                let records: Vec<serde_json::Value> = event["records"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|r| {
-                        json!({ "recordId": r["recordId"], "result": "Ok", "data": r["data"],
-                                "metadata": { "partitionKeys": keys } })
-                    })
-                    .collect();
-                Ok(serde_json::to_vec(&json!({ "records": records }))
-                    .unwrap()
-                    .into())
-            })
-        }
+    fn failing(failures: u32, error: fn() -> InvokeError) -> Arc<StubFunction> {
+        StubFunction::new(move |call, payload| {
+            if call < failures {
+                return Err(error());
+            }
+            let event: serde_json::Value = serde_json::from_slice(payload).unwrap();
+            let keys = json!({ "year": "2021", "month": "10", "day": "01" });
+            let records: Vec<serde_json::Value> = event["records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    json!({ "recordId": r["recordId"], "result": "Ok", "data": r["data"],
+                            "metadata": { "partitionKeys": keys } })
+                })
+                .collect();
+            Ok(serde_json::to_vec(&json!({ "records": records }))
+                .unwrap()
+                .into())
+        })
     }
 
     fn delivery(transform: Arc<dyn Function>, retries: u32) -> Delivery {
@@ -846,7 +816,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_failed_invocation_is_retried_and_its_records_delivered() {
-        let stub = Stub::failing(2, || InvokeError::Crashed("signal 9".into()));
+        let stub = failing(2, || InvokeError::Crashed("signal 9".into()));
         let delivery = delivery(stub.clone(), 3);
         let records = records(3);
         let outcomes = delivery.process(&records, &[0, 1, 2]).await;
@@ -856,25 +826,17 @@ mod tests {
                 .all(|o| matches!(o, Outcome::Delivered { prefix, .. } if prefix == "data/year=2021/month=10/day=01/")),
             "every record delivered"
         );
-        assert_eq!(
-            stub.calls.load(Ordering::SeqCst),
-            3,
-            "two failures, then a success"
-        );
+        assert_eq!(stub.calls(), 3, "two failures, then a success");
         assert_eq!(delivery.stats.lock().unwrap().invocations, 3);
     }
 
     #[tokio::test(start_paused = true)]
     async fn retries_exhausted_fail_every_record_with_the_lambda_error_code() {
-        let stub = Stub::failing(u32::MAX, || InvokeError::Timeout(Duration::from_secs(60)));
+        let stub = failing(u32::MAX, || InvokeError::Timeout(Duration::from_secs(60)));
         let delivery = delivery(stub.clone(), 3);
         let records = records(2);
         let outcomes = delivery.process(&records, &[0, 1]).await;
-        assert_eq!(
-            stub.calls.load(Ordering::SeqCst),
-            4,
-            "the first try and 3 retries"
-        );
+        assert_eq!(stub.calls(), 4, "the first try and 3 retries");
         for outcome in outcomes {
             let Outcome::Failed(failure) = outcome else {
                 panic!("delivered")
@@ -899,10 +861,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_stopped_function_is_not_retried() {
-        let stub = Stub::failing(u32::MAX, || InvokeError::Stopped);
+        let stub = failing(u32::MAX, || InvokeError::Stopped);
         let delivery = delivery(stub.clone(), 3);
         let outcomes = delivery.process(&records(1), &[0]).await;
-        assert_eq!(stub.calls.load(Ordering::SeqCst), 1);
+        assert_eq!(stub.calls(), 1);
         assert!(matches!(&outcomes[0], Outcome::Failed(f) if f.code == "Lambda.FunctionError"));
     }
 }
