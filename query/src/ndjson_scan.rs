@@ -1,7 +1,7 @@
 //! The lake's NDJSON objects (plain and GZIP) as a scan: objects spread over DataFusion
 //! partitions, each opened when the plan runs and decoded with core's projected decoder
 //! ([`NdjsonDecoder`]: only the columns the query uses) as it is read, a block at a time
-//! ([`Lake::reader`]), the partition columns added from the object's partition (and
+//! ([`Lake::reader`]: an S3 object as its body arrives), the partition columns added from the object's partition (and
 //! Athena's `"$path"`, for a raw table).
 
 use std::sync::Arc;
@@ -24,8 +24,8 @@ use streamlake_core::formats::decompressing;
 use streamlake_core::lake::Lake;
 use streamlake_core::ndjson::NdjsonDecoder;
 
-/// Objects opened ahead of the one being decoded, per partition (an S3 object is fetched
-/// when opened: its latency hides behind decoding).
+/// Objects opened ahead of the one being decoded, per partition (an S3 object's first
+/// bytes are asked for when it is opened: the round trip hides behind decoding).
 const READ_AHEAD: usize = 2;
 
 /// An NDJSON object to scan and the partition it belongs to.
@@ -197,13 +197,17 @@ impl PartitionStream for ObjectGroup {
             move |i| {
                 let group = group.clone();
                 async move {
-                    let object = &group.objects[i];
                     let body = group
                         .lake
-                        .reader(&object.key)
+                        .reader(&group.objects[i].key)
                         .await
                         .map_err(|e| DataFusionError::External(Box::new(e)))?;
-                    let batches = group.batches(object, body)?;
+                    // Decoded as it is read, off the runtime: reading an S3 body waits
+                    // for its bytes.
+                    let batches =
+                        tokio::task::spawn_blocking(move || group.batches(&group.objects[i], body))
+                            .await
+                            .map_err(|e| DataFusionError::External(Box::new(e)))??;
                     Ok::<_, DataFusionError>(futures::stream::iter(batches.into_iter().map(Ok)))
                 }
             }

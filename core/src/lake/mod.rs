@@ -18,6 +18,7 @@ use thiserror::Error;
 use crate::dataset::Granularity;
 use crate::partition::PartitionKeys;
 
+mod body;
 mod conditional;
 mod fetch;
 
@@ -450,14 +451,36 @@ impl Lake {
         }
     }
 
-    /// One object as a reader, at most the lake's object limit: a local object is read
-    /// from its file as the reader is consumed (a block at a time, so it is never held
-    /// whole); an S3 object is fetched whole first (the round trip is paid here, where
-    /// it can overlap other work).
+    /// One object as a reader, at most the lake's object limit, read as it is consumed: a
+    /// local object from its file, an S3 object as its body arrives (the round trip to
+    /// its first byte is paid here, where it can overlap other work). Neither is held
+    /// whole. Reading blocks: read it on a blocking thread (`spawn_blocking`).
     pub async fn reader(&self, key: &str) -> Result<Box<dyn Read + Send>, LakeError> {
-        match &self.location {
-            LakeLocation::S3 { .. } => Ok(Box::new(std::io::Cursor::new(self.read(key).await?))),
-            LakeLocation::Local(_) => Ok(Box::new(self.open_local(key)?.0)),
+        match &self.store {
+            Store::S3 { client, bucket, .. } => {
+                let target = format!("s3://{bucket}/{key}");
+                let out = client
+                    .get_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .send()
+                    .await
+                    .map_err(|e| s3_error("GetObject", bucket, key, e))?;
+                let size = out.content_length.map_or(0, |n| n.max(0).unsigned_abs());
+                if size > self.max_object_bytes {
+                    return Err(LakeError::TooLarge {
+                        key: key.to_owned(),
+                        size,
+                        limit: self.max_object_bytes,
+                    });
+                }
+                Ok(Box::new(body::streamed(
+                    out.body,
+                    target,
+                    self.max_object_bytes,
+                )))
+            }
+            Store::Local { .. } => Ok(Box::new(self.open_local(key)?.0)),
         }
     }
 
