@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use aws_sdk_s3::Client;
+use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use thiserror::Error;
 
@@ -412,17 +413,8 @@ impl Lake {
             Store::S3 {
                 client: s3, bucket, ..
             } => {
-                let mut out = s3
-                    .get_object()
-                    .bucket(bucket)
-                    .key(key)
-                    .send()
-                    .await
-                    .map_err(|e| s3_error("GetObject", bucket, key, e))?;
+                let mut out = self.get_within_limit(s3, bucket, key).await?;
                 let size = out.content_length.map_or(0, |n| n.max(0).unsigned_abs());
-                if size > limit {
-                    return Err(too_large(size));
-                }
                 let mut body = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
                 while let Some(chunk) = out
                     .body
@@ -459,21 +451,7 @@ impl Lake {
         match &self.store {
             Store::S3 { client, bucket, .. } => {
                 let target = format!("s3://{bucket}/{key}");
-                let out = client
-                    .get_object()
-                    .bucket(bucket)
-                    .key(key)
-                    .send()
-                    .await
-                    .map_err(|e| s3_error("GetObject", bucket, key, e))?;
-                let size = out.content_length.map_or(0, |n| n.max(0).unsigned_abs());
-                if size > self.max_object_bytes {
-                    return Err(LakeError::TooLarge {
-                        key: key.to_owned(),
-                        size,
-                        limit: self.max_object_bytes,
-                    });
-                }
+                let out = self.get_within_limit(client, bucket, key).await?;
                 Ok(Box::new(body::streamed(
                     out.body,
                     target,
@@ -482,6 +460,32 @@ impl Lake {
             }
             Store::Local { .. } => Ok(Box::new(self.open_local(key)?.0)),
         }
+    }
+
+    /// An S3 object's `GetObject` answer, refused when its length is over the lake's object
+    /// limit (the body then is not read).
+    async fn get_within_limit(
+        &self,
+        client: &Client,
+        bucket: &str,
+        key: &str,
+    ) -> Result<GetObjectOutput, LakeError> {
+        let out = client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| s3_error("GetObject", bucket, key, e))?;
+        let size = out.content_length.map_or(0, |n| n.max(0).unsigned_abs());
+        if size > self.max_object_bytes {
+            return Err(LakeError::TooLarge {
+                key: key.to_owned(),
+                size,
+                limit: self.max_object_bytes,
+            });
+        }
+        Ok(out)
     }
 
     /// A local object's file and size, the size within the lake's object limit.
