@@ -5,7 +5,10 @@ use std::sync::LazyLock;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, NaiveDate, Utc};
+use futures::StreamExt;
 use streamlake_core::dataset::{Dataset, InvalidRecord};
+use streamlake_core::lake::Lake;
+use streamlake_core::layout::DATA_ROOT;
 use streamlake_core::time::from_epoch_millis;
 use streamlake_core::{PartitionKeys, seqnum};
 
@@ -176,4 +179,22 @@ pub async fn drain_queue(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<Stri
 /// Whether `a` is before `b` as sequence numbers.
 pub fn before(a: &str, b: &str) -> bool {
     seqnum::compare(a, b).is_lt()
+}
+
+/// Writes `count` daily partitions from `first` on into a lake over a whole bucket, one
+/// small object each (`old-N`), 16 at a time: a lake that was there before the stack.
+pub async fn write_old_partitions(bucket: &Lake, first: NaiveDate, count: usize) {
+    futures::stream::iter(0..count)
+        .map(|i| async move {
+            let day = PartitionKeys::for_date(first + chrono::Days::new(i as u64));
+            let key = format!("{DATA_ROOT}{day}/old-{i}");
+            bucket
+                .write(&key, format!("{{\"n\":{i}}}\n").into_bytes())
+                .await
+        })
+        .buffer_unordered(16)
+        .for_each(|written| async move {
+            written.unwrap();
+        })
+        .await;
 }

@@ -60,16 +60,7 @@ impl Clients {
         } else {
             streamlake_core::aws::load_config().await
         };
-        let s3 = streamlake_core::lake::s3_client_from(&config);
-        Self {
-            kinesis: aws_sdk_kinesis::Client::new(&config),
-            dynamodb: aws_sdk_dynamodb::Client::new(&config),
-            sqs: aws_sdk_sqs::Client::new(&config),
-            firehose: aws_sdk_firehose::Client::new(&config),
-            s3,
-            config,
-            child_env,
-        }
+        Self::of(config, child_env)
     }
 
     /// The same clients on another endpoint (the fault proxy in front of the emulator):
@@ -82,6 +73,11 @@ impl Clients {
                 endpoint.clone_into(value);
             }
         }
+        Self::of(config, child_env)
+    }
+
+    /// Every client from one configuration.
+    fn of(config: SdkConfig, child_env: Vec<(String, String)>) -> Self {
         Self {
             kinesis: aws_sdk_kinesis::Client::new(&config),
             dynamodb: aws_sdk_dynamodb::Client::new(&config),

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
-use datafusion::execution::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement};
@@ -15,7 +14,7 @@ use crate::athena::{TableFormat, TableNames};
 use crate::compaction_log::CompactionLog;
 use crate::log_table::LogTable;
 use crate::table::{LakeTable, ScanCounters};
-use crate::view_grouping::{StreamlakeOptions, ViewGroupingRule};
+use crate::view_grouping::{self, StreamlakeOptions};
 
 /// The variable that sets DataFusion's partitions per query (default: four per thread).
 const TARGET_PARTITIONS: &str = "DATAFUSION_EXECUTION_TARGET_PARTITIONS";
@@ -55,12 +54,7 @@ impl LakeSession {
             let partitions = config.target_partitions() * 4;
             config = config.with_target_partitions(partitions);
         }
-        let state = SessionStateBuilder::new()
-            .with_config(config)
-            .with_default_features()
-            .with_physical_optimizer_rule(Arc::new(ViewGroupingRule))
-            .build();
-        let ctx = SessionContext::new_with_state(state);
+        let ctx = SessionContext::new_with_state(view_grouping::session_state(config));
         let store = crate::store::register(&ctx, &lake)?;
         let names = TableNames::for_view(&table);
         let log = CompactionLog::of(&lake);

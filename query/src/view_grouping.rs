@@ -27,7 +27,9 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::config::{ConfigExtension, ConfigOptions};
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Result, ScalarValue};
-use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::execution::{
+    SendableRecordBatchStream, SessionState, SessionStateBuilder, TaskContext,
+};
 use datafusion::logical_expr::{ColumnarValue, EmitTo, GroupsAccumulator};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
@@ -40,6 +42,7 @@ use datafusion::physical_plan::{
     ChildrenPropertiesMode, DisplayAs, DisplayFormatType, ExecutionPlan, InputOrderMode,
     PlanProperties, ReplaceChildrenOptions,
 };
+use datafusion::prelude::SessionConfig;
 use futures::{StreamExt, TryStreamExt};
 
 /// Groups a partition holds before it emits their states and starts afresh.
@@ -72,6 +75,16 @@ impl StreamlakeOptions {
         }
         options
     }
+}
+
+/// A session's state: DataFusion's defaults, `config` (carrying [`StreamlakeOptions`]) and
+/// the [`ViewGroupingRule`] after DataFusion's rules.
+pub fn session_state(config: SessionConfig) -> SessionState {
+    SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features()
+        .with_physical_optimizer_rule(Arc::new(ViewGroupingRule))
+        .build()
 }
 
 impl PhysicalOptimizerRule for ViewGroupingRule {
@@ -622,12 +635,7 @@ mod tests {
     async fn a_session_setting_turns_the_rule_off() {
         let batches = batches(0);
         let config = SessionConfig::new().with_option_extension(StreamlakeOptions::default());
-        let state = SessionStateBuilder::new()
-            .with_config(config)
-            .with_default_features()
-            .with_physical_optimizer_rule(Arc::new(ViewGroupingRule))
-            .build();
-        let ctx = SessionContext::new_with_state(state);
+        let ctx = SessionContext::new_with_state(session_state(config));
         let table = MemTable::try_new(batches[0].schema(), vec![batches]).unwrap();
         ctx.register_table("t", Arc::new(table)).unwrap();
         let plan = |ctx: SessionContext| async move {

@@ -10,15 +10,13 @@
 
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use producer::{Entry, Producer, ProducerConfig};
 use streamlake::harness::binaries::default_state_dir;
 use streamlake::lake_index::{LakeIndex, RECENT_WINDOW};
 use streamlake::status::Status;
 use streamlake::{LocalStack, StackConfig};
-use streamlake_core::PartitionKeys;
 use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
-use streamlake_core::layout::DATA_ROOT;
+use streamlake_e2e::write_old_partitions;
 
 const PARTITIONS: usize = 10_000;
 const RECORDS: usize = 500;
@@ -38,23 +36,10 @@ async fn main() {
     let stack = LocalStack::start(StackConfig::new(default_state_dir()))
         .await
         .unwrap();
-    let (s3, bucket) = (stack.clients().s3.clone(), stack.config().bucket.clone());
+    let bucket = stack.clients().bucket(&stack.config().bucket);
     let first = chrono::NaiveDate::from_ymd_opt(1990, 1, 1).unwrap();
     let started = Instant::now();
-    futures::stream::iter(0..partitions)
-        .map(|i| {
-            let day = PartitionKeys::for_date(first + chrono::Days::new(i as u64));
-            s3.put_object()
-                .bucket(&bucket)
-                .key(format!("{DATA_ROOT}{day}/old-{i}"))
-                .body(format!("{{\"n\":{i}}}\n").into_bytes().into())
-                .send()
-        })
-        .buffer_unordered(16)
-        .for_each(|r| async move {
-            r.unwrap();
-        })
-        .await;
+    write_old_partitions(&bucket, first, partitions).await;
     eprintln!(
         "{partitions} partitions written in {:.1} s",
         started.elapsed().as_secs_f64()

@@ -54,31 +54,17 @@ pub enum Condition {
 impl Lake {
     /// An object's bytes and version, or `None` if the key holds no object.
     pub async fn read_versioned(&self, key: &str) -> Result<Option<(Vec<u8>, Version)>, LakeError> {
-        match &self.store {
-            Store::S3 {
-                client: s3, bucket, ..
-            } => {
-                let out = match s3.get_object().bucket(bucket).key(key).send().await {
-                    Ok(out) => out,
-                    Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => return Ok(None),
-                    Err(e) => return Err(s3_error("GetObject", bucket, key, e)),
+        match self.fetch(key, None).await {
+            Ok(fetched) => {
+                // S3's entity tag; a local object's is the hash of its bytes.
+                let version = match &fetched.e_tag {
+                    Some(tag) => Version::of_etag(tag),
+                    None => Version::of_bytes(&fetched.body),
                 };
-                let version = Version::of_etag(out.e_tag().unwrap_or_default());
-                let body = out
-                    .body
-                    .collect()
-                    .await
-                    .map_err(|e| s3_error("GetObject", bucket, key, e))?;
-                Ok(Some((body.into_bytes().to_vec(), version)))
+                Ok(Some((fetched.body, version)))
             }
-            Store::Local { .. } => match std::fs::read(key) {
-                Ok(body) => {
-                    let version = Version::of_bytes(&body);
-                    Ok(Some((body, version)))
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(io_error(Path::new(key), e)),
-            },
+            Err(LakeError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 

@@ -6,6 +6,8 @@ use std::io::{Read, Seek, SeekFrom};
 use std::ops::Range;
 use std::path::Path;
 
+use aws_sdk_s3::Client;
+use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use chrono::{DateTime, Utc};
 
 use super::{Lake, LakeError, ObjectInfo, Store, io_error, s3_error};
@@ -97,22 +99,7 @@ impl Lake {
     pub async fn fetch(&self, key: &str, range: Option<ByteRange>) -> Result<Fetched, LakeError> {
         match &self.store {
             Store::S3 { client, bucket, .. } => {
-                let out = client
-                    .get_object()
-                    .bucket(bucket)
-                    .key(key)
-                    .set_range(range.as_ref().map(ByteRange::header))
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        if e.as_service_error().is_some_and(|e| e.is_no_such_key()) {
-                            LakeError::NotFound {
-                                target: format!("s3://{bucket}/{key}"),
-                            }
-                        } else {
-                            s3_error("GetObject", bucket, key, e)
-                        }
-                    })?;
+                let out = get_object(client, bucket, key, range.as_ref()).await?;
                 let length = out.content_length.map_or(0, |n| n.max(0).unsigned_abs());
                 // `bytes START-END/SIZE` when a range was asked for.
                 let (range, size) = match out.content_range().and_then(content_range) {
@@ -169,6 +156,32 @@ impl Lake {
             }
         }
     }
+}
+
+/// `GetObject` of `key` (the bytes `range` names, or all); a missing key is
+/// [`LakeError::NotFound`].
+pub(super) async fn get_object(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    range: Option<&ByteRange>,
+) -> Result<GetObjectOutput, LakeError> {
+    client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .set_range(range.map(ByteRange::header))
+        .send()
+        .await
+        .map_err(|e| {
+            if e.as_service_error().is_some_and(|e| e.is_no_such_key()) {
+                LakeError::NotFound {
+                    target: format!("s3://{bucket}/{key}"),
+                }
+            } else {
+                s3_error("GetObject", bucket, key, e)
+            }
+        })
 }
 
 /// The range and the object's size in a `Content-Range` header (`bytes 0-99/1234`).

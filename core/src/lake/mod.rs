@@ -470,13 +470,7 @@ impl Lake {
         bucket: &str,
         key: &str,
     ) -> Result<GetObjectOutput, LakeError> {
-        let out = client
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| s3_error("GetObject", bucket, key, e))?;
+        let out = fetch::get_object(client, bucket, key, None).await?;
         let size = out.content_length.map_or(0, |n| n.max(0).unsigned_abs());
         if size > self.max_object_bytes {
             return Err(LakeError::TooLarge {
@@ -605,26 +599,10 @@ impl Lake {
     /// The text of the dataset file stored beside the lake, if there is one.
     pub async fn read_dataset(&self) -> Result<Option<String>, LakeError> {
         let key = self.dataset_key();
-        let body = match &self.store {
-            Store::S3 {
-                client: s3, bucket, ..
-            } => match s3.get_object().bucket(bucket).key(&key).send().await {
-                Ok(out) => out
-                    .body
-                    .collect()
-                    .await
-                    .map_err(|e| s3_error("GetObject", bucket, &key, e))?
-                    .to_vec(),
-                Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
-                    return Ok(None);
-                }
-                Err(e) => return Err(s3_error("GetObject", bucket, &key, e)),
-            },
-            Store::Local { .. } => match std::fs::read(&key) {
-                Ok(body) => body,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(io_error(Path::new(&key), e)),
-            },
+        let body = match self.fetch(&key, None).await {
+            Ok(fetched) => fetched.body,
+            Err(LakeError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
         };
         String::from_utf8(body)
             .map(Some)

@@ -72,6 +72,18 @@ impl Crash {
     }
 }
 
+/// The records a crash test sends: [`RECORDS`] of them, 2 % malformed.
+fn entries(seed: u64) -> Vec<Entry> {
+    WeatherGenerator::new(GeneratorConfig {
+        seed,
+        start: NaiveDate::from_ymd_opt(2021, 10, 1).unwrap(),
+        error_rate: 0.02,
+    })
+    .take(RECORDS)
+    .map(Entry::from)
+    .collect()
+}
+
 /// Data objects in the lake.
 async fn objects(clients: &Clients, bucket: &str) -> usize {
     clients
@@ -123,14 +135,7 @@ async fn sigkill_mid_delivery_twice_then_restart_loses_and_duplicates_nothing() 
     } = Crash::start("crash").await;
 
     let mut first = up(&binaries, &endpoint, &state_dir, 1).await;
-    let entries: Vec<Entry> = WeatherGenerator::new(GeneratorConfig {
-        seed: 21,
-        start: NaiveDate::from_ymd_opt(2021, 10, 1).unwrap(),
-        error_rate: 0.02,
-    })
-    .take(RECORDS)
-    .map(Entry::from)
-    .collect();
+    let entries = entries(21);
     let producer = Producer::new(clients.kinesis.clone(), ProducerConfig::new(&config.stream));
     assert_eq!(
         producer.send(entries.clone(), |_| {}).await.unwrap().sent as usize,
@@ -191,14 +196,7 @@ async fn direct_put_records_accepted_before_a_sigkill_are_delivered_once_after_r
         &["--buffer-bytes", "67108864", "--buffer-interval", "900"],
     )
     .await;
-    let entries: Vec<Entry> = WeatherGenerator::new(GeneratorConfig {
-        seed: 22,
-        start: NaiveDate::from_ymd_opt(2021, 10, 1).unwrap(),
-        error_rate: 0.02,
-    })
-    .take(RECORDS)
-    .map(Entry::from)
-    .collect();
+    let entries = entries(22);
     let to_front = Clients::connect(&front, true).await;
     let producer = Producer::firehose(
         to_front.firehose.clone(),

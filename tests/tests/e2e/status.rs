@@ -7,8 +7,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use futures::StreamExt;
-
 use producer::{Entry, Producer, ProducerConfig};
 use streamlake::LocalStack;
 use streamlake::StackConfig;
@@ -22,6 +20,7 @@ use streamlake::status::{Objects, Status};
 use streamlake_core::PartitionKeys;
 use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
 use streamlake_core::layout::DATA_ROOT;
+use streamlake_e2e::write_old_partitions;
 
 use crate::support::{run_logs, start_up, terminate};
 
@@ -251,22 +250,7 @@ async fn on_a_lake_of_many_partitions_status_shows_the_recent_ones_and_whole_tot
         .await
         .unwrap();
     let first = chrono::NaiveDate::from_ymd_opt(2015, 1, 1).unwrap();
-    futures::stream::iter(0..OLD)
-        .map(|i| {
-            let day = PartitionKeys::for_date(first + chrono::Days::new(i as u64));
-            clients
-                .s3
-                .put_object()
-                .bucket(&config.bucket)
-                .key(format!("{DATA_ROOT}{day}/old-{i}"))
-                .body(format!("{{\"n\":{i}}}\n").into_bytes().into())
-                .send()
-        })
-        .buffer_unordered(16)
-        .for_each(|r| async move {
-            r.unwrap();
-        })
-        .await;
+    write_old_partitions(&clients.bucket(&config.bucket), first, OLD).await;
     let mut up = start_up(&binaries, &endpoint, &state_dir, "up", &[]).await;
     let entries: Vec<Entry> = WeatherGenerator::new(GeneratorConfig::default())
         .take(200)
