@@ -273,9 +273,32 @@ fn flatten(object: &[(String, Node)], path: &mut Vec<String>, out: &mut Vec<(Vec
     }
 }
 
-/// A column name for a path: its last key, or the whole path joined by `_` when the last
-/// key is taken, made of `[A-Za-z0-9_]` and not a partition column's name.
-fn column_name(path: &[String], taken: &[String]) -> String {
+/// Last keys that say too little on their own to name a nested field's column: `session.id`
+/// becomes `session_id`, not `id`.
+const GENERIC_KEYS: [&str; 16] = [
+    "id",
+    "name",
+    "type",
+    "kind",
+    "value",
+    "key",
+    "code",
+    "status",
+    "label",
+    "text",
+    "data",
+    "time",
+    "timestamp",
+    "date",
+    "version",
+    "count",
+];
+
+/// The column name of every path, in order: a top-level key keeps its name; a nested one
+/// gets its last key, or its whole path joined by `_` when the last key alone is generic
+/// ([`GENERIC_KEYS`]) or is also another path's last key. Names are made of
+/// `[A-Za-z0-9_]`, never a partition column's name, and unique.
+fn column_names(paths: &[&[String]]) -> Vec<String> {
     let clean = |s: &str| -> String {
         let mut name: String = s
             .chars()
@@ -286,14 +309,29 @@ fn column_name(path: &[String], taken: &[String]) -> String {
         }
         name
     };
-    let mut name = clean(path.last().map_or("", String::as_str));
-    if taken.contains(&name) {
-        name = clean(&path.join("_"));
+    let last = |path: &[String]| clean(path.last().map_or("", String::as_str));
+    let mut last_keys: BTreeMap<String, usize> = BTreeMap::new();
+    for path in paths {
+        *last_keys.entry(last(path)).or_default() += 1;
     }
-    if ["year", "month", "day", "hour"].contains(&name.as_str()) || taken.contains(&name) {
-        name.push_str("_value");
+    let mut taken: Vec<String> = Vec::with_capacity(paths.len());
+    for path in paths {
+        let key = last(path);
+        let generic = GENERIC_KEYS.contains(&key.to_ascii_lowercase().as_str());
+        let mut name = if path.len() > 1 && (generic || last_keys[&key] > 1) {
+            clean(&path.join("_"))
+        } else {
+            key
+        };
+        if taken.contains(&name) {
+            name = clean(&path.join("_"));
+        }
+        while ["year", "month", "day", "hour"].contains(&name.as_str()) || taken.contains(&name) {
+            name.push_str("_value");
+        }
+        taken.push(name);
     }
-    name
+    taken
 }
 
 /// How time-like a key's name is, for choosing the event time.
@@ -374,9 +412,10 @@ fn render(name: &str, origin: &str, count: usize, seen: &[(Vec<String>, Seen)]) 
             "\n# No field holds a time in every record: the arrival time decides the partition."
         );
     }
-    let mut taken = Vec::new();
-    for (i, ((path, s), (fit, misfits))) in seen.iter().zip(fits).enumerate() {
-        let column = column_name(path, &taken);
+    let paths: Vec<&[String]> = seen.iter().map(|(path, _)| path.as_slice()).collect();
+    let columns = column_names(&paths);
+    for (i, (((path, s), (fit, misfits)), column)) in seen.iter().zip(fits).zip(columns).enumerate()
+    {
         let from = path.join(".");
         let is_event = event.as_ref().is_some_and(|e| e.index == i);
         let (ty, format) = match fit {
@@ -405,7 +444,6 @@ fn render(name: &str, origin: &str, count: usize, seen: &[(Vec<String>, Seen)]) 
         } else {
             let _ = writeln!(out, "# in {} of {count} records", s.present);
         }
-        taken.push(column);
     }
     out
 }
@@ -509,6 +547,39 @@ mod tests {
             .iter()
             .map(|c| c.name.as_str())
             .collect();
-        assert_eq!(names, ["ticker_symbol", "day_value", "id", "b_id"]);
+        assert_eq!(names, ["ticker_symbol", "day_value", "a_id", "b_id"]);
+    }
+
+    #[test]
+    fn nested_columns_are_named_by_their_path_when_the_last_key_is_ambiguous_or_generic() {
+        let i = inferred(&[
+            r#"{"a":{"id":1},"b":{"id":"x"},"c":{"name":"n"},"d":{"src":"s"},"user":{"tier":"gold"}}"#,
+            r#"{"a":{"id":2},"b":{"id":"y"},"c":{"name":"m"},"d":{"src":"t"},"user":{"tier":"free"}}"#,
+        ]);
+        let named: Vec<(&str, String)> = i
+            .dataset
+            .columns()
+            .iter()
+            .map(|c| (c.name.as_str(), c.read().unwrap().dotted()))
+            .collect();
+        assert_eq!(
+            named,
+            [
+                ("a_id", "a.id".to_owned()),
+                ("b_id", "b.id".to_owned()),
+                ("c_name", "c.name".to_owned()),
+                ("src", "d.src".to_owned()),
+                ("tier", "user.tier".to_owned()),
+            ]
+        );
+        // A top-level key keeps its name; a nested one sharing it is named by its path.
+        let i = inferred(&[r#"{"id":1,"session":{"id":"s1"},"experiment":{"name":"e"}}"#]);
+        let names: Vec<&str> = i
+            .dataset
+            .columns()
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(names, ["id", "session_id", "experiment_name"]);
     }
 }

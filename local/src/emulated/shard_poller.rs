@@ -17,9 +17,13 @@ use crate::error::{Report, StackError};
 /// <https://docs.aws.amazon.com/kinesis/latest/APIReference/API_GetRecords.html>
 pub const MAX_GET_RECORDS: usize = 10_000;
 
-/// The wait after a read that found nothing: Kinesis serves five reads per second per
-/// shard (<https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html>).
-const EMPTY_READ_WAIT: Duration = Duration::from_millis(200);
+/// The wait after a read that found nothing: one read per second per shard and consumer,
+/// as Kinesis recommends so that several consumers (here Firehose and the event source
+/// mapping) stay within a shard's five reads per second
+/// (<https://docs.aws.amazon.com/streams/latest/dev/kinesis-low-latency.html>,
+/// <https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html>), and as
+/// Lambda's event source mapping polls. A read that returned records is followed at once.
+const EMPTY_READ_WAIT: Duration = Duration::from_secs(1);
 
 /// The wait while the consumer has no room for more records.
 const FULL_WAIT: Duration = Duration::from_millis(50);
