@@ -12,7 +12,7 @@ set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 state="${STREAMLAKE_STATE_DIR:-${root}/target/streamlake}"
-venv="${state}/infra-venv-2"
+venv="${state}/infra-venv-3"
 python="${PYTHON:-python3}"
 uv_version="0.13.9"
 uv_venv="${state}/uv-${uv_version}"
@@ -29,7 +29,9 @@ mkdir -p "$state"
         echo "infra checks: installing cfn-lint, checkov, the AWS CLI, moto and cargo-lambda into ${venv}"
         export UV_PYTHON_DOWNLOADS=never
         "${uv_venv}/bin/uv" venv --quiet --clear --python "$python" "$venv"
-        "${uv_venv}/bin/uv" pip install --quiet --python "${venv}/bin/python" \
+        # Bytecode at install time: checkov and cfn-lint import thousands of modules, which
+        # every run compiles again from source without it (PYTHONDONTWRITEBYTECODE).
+        "${uv_venv}/bin/uv" pip install --quiet --compile-bytecode --python "${venv}/bin/python" \
             "cfn-lint==1.58.0" \
             "checkov==3.3.30" \
             "awscli==1.46.3" \

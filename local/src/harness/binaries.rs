@@ -3,7 +3,9 @@
 //! They are found next to the running executable (cargo puts every binary of the
 //! workspace in one folder), or in `STREAMLAKE_BIN_DIR`. When the stack runs under
 //! cargo (`cargo run`, `cargo test`), it first builds them with the same cargo and
-//! profile, so they are never missing or stale.
+//! profile, so they are never missing or stale: once per process (the end-to-end tests
+//! start about fifty stacks in one process, and each `cargo build` that finds nothing to
+//! do still costs two to three seconds of CPU checking the workspace).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -34,7 +36,8 @@ impl Binaries {
             dir.pop();
         }
         if let Some(cargo) = std::env::var_os("CARGO") {
-            build(&cargo, &dir).await?;
+            static BUILT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+            BUILT.get_or_try_init(|| build(&cargo, &dir)).await?;
         }
         Self::checked(dir)
     }
@@ -54,6 +57,14 @@ impl Binaries {
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir
             .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
+    }
+
+    /// A command running a binary, which finds the other binaries where these are
+    /// (`STREAMLAKE_BIN_DIR`) instead of building them again (`streamlake up` run by a test).
+    pub fn command(&self, name: &str) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(self.path(name));
+        command.env("STREAMLAKE_BIN_DIR", &self.dir);
+        command
     }
 }
 

@@ -415,7 +415,9 @@ pub async fn run_follow_up_queries(
             })
             .collect();
         println!("$ query {}", shown.join(" "));
-        let output = tokio::process::Command::new(stack.binaries().path("query"))
+        let output = stack
+            .binaries()
+            .command("query")
             .args(&args)
             .envs(stack.clients().child_env.iter().map(|(k, v)| (k, v)))
             .output()

@@ -40,7 +40,8 @@ async fn query_sql(binaries: &Binaries, clients: &Clients, sql: &str) -> String 
 
 /// `query --lake <lake> sql --format csv SQL` against the emulator.
 async fn query_lake(binaries: &Binaries, clients: &Clients, lake: &str, sql: &str) -> String {
-    let output = tokio::process::Command::new(binaries.path("query"))
+    let output = binaries
+        .command("query")
         .args(["--lake", lake, "sql", "--format", "csv", sql])
         .envs(clients.child_env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())

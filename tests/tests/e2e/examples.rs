@@ -59,7 +59,9 @@ fn comparable(dataset: &Dataset, line: &[u8]) -> String {
 
 /// `query ARGS` against the stack; its standard output.
 async fn query(stack: &LocalStack, args: &[&str]) -> String {
-    let output = tokio::process::Command::new(stack.binaries().path("query"))
+    let output = stack
+        .binaries()
+        .command("query")
         .args(args)
         .envs(stack.clients().child_env.iter().map(|(k, v)| (k, v)))
         .output()

@@ -34,7 +34,7 @@ use streamlake_core::generate::{GeneratorConfig, WeatherGenerator};
 use streamlake_core::seqnum;
 use streamlake_e2e::weather;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 use crate::support::{audit_in_order, failure_queue_url, interrupt, run_logs};
 
@@ -84,7 +84,7 @@ async fn start_up(
     seed: u64,
 ) -> Up {
     let log = std::fs::File::create(state_dir.join(format!("{stream}.log"))).unwrap();
-    let mut command = Command::new(binaries.path("streamlake"));
+    let mut command = binaries.command("streamlake");
     command
         .args([
             "up",

@@ -51,7 +51,8 @@ async fn full_listing(clients: &Clients, bucket: &str) -> BTreeMap<String, Objec
 
 /// `streamlake status --json` for `state_dir`.
 async fn status_json(binaries: &Binaries, state_dir: &std::path::Path) -> Status {
-    let output = tokio::process::Command::new(binaries.path("streamlake"))
+    let output = binaries
+        .command("streamlake")
         .args(["status", "--json", "--state-dir"])
         .arg(state_dir)
         .output()

@@ -350,7 +350,8 @@ pub async fn start_up_at(
     use tokio::io::{AsyncBufReadExt, BufReader};
 
     let log = std::fs::File::create(state_dir.join(format!("{name}.log"))).unwrap();
-    let mut child = tokio::process::Command::new(binaries.path("streamlake"))
+    let mut child = binaries
+        .command("streamlake")
         .args(["up", "--endpoint", endpoint, "--state-dir"])
         .arg(state_dir)
         .args(args)

@@ -14,7 +14,7 @@ use streamlake_e2e::weather;
 
 /// Runs `streamlake tail` against the stack; its output lines, counted.
 async fn tail(stack: &LocalStack, args: &[&str]) -> BTreeMap<Vec<u8>, usize> {
-    let mut command = tokio::process::Command::new(stack.binaries().path("streamlake"));
+    let mut command = stack.binaries().command("streamlake");
     command
         .arg("tail")
         .args(["--stream", &stack.config().stream])
