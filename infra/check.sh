@@ -12,7 +12,7 @@ set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 state="${STREAMLAKE_STATE_DIR:-${root}/target/streamlake}"
-venv="${state}/infra-venv-3"
+venv="${state}/infra-venv-2"
 python="${PYTHON:-python3}"
 uv_version="0.13.9"
 uv_venv="${state}/uv-${uv_version}"
@@ -29,9 +29,7 @@ mkdir -p "$state"
         echo "infra checks: installing cfn-lint, checkov, the AWS CLI, moto and cargo-lambda into ${venv}"
         export UV_PYTHON_DOWNLOADS=never
         "${uv_venv}/bin/uv" venv --quiet --clear --python "$python" "$venv"
-        # Bytecode at install time: checkov and cfn-lint import thousands of modules, which
-        # every run compiles again from source without it (PYTHONDONTWRITEBYTECODE).
-        "${uv_venv}/bin/uv" pip install --quiet --compile-bytecode --python "${venv}/bin/python" \
+        "${uv_venv}/bin/uv" pip install --quiet --python "${venv}/bin/python" \
             "cfn-lint==1.58.0" \
             "checkov==3.3.30" \
             "awscli==1.46.3" \
@@ -41,6 +39,9 @@ mkdir -p "$state"
     fi
 ) 9>"${state}/python-tools.lock"
 export PATH="${venv}/bin:${PATH}"
+# The tools cache their modules' bytecode in the virtualenv (checkov and cfn-lint import
+# thousands of them; local/src/harness/python.rs says why).
+unset PYTHONDONTWRITEBYTECODE
 template="${root}/infra/template.yaml"
 
 for checked in "$template" "$@"; do

@@ -1,5 +1,5 @@
 -- Generated from examples/weather/dataset.toml by query/src/athena.rs (`query ddl` prints the same
--- for any lake); query/tests/athena.rs checks it. Replace <bucket> with the lake bucket.
+-- for any lake); query/tests/integration/athena.rs checks it. Replace <bucket> with the lake bucket.
 -- The compaction log (query/src/compaction_log.rs): which objects a compaction in
 -- progress hides. Beside the lake, outside data/.
 CREATE EXTERNAL TABLE IF NOT EXISTS weather_compaction_log (

@@ -1,5 +1,5 @@
 -- Generated from examples/weather/dataset.toml by query/src/athena.rs (`query ddl` prints the same
--- for any lake); query/tests/athena.rs checks it. Replace <bucket> with the lake bucket.
+-- for any lake); query/tests/integration/athena.rs checks it. Replace <bucket> with the lake bucket.
 -- The objects in the lake's partition folders, NDJSON lake (output format ndjson or
 -- ndjson-gzip; compaction keeps it NDJSON). Query the view `weather`, not this table.
 CREATE EXTERNAL TABLE IF NOT EXISTS weather_raw (

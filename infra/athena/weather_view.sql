@@ -1,5 +1,5 @@
 -- Generated from examples/weather/dataset.toml by query/src/athena.rs (`query ddl` prints the same
--- for any lake); query/tests/athena.rs checks it. Replace <bucket> with the lake bucket.
+-- for any lake); query/tests/integration/athena.rs checks it. Replace <bucket> with the lake bucket.
 -- What to query: the raw table without the objects the compaction log hides. Every
 -- record once at every step of a compaction, as `query sql` reads the lake.
 CREATE OR REPLACE VIEW weather AS

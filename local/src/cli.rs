@@ -270,12 +270,12 @@ pub struct StackArgs {
     /// The server that answers DynamoDB: dynalite serves requests in parallel, as
     /// DynamoDB does (auto: dynalite when Node.js is installed and the stack runs its own
     /// emulator).
-    #[arg(long, value_enum, default_value_t = ApiServer::Auto)]
+    #[arg(long, value_enum, default_value_t = DEFAULTS.dynamodb)]
     pub dynamodb: ApiServer,
     /// The server that answers Kinesis: kinesalite serves requests in parallel, as
     /// Kinesis does (auto: kinesalite when Node.js is installed and the stack runs its own
     /// emulator).
-    #[arg(long, value_enum, default_value_t = ApiServer::Auto)]
+    #[arg(long, value_enum, default_value_t = DEFAULTS.kinesis)]
     pub kinesis: ApiServer,
     /// Same as `--inject dynamodb:UpdateItem=RATE`.
     #[arg(long, value_name = "RATE")]

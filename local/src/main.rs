@@ -19,7 +19,11 @@ async fn run() -> Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new(cli.command.default_log_filter())
+                tracing_subscriber::EnvFilter::new(format!(
+                    "{},{}",
+                    cli.command.default_log_filter(),
+                    streamlake_core::aws::SDK_LOG_DIRECTIVE
+                ))
             }),
         )
         .with_writer(std::io::stderr)
@@ -48,7 +52,17 @@ async fn up(args: UpArgs) -> Result<ExitCode> {
 
 async fn run_demo(args: DemoArgs) -> Result<ExitCode> {
     let options = args.options()?;
-    let stack = LocalStack::start(args.stack.config()?).await?;
+    let mut config = args.stack.config()?;
+    let summaries = demo::fill_summaries(&mut config);
+    if !summaries.is_empty() {
+        eprintln!(
+            "streamlake: dataset {} has window summaries ({}): the demo turns the consumer's tumbling windows on ({} s; --tumbling-window SECONDS to choose)",
+            config.dataset.name(),
+            summaries.join(", "),
+            demo::SUMMARY_WINDOW.as_secs()
+        );
+    }
+    let stack = LocalStack::start(config).await?;
     let report = match demo::run(&stack, &options).await {
         Ok(report) => report,
         Err(e) => {

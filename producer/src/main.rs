@@ -162,7 +162,14 @@ async fn main() -> std::process::ExitCode {
 
 async fn run() -> Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(format!(
+                    "warn,{}",
+                    streamlake_core::aws::SDK_LOG_DIRECTIVE
+                ))
+            }),
+        )
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();

@@ -204,6 +204,26 @@ enum Format {
     Ndjson,
 }
 
+/// Prints the Athena DDL of the lake at `location`: its view is `table`, or the dataset's
+/// name.
+fn print_ddl(
+    dataset: &streamlake_core::dataset::Dataset,
+    table: Option<&str>,
+    format: DdlFormat,
+    location: &LakeLocation,
+) {
+    let table = table.unwrap_or(dataset.name());
+    print!(
+        "{}",
+        all_ddl(
+            dataset,
+            &TableNames::for_view(table),
+            format.into(),
+            location
+        )
+    );
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     streamlake_core::report::exit(run().await.map(|()| std::process::ExitCode::SUCCESS))
@@ -212,13 +232,23 @@ async fn main() -> std::process::ExitCode {
 async fn run() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::builder()
-                .with_default_directive(tracing::level_filters::LevelFilter::WARN.into())
-                .from_env_lossy(),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(format!(
+                    "warn,{}",
+                    streamlake_core::aws::SDK_LOG_DIRECTIVE
+                ))
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    // The DDL of a given dataset needs the lake's location, not the lake: no AWS call, so
+    // no AWS configuration is looked for.
+    if let (Command::Ddl { format, table }, Some(path)) = (&cli.command, &cli.dataset) {
+        let dataset = streamlake_core::dataset::Dataset::load_path(path)?;
+        print_ddl(&dataset, table.as_deref(), *format, &cli.lake);
+        return Ok(());
+    }
     let lake = Lake::open(cli.lake).await;
     let dataset = Arc::new(query::lake_dataset(&lake, cli.dataset.as_deref()).await?);
     let lake = lake.with_granularity(dataset.partition());
@@ -340,16 +370,7 @@ async fn run() -> Result<()> {
             );
         }
         Command::Ddl { format, table } => {
-            let table = table.unwrap_or_else(|| dataset.name().to_owned());
-            print!(
-                "{}",
-                all_ddl(
-                    &dataset,
-                    &TableNames::for_view(&table),
-                    format.into(),
-                    lake.location()
-                )
-            );
+            print_ddl(&dataset, table.as_deref(), format, lake.location());
         }
         Command::Scan {
             from,

@@ -69,7 +69,8 @@ impl Binaries {
 }
 
 /// Builds the binaries with the cargo that runs us, in the profile of `dir`. With
-/// progress on, cargo's own output shows what it compiles.
+/// progress on, it is a step of its own (cargo says only what fails: the step runs beside
+/// the servers' installs).
 async fn build(cargo: &std::ffi::OsStr, dir: &Path) -> Result<(), StackError> {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
@@ -78,10 +79,11 @@ async fn build(cargo: &std::ffi::OsStr, dir: &Path) -> Result<(), StackError> {
         return Ok(());
     }
     let mut command = tokio::process::Command::new(cargo);
-    command.arg("build").arg("--manifest-path").arg(&manifest);
-    if !progress::enabled() {
-        command.arg("--quiet");
-    }
+    command
+        .arg("build")
+        .arg("--quiet")
+        .arg("--manifest-path")
+        .arg(&manifest);
     // The same packages as every other build of the workspace resolve the same features
     // (`streamlake` depends on the others), so this build reuses what is built.
     command.args(["--package", env!("CARGO_PKG_NAME")]);
@@ -107,9 +109,8 @@ async fn build(cargo: &std::ffi::OsStr, dir: &Path) -> Result<(), StackError> {
             command.env_remove(name);
         }
     }
-    if progress::enabled() {
-        eprintln!("streamlake: building the Lambda and query binaries (cargo build)");
-    }
+    let _building =
+        progress::Step::start("building the Lambda and query binaries (cargo build)", "");
     let status = command
         .stdin(Stdio::null())
         .status()

@@ -22,6 +22,27 @@ use crate::error::StackError;
 use crate::harness::progress::Step;
 use crate::harness::stack::{LocalStack, StackConfig};
 
+/// The tumbling window the demo turns on for a dataset with window summaries: the event
+/// source mapping carries summaries in tumbling windows only
+/// (<https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-windows.html>), so
+/// without one the summary tables stay empty.
+pub const SUMMARY_WINDOW: Duration = Duration::from_secs(5);
+
+/// Turns the event source mapping's tumbling windows on ([`SUMMARY_WINDOW`]) when the
+/// stack's dataset has summary tables and the mapping has no window yet; returns the
+/// tables that fills (none when nothing changed).
+pub fn fill_summaries(config: &mut StackConfig) -> Vec<String> {
+    let Some(dynamodb) = config.dataset.dynamodb() else {
+        return Vec::new();
+    };
+    if dynamodb.summaries.is_empty() || config.mapping.tumbling_window.is_some() {
+        return Vec::new();
+    }
+    let tables = dynamodb.summaries.iter().map(|s| s.name.clone()).collect();
+    config.mapping.tumbling_window = Some(SUMMARY_WINDOW);
+    tables
+}
+
 /// Where the demo's records come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sample {

@@ -104,6 +104,7 @@ impl Emulator {
             File::create(&log_path).map_err(io(format!("creating {}", log_path.display())))?;
         let mut child = Command::new(&server)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env_remove(python::BYTECODE)
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(io("opening the moto log"))?)
             .stderr(log)

@@ -18,6 +18,7 @@ use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
 use crate::harness::emulator::{EmulatorError, free_port, io, wait_until_ready};
+use crate::harness::progress::Step;
 
 /// The dynalite release installed.
 pub const DYNALITE_VERSION: &str = "4.0.0";
@@ -25,8 +26,9 @@ pub const DYNALITE_VERSION: &str = "4.0.0";
 /// The kinesalite release installed.
 pub const KINESALITE_VERSION: &str = "3.3.3";
 
-/// Lock file (in the state folder) held while a package is installed.
-const LOCK_FILE: &str = "node-tools.lock";
+/// Lock file (in the package's folder) held while the package is installed: one per
+/// package, so that the stack installs both at once.
+const LOCK_FILE: &str = ".lock";
 
 /// Log of the installs, in the state folder.
 const LOG_FILE: &str = "node-install.log";
@@ -140,7 +142,7 @@ async fn ensure_installed(
         return Ok(module);
     }
     std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
-    let lock = File::create(state_dir.join(LOCK_FILE)).map_err(io("creating the install lock"))?;
+    let lock = File::create(dir.join(LOCK_FILE)).map_err(io("creating the install lock"))?;
     let _lock = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
         .await
         .expect("lock task does not panic")
@@ -154,7 +156,10 @@ async fn ensure_installed(
         .append(true)
         .open(&log_path)
         .map_err(io(format!("opening {}", log_path.display())))?;
-    eprintln!("streamlake: installing {name} {version} with npm (first run only)");
+    let _installing = Step::start(
+        format!("installing {name} {version} with npm"),
+        "first run only",
+    );
     let status = Command::new("npm")
         .args([
             "install",

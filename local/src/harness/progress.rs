@@ -8,16 +8,20 @@
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use tokio::task::JoinHandle;
 
 /// How often a running step says so when stderr is not a terminal.
 pub const HEARTBEAT: Duration = Duration::from_secs(10);
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// The spinners of the steps running at once (a first run builds the binaries while it
+/// installs the servers), each on its own line.
+static SPINNERS: LazyLock<MultiProgress> = LazyLock::new(MultiProgress::new);
 
 /// Shows the progress of long steps on stderr from now on.
 pub fn enable() {
@@ -52,7 +56,7 @@ impl Step {
         let display = if !enabled() {
             Display::Hidden
         } else if std::io::stderr().is_terminal() {
-            let bar = ProgressBar::new_spinner().with_style(
+            let bar = SPINNERS.add(ProgressBar::new_spinner()).with_style(
                 ProgressStyle::with_template("{spinner} streamlake: {prefix} [{elapsed}] {msg}")
                     .expect("a valid template"),
             );
@@ -98,12 +102,20 @@ impl Step {
 impl Drop for Step {
     fn drop(&mut self) {
         let took = format!("{:.1} s", self.started.elapsed().as_secs_f64());
+        let done = format!("streamlake: {} ({took})", self.label);
         match &self.display {
-            Display::Hidden => return,
-            Display::Spinner(bar) => bar.finish_and_clear(),
-            Display::Lines(heartbeat) => heartbeat.abort(),
+            Display::Hidden => {}
+            Display::Spinner(bar) => {
+                bar.finish_and_clear();
+                SPINNERS.remove(bar);
+                // Above the spinners still running.
+                let _ = SPINNERS.println(done);
+            }
+            Display::Lines(heartbeat) => {
+                heartbeat.abort();
+                eprintln!("{done}");
+            }
         }
-        eprintln!("streamlake: {} ({took})", self.label);
     }
 }
 

@@ -6,11 +6,8 @@
 //! uv and about 40 s with pip on 2 cores. `infra/check.sh` installs its tools with the same
 //! uv, under the same lock.
 //!
-//! Installs compile every module to bytecode (`--compile-bytecode`; uv does not by
-//! default), so that a start reads `.pyc` files instead of compiling moto, Flask and
-//! botocore from source: with `PYTHONDONTWRITEBYTECODE` set, as on some CI machines, no
-//! start ever writes them, and compiling was most of moto's start (1.7 s of CPU to answer
-//! every service once, 0.7 s with bytecode; the end-to-end tests start about fifty).
+//! The tools run with [`BYTECODE`] removed from their environment, so they cache their
+//! modules' bytecode in their virtualenv the first time they import them.
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -32,9 +29,13 @@ pub const LOCK_FILE: &str = "python-tools.lock";
 /// Log of the installs, in the state folder.
 pub const LOG_FILE: &str = "python-install.log";
 
-/// How the virtualenvs are installed, written into each one's marker file: a virtualenv
-/// installed another way (an older release of this code) is installed again.
-const RECIPE: &str = "uv pip install --compile-bytecode";
+/// The variable that keeps Python from writing bytecode. Set (as on some CI machines), it
+/// would make every start of a tool compile moto, Flask and botocore from source again:
+/// moto took 1.7 s of CPU to answer each service once, 0.7 s from bytecode, and the
+/// end-to-end tests start about fifty. Compiling the whole virtualenv at install time
+/// (`uv pip install --compile-bytecode`) instead costs 14 s, mostly for modules never
+/// imported.
+pub const BYTECODE: &str = "PYTHONDONTWRITEBYTECODE";
 
 /// A virtualenv that could not be installed.
 #[derive(Debug, Error)]
@@ -76,8 +77,7 @@ pub async fn ensure_venv(
 ) -> Result<PathBuf, InstallError> {
     let venv = state_dir.join(name);
     let marker = venv.join(".installed");
-    let installed = || fs::read_to_string(&marker).is_ok_and(|recipe| recipe == RECIPE);
-    if installed() {
+    if marker.exists() {
         return Ok(venv);
     }
     let log = state_dir.join(LOG_FILE);
@@ -95,7 +95,7 @@ pub async fn ensure_venv(
         .await
         .expect("lock task does not panic")
         .map_err(|e| fail(format!("cannot take the install lock: {e}")))?;
-    if installed() {
+    if marker.exists() {
         return Ok(venv);
     }
     let step = Step::start(label, expected);
@@ -111,19 +111,12 @@ pub async fn ensure_venv(
     .await
     .map_err(&fail)?;
     let venv_python = venv.join("bin").join("python").display().to_string();
-    let mut install = vec![
-        "pip",
-        "install",
-        "--compile-bytecode",
-        "--python",
-        &venv_python,
-    ];
+    let mut install = vec!["pip", "install", "--python", &venv_python];
     install.extend_from_slice(requirements);
     run_logged(&uv, &install, &log, &step)
         .await
         .map_err(&fail)?;
-    fs::write(&marker, RECIPE)
-        .map_err(|e| fail(format!("cannot create {}: {e}", marker.display())))?;
+    File::create(&marker).map_err(|e| fail(format!("cannot create {}: {e}", marker.display())))?;
     Ok(venv)
 }
 

@@ -97,8 +97,10 @@ impl StackConfig {
             checkpoints: true,
             function_timeout: Duration::from_secs(60),
             faults: FaultPlan::default(),
-            dynamodb: ApiServer::default(),
-            kinesis: ApiServer::default(),
+            // What users get: the Node.js servers where they can start (as AWS, they serve
+            // requests in parallel, and with a few times less CPU per request than moto).
+            dynamodb: ApiServer::Auto,
+            kinesis: ApiServer::Auto,
         }
     }
 }
@@ -170,16 +172,23 @@ impl LocalStack {
     /// Lambdas, both delivery streams (Kinesis source, Direct PUT) and the event source
     /// mapping (each piece's settings: `harness::wiring`).
     pub async fn start(config: StackConfig) -> Result<Self, StackError> {
-        let binaries = Binaries::locate().await?;
         let log_dir = logs::create_run_dir(&config.state_dir).map_err(StackError::io(format!(
             "creating a log folder in {}",
             config.state_dir.display()
         )))?;
-        let emulator = match &config.endpoint {
-            Some(endpoint) => Emulator::shared(endpoint),
-            None => Emulator::start(&config.state_dir, &log_dir).await?,
+        // The binaries are built (under cargo) while the servers are installed and start:
+        // on a first run, the build of the Lambdas and `query` beside moto's and the
+        // Node.js servers' installs.
+        let servers = async {
+            let emulator = match &config.endpoint {
+                Some(endpoint) => Emulator::shared(endpoint),
+                None => Emulator::start(&config.state_dir, &log_dir).await?,
+            };
+            let front = config.front(&emulator, &log_dir).await?;
+            Ok::<_, StackError>((emulator, front))
         };
-        let (front, node_servers, servers) = config.front(&emulator, &log_dir).await?;
+        let (binaries, (emulator, (front, node_servers, servers))) =
+            tokio::try_join!(Binaries::locate(), servers)?;
         let clients = Clients::connect(emulator.endpoint(), emulator.is_local())
             .await
             .through(front.endpoint());
@@ -436,7 +445,8 @@ impl LocalStack {
     }
 
     /// Waits until Firehose has read `firehose` records and the mapping, when `mapping`
-    /// is given, that many, each branch having settled what it read.
+    /// is given, that many, each branch having settled what it read (the mapping's
+    /// tumbling windows closed too: their final invocations write the summaries).
     async fn wait_until_settled(
         &self,
         firehose: u64,
@@ -448,8 +458,11 @@ impl LocalStack {
         loop {
             let f = self.firehose_stats();
             let m = self.mapping_stats();
+            // Settled, and the aggregates of every tumbling window written.
             let consumed = match (mapping, &self.mapping) {
-                (Some(records), Some(_)) => m.records_read >= records && m.settled(),
+                (Some(records), Some(_)) => {
+                    m.records_read >= records && m.settled() && m.open_windows == 0
+                }
                 _ => true,
             };
             if f.records_read >= firehose && consumed {

@@ -96,23 +96,9 @@ impl StackConfig {
         let node_usable = [self.dynamodb, self.kinesis].contains(&ApiServer::Auto)
             && emulator.is_owned()
             && node_available();
-        let mut routed = Vec::new();
-        let mut servers = Servers::default();
-        for (asked, server, service, kind) in [
-            (
-                self.dynamodb,
-                &mut servers.dynamodb,
-                Service::DynamoDb,
-                NodeServerKind::Dynalite,
-            ),
-            (
-                self.kinesis,
-                &mut servers.kinesis,
-                Service::Kinesis,
-                NodeServerKind::Kinesalite,
-            ),
-        ] {
-            let started = match asked {
+        // Both servers installed (on a first run) and started at once.
+        let start = |asked: ApiServer, service: Service, kind: NodeServerKind| async move {
+            Ok::<_, StackError>(match asked {
                 ApiServer::Emulator => None,
                 ApiServer::Node => Some(NodeServer::start(kind, &self.state_dir, log_dir).await?),
                 ApiServer::Auto if !node_usable => None,
@@ -124,14 +110,30 @@ impl StackConfig {
                         None
                     }
                 },
-            };
-            *server = if started.is_some() {
+            })
+        };
+        let (dynamodb, kinesis) = tokio::try_join!(
+            start(self.dynamodb, Service::DynamoDb, NodeServerKind::Dynalite),
+            start(self.kinesis, Service::Kinesis, NodeServerKind::Kinesalite),
+        )?;
+        let resolved = |started: &Option<NodeServer>| {
+            if started.is_some() {
                 ApiServer::Node
             } else {
                 ApiServer::Emulator
-            };
-            routed.extend(started.map(|n| (service, n)));
-        }
+            }
+        };
+        let servers = Servers {
+            dynamodb: resolved(&dynamodb),
+            kinesis: resolved(&kinesis),
+        };
+        let routed: Vec<(Service, NodeServer)> = [
+            dynamodb.map(|n| (Service::DynamoDb, n)),
+            kinesis.map(|n| (Service::Kinesis, n)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         let routes: Vec<(Service, &str)> = routed.iter().map(|(s, n)| (*s, n.endpoint())).collect();
         let proxy = FaultProxy::start_routed(emulator.endpoint(), &routes, &self.faults).await?;
         Ok((proxy, routed.into_iter().map(|(_, n)| n).collect(), servers))

@@ -2,8 +2,8 @@
 //! through the local stack, exact after a run and after a replay of the whole stream; the
 //! per-minute summary equal to the same aggregation computed over the input; `status`
 //! showing each unicorn's newest position; a record without its key dead-lettered with
-//! the reason; and the newest value winning over
-//! replays and out-of-order batches on moto and on dynalite.
+//! the reason; the newest value winning over replays and out-of-order batches on moto and
+//! on dynalite; and the unicorn demo filling its per-minute summary.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,7 +19,7 @@ use producer::redrive::{self, RedriveConfig, Source};
 use producer::{Entry, Producer, ProducerConfig};
 use streamlake::clients::Clients;
 use streamlake::harness::binaries::default_state_dir;
-use streamlake::harness::demo::read_prefix;
+use streamlake::harness::demo::{self, DemoOptions, Sample, read_prefix};
 use streamlake::harness::emulator::Emulator;
 use streamlake::harness::node_servers::{NodeServer, NodeServerKind};
 use streamlake::harness::resources::{TableSpec, ensure_table};
@@ -393,4 +393,49 @@ async fn the_newest_unicorn_status_wins_on_moto_and_dynalite() {
     scenario(moto.endpoint()).await;
     scenario(dynalite.endpoint()).await;
     moto.stop().await;
+}
+
+/// `demo --dataset examples/unicorns` as the command line runs it: the demo turns the
+/// consumer's tumbling windows on for the dataset's per-minute summary, and once it has
+/// counted what arrived the summary holds exactly the aggregation of the records it sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_unicorn_demo_fills_its_per_minute_summary() {
+    let dataset = unicorns();
+    let mut config = StackConfig::new(default_state_dir());
+    config.dataset = dataset.clone().into();
+    config.buffer_interval = Duration::from_secs(1);
+    assert_eq!(demo::fill_summaries(&mut config), ["UnicornAggregation"]);
+    assert_eq!(config.mapping.tumbling_window, Some(demo::SUMMARY_WINDOW));
+    let stack = LocalStack::start(config).await.unwrap();
+    let sample = example("unicorns").join("records.ndjson");
+    let options = DemoOptions {
+        sample: Sample::File(sample.clone()),
+        direct_put: false,
+        records: 300,
+        seed: 1,
+        error_rate: 0.0,
+        start: chrono::NaiveDate::from_ymd_opt(2021, 10, 1).unwrap(),
+    };
+    let report = demo::run(&stack, &options).await.unwrap();
+    assert!(report.reconciles(), "{report}");
+    assert!(report.unfilled_summaries.is_empty(), "{report}");
+
+    let text = std::fs::read_to_string(&sample).unwrap();
+    let records: Vec<&[u8]> = text.lines().take(300).map(str::as_bytes).collect();
+    let expected = expected_summary(&dataset, &records);
+    assert!(expected.len() > 5, "{expected:?}");
+    let client = &stack.clients().dynamodb;
+    let summary = items(
+        client,
+        "UnicornAggregation",
+        &["Name", "windowStart"],
+        false,
+    )
+    .await;
+    assert_eq!(summary, expected, "the summary once the demo has counted");
+    assert_eq!(
+        report.counts.rows["UnicornAggregation"],
+        expected.len() as u64
+    );
+    stack.stop().await;
 }

@@ -54,6 +54,7 @@ async fn reference(python: &std::path::Path, mode: &str, records: &[Entry]) -> V
         .collect();
     let request = serde_json::json!({ "mode": mode, "records": pairs });
     let mut child = tokio::process::Command::new(python)
+        .env_remove(streamlake::harness::python::BYTECODE)
         .args(["-c", SCRIPT])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -150,6 +150,10 @@ pub struct MappingStats {
     pub iterator_age_ms: u64,
     /// The largest `iterator_age_ms` so far.
     pub max_iterator_age_ms: u64,
+    /// Tumbling windows opened whose final invocation has not succeeded yet: their
+    /// records are settled, but their aggregates are not written.
+    #[serde(default)]
+    pub open_windows: u64,
 }
 
 impl MappingStats {
@@ -386,6 +390,7 @@ impl Lane {
                     continue;
                 }
                 if let (None, Some(first)) = (&self.window, self.pending.front()) {
+                    self.ctx.stats.lock().expect("not poisoned").open_windows += 1;
                     let (start, end) = window_of(first.arrival, length);
                     self.window = Some(OpenWindow {
                         start,
@@ -590,6 +595,7 @@ impl Lane {
         match result {
             BatchResult::Success | BatchResult::RetryFrom(_) => {
                 self.window = None;
+                self.ctx.stats.lock().expect("not poisoned").open_windows -= 1;
                 let held = std::mem::take(&mut self.held);
                 self.checkpoint(&held, true);
             }

@@ -1,7 +1,7 @@
 //! Athena parity: the DDL in `infra/athena/` has the one schema's columns, and the saved
 //! queries give, through `query sql`, the values computed here independently.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -22,7 +22,7 @@ fn athena(path: &str) -> String {
 
 /// The header of every generated DDL file.
 const HEADER: &str = "-- Generated from examples/weather/dataset.toml by query/src/athena.rs (`query ddl` prints the same\n\
-                      -- for any lake); query/tests/athena.rs checks it. Replace <bucket> with the lake bucket.\n";
+                      -- for any lake); query/tests/integration/athena.rs checks it. Replace <bucket> with the lake bucket.\n";
 
 /// The DDL files `infra/athena/` must hold, and what each says first.
 fn ddl_files() -> Vec<(&'static str, String)> {

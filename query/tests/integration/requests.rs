@@ -1,6 +1,6 @@
 //! Requests a query makes to the object store: a small Parquet object is read with one.
 
-mod common;
+use crate::common;
 
 use std::fmt;
 use std::ops::Range;

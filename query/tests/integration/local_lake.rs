@@ -1,6 +1,6 @@
 //! `partitions` and `scan` over a local folder holding the three object formats.
 
-mod common;
+use crate::common;
 
 use query::{ScanOptions, scan, summarize_partitions};
 use streamlake_core::lake::{DateRange, Lake, LakeLocation};

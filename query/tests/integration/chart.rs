@@ -1,7 +1,7 @@
 //! `query sql --chart`: a PNG of the requested size, one series per value column or per
 //! value of `--series`, lines over dates and bars over text.
 
-mod common;
+use crate::common;
 
 use query::chart::{ChartOptions, draw_png};
 use query::sql::LakeSession;

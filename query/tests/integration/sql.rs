@@ -1,6 +1,6 @@
 //! SQL over a local lake: results equal on NDJSON and Parquet, partition pruning.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::Ordering;
 

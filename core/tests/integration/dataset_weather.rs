@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use streamlake_core::dataset::{Dataset, InvalidRecord};
 use streamlake_core::time::from_epoch_millis;
 
-const GOLDEN: &str = include_str!("golden/weather.jsonl");
+const GOLDEN: &str = include_str!("../golden/weather.jsonl");
 
 #[test]
 fn the_weather_dataset_gives_the_compiled_in_lines_and_failures() {

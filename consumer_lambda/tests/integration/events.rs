@@ -6,7 +6,7 @@ use consumer_lambda::{ConsumerEvent, ConsumerResponse};
 #[test]
 fn reads_a_plain_kinesis_event() {
     let event: ConsumerEvent =
-        serde_json::from_str(include_str!("fixtures/kinesis_event.json")).unwrap();
+        serde_json::from_str(include_str!("../fixtures/kinesis_event.json")).unwrap();
     assert_eq!(event.records.len(), 5);
     assert!(event.window.is_none() && event.state.is_none() && !event.is_final_invoke_for_window);
 }

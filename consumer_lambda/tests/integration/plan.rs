@@ -9,7 +9,7 @@ use streamlake_core::dataset::Dataset;
 #[test]
 fn plans_a_kinesis_event() {
     let event: KinesisEvent =
-        serde_json::from_str(include_str!("fixtures/kinesis_event.json")).unwrap();
+        serde_json::from_str(include_str!("../fixtures/kinesis_event.json")).unwrap();
     let records = event.records.iter().map(|r| InputRecord {
         sequence_number: &r.kinesis.sequence_number,
         partition_key: &r.kinesis.partition_key,

@@ -8,7 +8,7 @@ use serde_json::Value;
 use streamlake_core::dataset::Dataset;
 use transform_lambda::{FirehoseEvent, TransformStats, transform, transform_json};
 
-const FIXTURE: &str = include_str!("fixtures/firehose_kinesis_source.json");
+const FIXTURE: &str = include_str!("../fixtures/firehose_kinesis_source.json");
 
 fn fixture() -> FirehoseEvent<'static> {
     serde_json::from_str(FIXTURE).unwrap()

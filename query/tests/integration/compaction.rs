@@ -7,7 +7,7 @@
 //!
 //! Both lake formats; an NDJSON lake stays NDJSON (GZIP), a Parquet lake Parquet.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
