@@ -26,7 +26,7 @@ use crate::harness::stack::{LocalStack, StackConfig};
 /// source mapping carries summaries in tumbling windows only
 /// (<https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-windows.html>), so
 /// without one the summary tables stay empty.
-pub const SUMMARY_WINDOW: Duration = Duration::from_secs(5);
+pub const SUMMARY_WINDOW: Duration = Duration::from_secs(2);
 
 /// Turns the event source mapping's tumbling windows on ([`SUMMARY_WINDOW`]) when the
 /// stack's dataset has summary tables and the mapping has no window yet; returns the
@@ -504,4 +504,44 @@ pub async fn read_prefix(
         out.push((object.key, body));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn config_of(example: &str) -> StackConfig {
+        let mut config = StackConfig::new(std::env::temp_dir());
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../examples")
+            .join(example);
+        config.dataset = Arc::new(Dataset::load_path(&path).unwrap());
+        config
+    }
+
+    #[test]
+    fn summaries_turn_the_tumbling_window_on_unless_one_was_chosen() {
+        let mut unicorns = config_of("unicorns");
+        assert_eq!(fill_summaries(&mut unicorns), ["UnicornAggregation"]);
+        assert_eq!(unicorns.mapping.tumbling_window, Some(SUMMARY_WINDOW));
+
+        let mut chosen = config_of("unicorns");
+        chosen.mapping.tumbling_window = Some(Duration::from_secs(60));
+        assert!(fill_summaries(&mut chosen).is_empty());
+        assert_eq!(
+            chosen.mapping.tumbling_window,
+            Some(Duration::from_secs(60))
+        );
+
+        let mut weather = config_of("weather");
+        assert_eq!(fill_summaries(&mut weather), ["DailySummary"]);
+
+        // Trades have no tables.
+        let mut trades = config_of("trades");
+        assert!(fill_summaries(&mut trades).is_empty());
+        assert_eq!(trades.mapping.tumbling_window, None);
+    }
 }

@@ -79,10 +79,7 @@ impl Emulator {
     /// The emulator named by `AWS_ENDPOINT_URL`, or moto installed under `state_dir` and
     /// started with its log in `log_dir`.
     pub async fn start(state_dir: &Path, log_dir: &Path) -> Result<Self, EmulatorError> {
-        if let Some(endpoint) = std::env::var("AWS_ENDPOINT_URL")
-            .ok()
-            .filter(|e| !e.is_empty())
-        {
+        if let Some(endpoint) = Self::named_by_environment() {
             tracing::info!(%endpoint, "using the emulator named by AWS_ENDPOINT_URL");
             // An emulator on this machine, with no credentials configured, gets the
             // placeholder key; anything else uses the standard configuration.
@@ -118,6 +115,14 @@ impl Emulator {
             child: Some(child),
             local: true,
         })
+    }
+
+    /// The emulator `AWS_ENDPOINT_URL` names, which [`Emulator::start`] uses instead of
+    /// starting one.
+    pub fn named_by_environment() -> Option<String> {
+        std::env::var("AWS_ENDPOINT_URL")
+            .ok()
+            .filter(|e| !e.is_empty())
     }
 
     /// A local emulator (accepting any credentials) that another owner runs at `endpoint`.

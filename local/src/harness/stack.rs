@@ -177,18 +177,21 @@ impl LocalStack {
             config.state_dir.display()
         )))?;
         // The binaries are built (under cargo) while the servers are installed and start:
-        // on a first run, the build of the Lambdas and `query` beside moto's and the
-        // Node.js servers' installs.
-        let servers = async {
-            let emulator = match &config.endpoint {
+        // on a first run, the build of the Lambdas and `query` beside the installs of moto
+        // and of the Node.js servers.
+        let emulator = async {
+            Ok::<_, StackError>(match &config.endpoint {
                 Some(endpoint) => Emulator::shared(endpoint),
                 None => Emulator::start(&config.state_dir, &log_dir).await?,
-            };
-            let front = config.front(&emulator, &log_dir).await?;
-            Ok::<_, StackError>((emulator, front))
+            })
         };
-        let (binaries, (emulator, (front, node_servers, servers))) =
-            tokio::try_join!(Binaries::locate(), servers)?;
+        let owned = config.endpoint.is_none() && Emulator::named_by_environment().is_none();
+        let (binaries, emulator, (routed, servers)) = tokio::try_join!(
+            Binaries::locate(),
+            emulator,
+            config.node_servers(owned, &log_dir)
+        )?;
+        let (front, node_servers) = config.front(&emulator, routed).await?;
         let clients = Clients::connect(emulator.endpoint(), emulator.is_local())
             .await
             .through(front.endpoint());

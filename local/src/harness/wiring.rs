@@ -84,19 +84,18 @@ impl StackConfig {
         }
     }
 
-    /// What clients talk to in front of the emulator: the stack's HTTP front, which
-    /// answers Direct PUT calls, fails or delays HTTP calls as asked, and sends some APIs to
-    /// Node.js servers (started here). `ApiServer::Auto` settings are resolved here.
-    pub(crate) async fn front(
+    /// The Node.js servers that take APIs over from the emulator, installed (on a first
+    /// run) and started at once; `ApiServer::Auto` settings are resolved here. `owned`:
+    /// whether the stack runs its own emulator (`Auto` keeps a shared one answering
+    /// everything).
+    pub(crate) async fn node_servers(
         &self,
-        emulator: &Emulator,
+        owned: bool,
         log_dir: &Path,
-    ) -> Result<(FaultProxy, Vec<NodeServer>, Servers), StackError> {
+    ) -> Result<(Vec<(Service, NodeServer)>, Servers), StackError> {
         // Only `Auto` asks whether Node.js is there (two processes to run).
-        let node_usable = [self.dynamodb, self.kinesis].contains(&ApiServer::Auto)
-            && emulator.is_owned()
-            && node_available();
-        // Both servers installed (on a first run) and started at once.
+        let node_usable =
+            [self.dynamodb, self.kinesis].contains(&ApiServer::Auto) && owned && node_available();
         let start = |asked: ApiServer, service: Service, kind: NodeServerKind| async move {
             Ok::<_, StackError>(match asked {
                 ApiServer::Emulator => None,
@@ -134,9 +133,20 @@ impl StackConfig {
         .into_iter()
         .flatten()
         .collect();
+        Ok((routed, servers))
+    }
+
+    /// What clients talk to in front of the emulator: the stack's HTTP front, which
+    /// answers Direct PUT calls, fails or delays HTTP calls as asked, and sends the APIs
+    /// of `routed` to their Node.js servers.
+    pub(crate) async fn front(
+        &self,
+        emulator: &Emulator,
+        routed: Vec<(Service, NodeServer)>,
+    ) -> Result<(FaultProxy, Vec<NodeServer>), StackError> {
         let routes: Vec<(Service, &str)> = routed.iter().map(|(s, n)| (*s, n.endpoint())).collect();
         let proxy = FaultProxy::start_routed(emulator.endpoint(), &routes, &self.faults).await?;
-        Ok((proxy, routed.into_iter().map(|(_, n)| n).collect(), servers))
+        Ok((proxy, routed.into_iter().map(|(_, n)| n).collect()))
     }
 
     /// The Lambdas' dataset: its file, written into the run's folder as the deploy puts
