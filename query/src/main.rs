@@ -1,4 +1,4 @@
-use anyhow::Result;
+use anyhow::{Context, Result};
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::IsTerminal;
@@ -250,7 +250,16 @@ async fn run() -> Result<()> {
         return Ok(());
     }
     let lake = Lake::open(cli.lake).await;
-    let dataset = Arc::new(query::lake_dataset(&lake, cli.dataset.as_deref()).await?);
+    let dataset = match query::lake_dataset(&lake, cli.dataset.as_deref()).await {
+        // A dataset file's errors name the file already.
+        Err(e) if cli.dataset.is_none() => Err(e).with_context(|| {
+            format!(
+                "cannot read the dataset stored beside {} (--dataset FILE gives one instead)",
+                lake.location()
+            )
+        })?,
+        result => Arc::new(result?),
+    };
     let lake = lake.with_granularity(dataset.partition());
     match cli.command {
         Command::Partitions { from, to } => {

@@ -2,7 +2,13 @@
 //!
 //! When `AWS_ENDPOINT_URL` is set, that emulator is used as is. Otherwise moto (pinned)
 //! is installed into a virtualenv under the state directory on first use, started on a
-//! free loopback port, and stopped when the [`Emulator`] is dropped.
+//! free loopback port, and stopped when the [`Emulator`] is dropped. It never outlives the
+//! process that started it, even one killed with SIGKILL ([`LAUNCHER`]).
+//!
+//! A moto server whose owner stopped it is reset (every service's data gone) and kept for
+//! the next [`Emulator::start`] of the same process: starting moto and answering the first
+//! call of each service take about 1.3 s of CPU, and the end-to-end tests start some fifty
+//! stacks in one process. A program that starts one stack never reuses one.
 
 use std::fs::File;
 use std::net::TcpListener;
@@ -33,6 +39,21 @@ const READY_WITHIN: Duration = Duration::from_secs(120);
 /// How long one readiness probe may wait for an answer before it counts as "not yet".
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Runs moto's server (its arguments after the script's), and ends it when the process
+/// that started it is gone: a stack killed with SIGKILL, or a process ending with reset
+/// servers kept for reuse, leaves no moto behind.
+const LAUNCHER: &str = r#"
+import os, sys, threading, time
+parent = os.getppid()
+def watch():
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(0)
+threading.Thread(target=watch, daemon=True).start()
+from moto.server import main
+sys.exit(main(sys.argv[1:]))
+"#;
+
 /// A running (or external) emulator.
 #[derive(Debug)]
 pub struct Emulator {
@@ -42,6 +63,10 @@ pub struct Emulator {
     /// with a placeholder key instead of looking for real credentials).
     local: bool,
 }
+
+/// moto servers this process started whose owners stopped them, reset, for the next
+/// [`Emulator::start`].
+static IDLE: std::sync::Mutex<Vec<(String, Child)>> = std::sync::Mutex::new(Vec::new());
 
 /// Failure to provide an emulator.
 #[derive(Debug, Error)]
@@ -93,21 +118,24 @@ impl Emulator {
                 local,
             });
         }
-        let server = ensure_moto(state_dir).await?;
+        if let Some(reused) = Self::idle() {
+            return Ok(reused);
+        }
+        let python = ensure_moto(state_dir).await?;
         let port = free_port().map_err(io("finding a free port"))?;
         let endpoint = format!("http://127.0.0.1:{port}");
         let log_path = log_dir.join(format!("moto-{port}.log"));
         let log =
             File::create(&log_path).map_err(io(format!("creating {}", log_path.display())))?;
-        let mut child = Command::new(&server)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let mut child = Command::new(&python)
+            .args(["-c", LAUNCHER, "-H", "127.0.0.1", "-p", &port.to_string()])
             .env_remove(python::BYTECODE)
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(io("opening the moto log"))?)
             .stderr(log)
             .kill_on_drop(true)
             .spawn()
-            .map_err(io(format!("starting {}", server.display())))?;
+            .map_err(io(format!("starting moto with {}", python.display())))?;
         wait_until_ready(&mut child, &endpoint, &log_path, || ready(port)).await?;
         tracing::info!(%endpoint, "moto is ready");
         Ok(Self {
@@ -149,10 +177,42 @@ impl Emulator {
         self.child.is_some()
     }
 
-    /// Stops the emulator if this process started it.
+    /// A moto server an earlier owner stopped, if one is still running.
+    fn idle() -> Option<Self> {
+        let mut idle = IDLE.lock().expect("not poisoned");
+        while let Some((endpoint, mut child)) = idle.pop() {
+            if child.try_wait().is_ok_and(|exited| exited.is_none()) {
+                tracing::info!(%endpoint, "moto is ready (reset and reused; its log is its first run's)");
+                return Some(Self {
+                    endpoint,
+                    child: Some(child),
+                    local: true,
+                });
+            }
+        }
+        None
+    }
+
+    /// Stops the emulator if this process started it: its data is gone, and the server
+    /// waits, reset, for this process's next [`Emulator::start`] (or ends, if it cannot be
+    /// reset).
     pub async fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill().await;
+            if reset(&self.endpoint).await {
+                IDLE.lock()
+                    .expect("not poisoned")
+                    .push((self.endpoint.clone(), child));
+            } else {
+                let _ = child.start_kill();
+            }
+        }
+    }
+
+    /// Ends the emulator if this process started it, as a crash would: it is never
+    /// reused.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.start_kill();
         }
     }
 }
@@ -239,8 +299,30 @@ async fn probe(port: u16) -> bool {
     stream.read_exact(&mut head).await.is_ok() && head.starts_with(b"HTTP/1.") && head[9] == b'2'
 }
 
-/// The `moto_server` executable, installing moto into a virtualenv under `state_dir` when
-/// it is missing.
+/// Resets every service of the moto at `endpoint` (`POST /moto-api/reset`); whether it
+/// said it did.
+async fn reset(endpoint: &str) -> bool {
+    let Some(address) = endpoint.strip_prefix("http://") else {
+        return false;
+    };
+    let answer = async {
+        let mut stream = TcpStream::connect(address).await.ok()?;
+        let request = format!(
+            "POST /moto-api/reset HTTP/1.0\r\nHost: {address}\r\nContent-Length: 0\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).await.ok()?;
+        Some(head.starts_with(b"HTTP/1.") && head[9] == b'2')
+    };
+    matches!(
+        tokio::time::timeout(PROBE_TIMEOUT, answer).await,
+        Ok(Some(true))
+    )
+}
+
+/// The Python of moto's virtualenv, installing moto into it under `state_dir` when it is
+/// missing.
 async fn ensure_moto(state_dir: &Path) -> Result<PathBuf, EmulatorError> {
     let venv = python::ensure_venv(
         state_dir,
@@ -250,5 +332,5 @@ async fn ensure_moto(state_dir: &Path) -> Result<PathBuf, EmulatorError> {
         INSTALL_TAKES,
     )
     .await?;
-    Ok(venv.join("bin").join("moto_server"))
+    Ok(venv.join("bin").join("python"))
 }

@@ -316,57 +316,70 @@ async fn a_second_compaction_waits_for_the_claim_then_takes_over_a_crashed_one()
         150,
         common::Layout::Only(OutputFormat::Ndjson),
     );
-    let table = TableFormat::Json;
     let expected = as_query_reads(&original).await;
-    let root = original.with_file_name("compact-second-run");
-    let lease = Duration::from_millis(1500);
     // Stopped after the claim, the new object, the commit, the first and the second
-    // source deleted (the sixth change releases the claim).
-    for changes in 1..=5 {
-        copy_dir(&original, &root);
-        let first = lake(&root).await;
-        let stopped = Compactor::new(&first, &WEATHER)
-            .stop_after(changes)
-            .run(DateRange::default(), |_| {})
-            .await;
-        assert!(
-            matches!(stopped, Err(QueryError::Interrupted { .. })),
-            "{stopped:?}"
-        );
-        let when = format!("first stopped after {changes} changes");
-        assert_every_record_once(&root, table, &expected, &when).await;
-        let before = listing(&root).await;
-
-        let second = tokio::spawn({
-            let root = root.clone();
-            async move {
-                let lake = lake(&root).await;
-                Compactor::new(&lake, &WEATHER)
-                    .lease(lease)
-                    .run(DateRange::default(), |_| {})
-                    .await
-            }
-        });
-        // Watched for less than a lease: the claim may still be renewed.
-        tokio::time::sleep(lease / 4).await;
-        assert!(!second.is_finished(), "{when}: the second did not wait");
-        assert_eq!(
-            listing(&root).await,
-            before,
-            "{when}: the second changed the lake"
-        );
-        assert_every_record_once(&root, table, &expected, &format!("{when}, second waiting")).await;
-
-        second.await.unwrap().unwrap();
-        assert_compacted(&root, OutputFormat::NdjsonGzip).await;
-        assert_every_record_once(&root, table, &expected, &format!("{when}, second done")).await;
-    }
-    for dir in [&original, &root] {
-        std::fs::remove_dir_all(dir).unwrap();
+    // source deleted (the sixth change releases the claim): each case in a copy of its
+    // own, all at once, since each spends most of a lease waiting.
+    let cases = (1..=5).map(|changes| {
+        let (original, expected) = (original.clone(), expected.clone());
+        tokio::spawn(async move {
+            let root = original.with_file_name(format!("compact-second-run-{changes}"));
+            stopped_after(changes, &original, &root, &expected).await;
+            root
+        })
+    });
+    let roots = futures::future::join_all(cases).await;
+    for dir in std::iter::once(original).chain(roots.into_iter().map(Result::unwrap)) {
+        std::fs::remove_dir_all(&dir).unwrap();
         let _ = std::fs::remove_dir_all(Path::new(
             &LakeLocation::Local(dir.clone()).compaction_log_folder(),
         ));
     }
+}
+
+/// A first compaction of a copy of `original` at `root` stopped after `changes`, then a
+/// second one: it waits for the first one's claim to go a lease unrenewed, then compacts;
+/// every record is read once at every step.
+async fn stopped_after(changes: usize, original: &Path, root: &Path, expected: &str) {
+    let table = TableFormat::Json;
+    let lease = Duration::from_millis(1500);
+    copy_dir(original, root);
+    let first = lake(root).await;
+    let stopped = Compactor::new(&first, &WEATHER)
+        .stop_after(changes)
+        .run(DateRange::default(), |_| {})
+        .await;
+    assert!(
+        matches!(stopped, Err(QueryError::Interrupted { .. })),
+        "{stopped:?}"
+    );
+    let when = format!("first stopped after {changes} changes");
+    assert_every_record_once(root, table, expected, &when).await;
+    let before = listing(root).await;
+
+    let second = tokio::spawn({
+        let root = root.to_owned();
+        async move {
+            let lake = lake(&root).await;
+            Compactor::new(&lake, &WEATHER)
+                .lease(lease)
+                .run(DateRange::default(), |_| {})
+                .await
+        }
+    });
+    // Watched for less than a lease: the claim may still be renewed.
+    tokio::time::sleep(lease / 4).await;
+    assert!(!second.is_finished(), "{when}: the second did not wait");
+    assert_eq!(
+        listing(root).await,
+        before,
+        "{when}: the second changed the lake"
+    );
+    assert_every_record_once(root, table, expected, &format!("{when}, second waiting")).await;
+
+    second.await.unwrap().unwrap();
+    assert_compacted(root, OutputFormat::NdjsonGzip).await;
+    assert_every_record_once(root, table, expected, &format!("{when}, second done")).await;
 }
 
 /// Two compactions of the same lake started together, on two threads: each day is

@@ -85,7 +85,7 @@ async fn the_stack_stops_within_its_grace_when_the_emulator_is_gone() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    emulator.stop().await;
+    emulator.kill();
     let started = tokio::time::Instant::now();
     let stats = tokio::time::timeout(Duration::from_secs(120), stack.stop())
         .await

@@ -295,7 +295,10 @@ pub async fn wait_for_consumer(clients: &Clients, bucket: &str, entries: &[Entry
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(240);
     loop {
         let rows = table_rows(&clients.dynamodb, &WEATHER_TABLES, false).await;
-        let dead = read_prefix(clients, bucket, CONSUMER_DEAD_LETTER_PREFIX)
+        // Counted by listing: one request, where reading them was one per dead letter.
+        let dead = clients
+            .bucket(bucket)
+            .objects_under(CONSUMER_DEAD_LETTER_PREFIX)
             .await
             .unwrap()
             .len();
