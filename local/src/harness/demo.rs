@@ -414,15 +414,26 @@ pub fn follow_up_queries(dataset: &Dataset, bucket: &str, report: &DemoReport) -
 }
 
 /// Runs the [`follow_up_queries`] of a demo with the `query` binary against the stack,
-/// printing each command line as a shell reads it back, then its output; `true` when
-/// every one succeeded.
+/// all at once, then prints each command line as a shell reads it back and its output;
+/// `true` when every one succeeded.
 pub async fn run_follow_up_queries(
     stack: &LocalStack,
     report: &DemoReport,
 ) -> Result<bool, StackError> {
     let c = stack.config();
+    let queries = follow_up_queries(&c.dataset, &c.bucket, report);
+    let outputs = futures::future::try_join_all(queries.iter().map(|args| {
+        stack
+            .binaries()
+            .command("query")
+            .args(args)
+            .envs(stack.clients().child_env.iter().map(|(k, v)| (k, v)))
+            .output()
+    }))
+    .await
+    .map_err(StackError::io("running query"))?;
     let mut all_ok = true;
-    for args in follow_up_queries(&c.dataset, &c.bucket, report) {
+    for (args, output) in queries.iter().zip(outputs) {
         println!();
         let shown: Vec<String> = args
             .iter()
@@ -436,14 +447,6 @@ pub async fn run_follow_up_queries(
             })
             .collect();
         println!("$ query {}", shown.join(" "));
-        let output = stack
-            .binaries()
-            .command("query")
-            .args(&args)
-            .envs(stack.clients().child_env.iter().map(|(k, v)| (k, v)))
-            .output()
-            .await
-            .map_err(StackError::io("running query"))?;
         print!("{}", String::from_utf8_lossy(&output.stdout));
         eprint!("{}", String::from_utf8_lossy(&output.stderr));
         all_ok &= output.status.success();

@@ -133,19 +133,24 @@ async fn ensure_uv(state_dir: &Path, log: &Path, step: &Step) -> Result<String, 
     let requirement = format!("uv=={UV_VERSION}");
     let venv_arg = venv.display().to_string();
     let bin = |name: &str| venv.join("bin").join(name).display().to_string();
-    let with_pip = match run_logged(&python, &["-m", "venv", "--clear", &venv_arg], log, step).await
-    {
-        Ok(()) => run_logged(&bin("pip"), &["install", &requirement], log, step).await,
-        Err(e) => Err(e),
-    };
-    if let Err(first) = with_pip {
-        tracing::info!("a virtualenv with pip failed ({first}); bootstrapping pip from PyPI");
-        let without_pip = ["-m", "venv", "--clear", "--without-pip", &venv_arg];
-        run_logged(&python, &without_pip, log, step)
-            .await
-            .map_err(|e| format!("{first}; then {e}"))?;
+    // A virtualenv without pip (installing pip into it is most of the time a venv takes),
+    // uv installed into it by the Python's own pip (`--python`, pip 22.3 or newer)...
+    let without_pip = ["-m", "venv", "--clear", "--without-pip", &venv_arg];
+    run_logged(&python, &without_pip, log, step).await?;
+    let venv_python = bin("python");
+    let into_venv = [
+        "-m",
+        "pip",
+        "--python",
+        &venv_python,
+        "install",
+        &requirement,
+    ];
+    if let Err(first) = run_logged(&python, &into_venv, log, step).await {
+        // ... or by a pip fetched from PyPI (a Python without pip, or with an older one).
+        tracing::info!("the Python's pip cannot install uv ({first}); bootstrapping pip from PyPI");
         run_logged(
-            &bin("python"),
+            &venv_python,
             &["-c", PIP_BOOTSTRAP, &requirement],
             log,
             step,
